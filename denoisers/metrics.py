@@ -1,0 +1,43 @@
+"""The evaluation protocol (shared EVALUATION.md) in one place: noise, quantisation, PSNR, SSIM."""
+from __future__ import annotations
+
+import numpy as np
+from skimage.metrics import structural_similarity
+
+from .io import to_uint8
+
+
+def add_noise(clean: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
+    """Additive white Gaussian noise, sigma on the 0-255 scale; the result is NOT clipped.
+
+    ``clean`` is float32 on [0, 1]. The noise is drawn in float64 by
+    ``np.random.default_rng(seed).normal`` and cast to float32, exactly as the protocol says.
+    """
+    noise = np.random.default_rng(seed).normal(0.0, sigma / 255.0, clean.shape).astype(np.float32)
+    return (clean.astype(np.float32) + noise).astype(np.float32)
+
+
+def psnr(reference_u8: np.ndarray, test_u8: np.ndarray) -> float:
+    """PSNR in dB of two uint8 RGB arrays: all channels, whole image, peak 255."""
+    _check_pair(reference_u8, test_u8)
+    mse = np.mean((reference_u8.astype(np.float64) - test_u8.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10.0 * np.log10(255.0**2 / mse))
+
+
+def ssim(reference_u8: np.ndarray, test_u8: np.ndarray) -> float:
+    """SSIM of two uint8 RGB arrays (skimage, channel_axis=-1, data_range=255)."""
+    _check_pair(reference_u8, test_u8)
+    return float(structural_similarity(reference_u8, test_u8, channel_axis=-1, data_range=255))
+
+
+def score(clean_u8: np.ndarray, output: np.ndarray) -> tuple[float, float]:
+    """(PSNR, SSIM) of a float output (clipped and rounded first) against the clean uint8 image."""
+    out_u8 = to_uint8(output)
+    return psnr(clean_u8, out_u8), ssim(clean_u8, out_u8)
+
+
+def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
+    if a.dtype != np.uint8 or b.dtype != np.uint8:
+        raise ValueError(f"metrics take uint8 arrays, got {a.dtype} and {b.dtype}")
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")

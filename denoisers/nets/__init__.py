@@ -1,0 +1,1 @@
+"""Network definitions (torch modules only: no weights, no I/O)."""

@@ -1,0 +1,110 @@
+"""The weights manifest (``assets/weights/manifest.json``) and loading weights from it.
+
+Third-party entries carry download ``sources``; the project's own trained weights are files
+in ``assets/weights/`` (``"bundled": true``) with a model card beside each. A local mirror
+folder (``DENOISERS_WEIGHTS_MIRROR``, for example the shared ``weights`` folder) is tried
+before any download.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .fetch import ChecksumError, FileSpec, Source, cache_root, locate, verify
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets" / "weights"
+MANIFEST = ASSETS / "manifest.json"
+MIRROR_ENV = "DENOISERS_WEIGHTS_MIRROR"
+
+
+class WeightsError(RuntimeError):
+    """Weights are missing, unreadable or do not match their manifest entry."""
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    key: str
+    method: str
+    file: str
+    sha256: str
+    sigma: float | None
+    arch: dict[str, Any]
+    license: str
+    source: str
+    trained_on: str
+    sources: tuple[Source, ...] = ()
+    size: int | None = None
+    bundled: bool = False
+
+    @property
+    def spec(self) -> FileSpec:
+        return FileSpec(self.file, self.sha256, self.sources, self.size)
+
+
+def read_manifest(path: Path = MANIFEST) -> dict[str, WeightsEntry]:
+    raw = json.loads(Path(path).read_text())
+    entries = {}
+    for key, item in raw.items():
+        item = dict(item)
+        item["sources"] = tuple(Source(**s) for s in item.get("sources", ()))
+        entries[key] = WeightsEntry(key=key, **item)
+    return entries
+
+
+@lru_cache(maxsize=1)
+def manifest() -> dict[str, WeightsEntry]:
+    return read_manifest()
+
+
+def entries_for(method: str) -> list[WeightsEntry]:
+    return [e for e in manifest().values() if e.method == method]
+
+
+def mirrors() -> list[Path]:
+    value = os.environ.get(MIRROR_ENV, "")
+    return [Path(p) for p in value.split(os.pathsep) if p]
+
+
+def weights_path(entry: WeightsEntry, download: bool = True) -> Path:
+    """A local, sha256-checked path for ``entry`` (bundled file, cache, mirror, or download)."""
+    if entry.bundled:
+        path = ASSETS / entry.file
+        if not path.exists():
+            raise WeightsError(f"bundled weights {path} are missing")
+        try:
+            verify(path, entry.sha256)
+        except ChecksumError as exc:
+            raise WeightsError(str(exc)) from exc
+        return path
+    try:
+        return locate(entry.spec, cache_root() / "weights", mirrors(), download=download)
+    except (ChecksumError, RuntimeError) as exc:
+        raise WeightsError(f"weights '{entry.key}': {exc}") from exc
+
+
+def is_available_locally(entry: WeightsEntry) -> bool:
+    """True when the file is bundled, cached or mirrored (no network, no hashing of downloads)."""
+    if entry.bundled:
+        return (ASSETS / entry.file).exists()
+    candidates = [cache_root() / "weights" / entry.file] + [m / entry.file for m in mirrors()]
+    return any(p.exists() for p in candidates)
+
+
+def load_state_dict(entry: WeightsEntry, download: bool = True) -> dict[str, torch.Tensor]:
+    """Load ``entry``'s tensors with ``weights_only=True`` (no arbitrary unpickling)."""
+    path = weights_path(entry, download=download)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated/corrupted files
+        raise WeightsError(f"cannot read weights file {path}: {exc}") from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path} holds {type(state).__name__}, not a state dict")
+    return state

@@ -1,0 +1,114 @@
+"""Training batches made on the training device: random crops, dihedral augmentation, noise.
+
+The whole image set is decoded once into one uint8 tensor on the device, so a GPU is never
+waiting for a data loader. Portrait images are stored transposed (CBSD432 has 481x321 and
+321x481 images): the random 90-degree rotations and flips make both orientations equally
+likely anyway, so nothing is lost. Images of other sizes are zero-padded to the largest
+height and width, and each crop is drawn inside its own image's valid area.
+
+A batch is a pure function of (seed, rank, step): the crop/noise generator is re-seeded from
+those three numbers at every step. Resuming at any step therefore draws exactly the batches
+an unbroken run would have, with no generator state to save, and each DDP rank draws its own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from denoisers.io import read_image
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    """Image files directly inside ``folder``, in name order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {folder} does not exist")
+    found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not found:
+        raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+    return found
+
+
+@dataclass
+class ImageBank:
+    """All training images on one device: ``pixels`` [N, Hmax, Wmax, 3] uint8, ``sizes`` [N, 2]."""
+
+    pixels: torch.Tensor
+    sizes: torch.Tensor  # (h, w) of each image's valid area, int64, same device
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixels.device
+
+    def __len__(self) -> int:
+        return self.pixels.shape[0]
+
+
+def load_bank(paths: list[Path], device: torch.device | str, min_size: int) -> ImageBank:
+    """Decode ``paths`` once, transpose portraits to landscape, pad to one tensor on ``device``."""
+    images = []
+    for path in paths:
+        img = read_image(path)  # HxWx3 uint8
+        if img.shape[0] > img.shape[1]:
+            img = img.transpose(1, 0, 2)
+        if min(img.shape[:2]) < min_size:
+            raise ValueError(f"{path} is {img.shape[1]}x{img.shape[0]}, smaller than the {min_size}px crop")
+        images.append(img)
+    h = max(i.shape[0] for i in images)
+    w = max(i.shape[1] for i in images)
+    pixels = np.zeros((len(images), h, w, 3), dtype=np.uint8)
+    for k, img in enumerate(images):
+        pixels[k, : img.shape[0], : img.shape[1]] = img
+    sizes = torch.tensor([i.shape[:2] for i in images], dtype=torch.int64)
+    return ImageBank(torch.from_numpy(pixels).to(device), sizes.to(device))
+
+
+def batch_seed(seed: int, rank: int, step: int) -> int:
+    """A 63-bit seed for (seed, rank, step); distinct triples give unrelated streams."""
+    mixed = np.random.SeedSequence([seed, rank, step]).generate_state(2, dtype=np.uint32)
+    return int(mixed[0]) << 31 | int(mixed[1]) >> 1
+
+
+class BatchMaker:
+    """``make(step)`` -> (noisy on [0, 1], target on [-1, 1]), both [B, 3, crop, crop] float32."""
+
+    def __init__(self, bank: ImageBank, crop: int, batch: int, sigma_range: tuple[float, float],
+                 seed: int, rank: int = 0) -> None:
+        if crop > int(bank.sizes.min()):
+            raise ValueError(f"crop {crop} is larger than the smallest image side {int(bank.sizes.min())}")
+        self.bank, self.crop, self.batch = bank, crop, batch
+        self.sigma_lo, self.sigma_hi = sigma_range
+        self.seed, self.rank = seed, rank
+        self.generator = torch.Generator(device=bank.device)
+        self.offsets = torch.arange(crop, device=bank.device)
+
+    def make(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        g = self.generator
+        g.manual_seed(batch_seed(self.seed, self.rank, step))
+        dev, b, c = self.bank.device, self.batch, self.crop
+        idx = torch.randint(len(self.bank), (b,), generator=g, device=dev)
+        hw = self.bank.sizes[idx]  # [B, 2]
+        # Uniform top-left corners inside each image's own valid area.
+        y = (torch.rand(b, generator=g, device=dev) * (hw[:, 0] - c + 1)).long()
+        x = (torch.rand(b, generator=g, device=dev) * (hw[:, 1] - c + 1)).long()
+        rows = (y[:, None] + self.offsets)[:, :, None]  # [B, c, 1]
+        cols = (x[:, None] + self.offsets)[:, None, :]  # [B, 1, c]
+        crops = self.bank.pixels[idx[:, None, None], rows, cols]  # [B, c, c, 3] uint8
+        clean = crops.permute(0, 3, 1, 2).float().div_(255.0)  # [B, 3, c, c] on [0, 1]
+        clean = _dihedral(clean, torch.rand(b, 3, generator=g, device=dev) < 0.5)
+        sigma = self.sigma_lo + (self.sigma_hi - self.sigma_lo) * torch.rand(b, generator=g, device=dev)
+        noise = torch.randn(clean.shape, generator=g, device=dev) * (sigma / 255.0).view(b, 1, 1, 1)
+        noisy = clean + noise  # not clipped, as in the evaluation protocol
+        return noisy, clean * 2.0 - 1.0
+
+
+def _dihedral(x: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
+    """Per-sample flips (vertical, horizontal) and transpose: all 8 rotations/reflections."""
+    x = torch.where(flips[:, 0, None, None, None], x.flip(2), x)
+    x = torch.where(flips[:, 1, None, None, None], x.flip(3), x)
+    return torch.where(flips[:, 2, None, None, None], x.transpose(2, 3), x)

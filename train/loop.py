@@ -147,40 +147,51 @@ def mse_step(run: Run, noisy: torch.Tensor, target: torch.Tensor) -> dict[str, t
     return {"l_g_pix": l_g_pix.detach()}
 
 
-def gan_step(run: Run, noisy: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-    """One generator step with D frozen, then one discriminator step on the detached fake."""
+def g_step(run: Run, noisy: torch.Tensor, target: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Generator step of phase 2 with D frozen; returns the losses and the fake batch."""
     cfg, d_plain = run.cfg, run.d
-    # Generator: D frozen, called unwrapped (no DDP hooks; its weights get no gradient).
+    # D is called unwrapped (no DDP hooks) with requires_grad off: its weights get no gradient.
     d_plain.requires_grad_(False)
     with autocast(cfg, run.device):
         fake = run.g_train(noisy)
         l_g_content = content_loss(run.vgg, fake, target, cfg.content_feature_scale)
-        logit_fake_g = d_plain(fake)
+        logit_fake = d_plain(fake)
     l_g_pix = pixel_loss(fake, target)
-    l_g_adv = g_adversarial_loss(logit_fake_g)
+    l_g_adv = g_adversarial_loss(logit_fake)
     l_g = cfg.w_pix * l_g_pix + cfg.w_content * l_g_content + cfg.w_adv * l_g_adv
     run.opt_g.zero_grad(set_to_none=True)
     l_g.backward()
     run.opt_g.step()
-    # Discriminator: real and detached fake, one forward/backward each (BasicSR's order).
     d_plain.requires_grad_(True)
-    run.opt_d.zero_grad(set_to_none=True)
+    losses = {"l_g_pix": l_g_pix.detach(), "l_g_content": l_g_content.detach(), "l_g_adv": l_g_adv.detach()}
+    return losses, fake
+
+
+def d_step(run: Run, target: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Discriminator step on the real batch and the detached fake, one forward/backward each
+    (BasicSR's order; under DDP each backward is its own gradient all-reduce)."""
     fake = fake.detach()
-    with autocast(cfg, run.device):
+    run.opt_d.zero_grad(set_to_none=True)
+    with autocast(run.cfg, run.device):
         logit_real = run.d_train(target)
     l_d_real = d_real_loss(logit_real)
     l_d_real.backward()
-    with autocast(cfg, run.device):
+    with autocast(run.cfg, run.device):
         logit_fake = run.d_train(fake)
     l_d_fake = d_fake_loss(logit_fake)
     l_d_fake.backward()
     run.opt_d.step()
     return {
-        "l_g_pix": l_g_pix.detach(), "l_g_content": l_g_content.detach(), "l_g_adv": l_g_adv.detach(),
         "l_d_real": l_d_real.detach(), "l_d_fake": l_d_fake.detach(),
-        "d_real": torch.sigmoid(logit_real.detach().float()).mean(),
-        "d_fake": torch.sigmoid(logit_fake.detach().float()).mean(),
+        "d_real": torch.sigmoid(logit_real.detach().float()).mean(),  # mean D(x)
+        "d_fake": torch.sigmoid(logit_fake.detach().float()).mean(),  # mean D(G(y))
     }
+
+
+def gan_step(run: Run, noisy: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One generator step (D frozen), then one discriminator step (fake detached): k = 1."""
+    losses, fake = g_step(run, noisy, target)
+    return {**losses, **d_step(run, target, fake)}
 
 
 STEPS: dict[str, Callable[[Run, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]] = {
@@ -299,7 +310,7 @@ def export_generator(run: Run, path: Path, extra: dict[str, Any] | None = None) 
         "phase": run.phase, "arch": run.cfg.arch, "config": run.cfg.to_dict(),
         "sigma": list(run.cfg.sigma_range), "steps": run.steps_before + run.step,
         "phase_steps": run.step, "device": describe_device(run.device), "world_size": run.dist.world,
-        "torch": torch.__version__, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "torch": str(torch.__version__), "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         **(extra or {}),
     }
     return ckpt.save_atomic(payload, path)
@@ -389,7 +400,7 @@ def _loop(run: Run, resumed: bool, eval_paths: list[Path], bar: bool | None, sto
     images = load_eval_images(eval_paths) if main else []
     rec.metrics({"event": "resume" if resumed else "start", "step": run.step, "phase": run.phase,
                  "device": describe_device(run.device), "world_size": run.dist.world,
-                 "torch": torch.__version__, "sigma": list(cfg.sigma_range), "steps_before": run.steps_before,
+                 "torch": str(torch.__version__), "sigma": list(cfg.sigma_range), "steps_before": run.steps_before,
                  "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
     rec.log(f"{run.phase}: {'resuming' if resumed else 'starting'} at step {run.step} of {run.total_steps} "
             f"on {describe_device(run.device)} x{run.dist.world}, preset {cfg.preset}")

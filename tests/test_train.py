@@ -1,0 +1,312 @@
+"""The training pipeline on the CPU with the ``tiny`` preset: data, losses, both phases, resume.
+
+Training images come from the data mirror (``DENOISERS_DATA_MIRROR``) when it is set, else
+from synthetic images, so these tests never need the network. The VGG19 test needs the real
+weights (``DENOISERS_WEIGHTS_MIRROR``) and is skipped without them.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from denoisers.nets.idresnet import IDResNetGenerator
+from train import checkpoint as ckpt
+from train.config import TINY, Config, ConfigError, from_dict, load_yaml, preset, save_yaml
+from train.data import BatchMaker, load_bank
+from train.discriminator import Discriminator, check_state_dict, feature_side
+from train.losses import d_fake_loss, d_real_loss, g_adversarial_loss
+from train.loop import Dist, d_step, g_step, lr_at, plan_total_steps, prepare, run
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def synthetic_image(seed: int, h: int, w: int) -> np.ndarray:
+    """A smooth colour image with a few edges (what a denoiser can learn quickly)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    channels = []
+    for _ in range(3):
+        fx, fy, phase = rng.uniform(1, 4), rng.uniform(1, 4), rng.uniform(0, 6)
+        channels.append(0.5 + 0.35 * np.sin(2 * np.pi * (fx * xx + fy * yy) + phase))
+    img = np.stack(channels, -1)
+    img[h // 3: h // 2, w // 4: w // 2] = rng.uniform(0, 1, 3)  # a flat patch with sharp edges
+    return np.round(img * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def train_images(tmp_path_factory) -> list[Path]:
+    if os.environ.get("DENOISERS_DATA_MIRROR"):
+        from denoisers import datasets
+
+        if datasets.available_locally("cbsd432"):
+            return datasets.files("cbsd432", download=False, limit=6)
+    folder = tmp_path_factory.mktemp("train_images")
+    paths = []
+    for k in range(6):
+        h, w = (96, 72) if k % 2 else (72, 96)  # both orientations, as in CBSD432
+        paths.append(folder / f"{k}.png")
+        Image.fromarray(synthetic_image(k, h, w)).save(paths[-1])
+    return paths
+
+
+@pytest.fixture(scope="module")
+def eval_image(tmp_path_factory) -> list[Path]:
+    path = tmp_path_factory.mktemp("eval") / "eval.png"
+    Image.fromarray(synthetic_image(99, 64, 96)).save(path)
+    return [path]
+
+
+def records(run_dir: Path, event: str = "train") -> list[dict]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r.get("event") == event]
+
+
+def tiny(**changes) -> Config:
+    return TINY.replace(**changes)
+
+
+# ----------------------------------------------------------------------------- config
+
+def test_presets_are_frozen_and_reject_unknown_keys(tmp_path):
+    with pytest.raises(ConfigError, match="unknown config key.*bacth"):
+        from_dict({**TINY.to_dict(), "bacth": 8})
+    with pytest.raises(ConfigError, match="unknown preset"):
+        preset("huge")
+    with pytest.raises(Exception):
+        TINY.batch = 3  # frozen
+    with pytest.raises(ConfigError, match="sigma"):
+        tiny(sigma=[50, 25])
+    assert preset("paper").crop == 100 and preset("paper").batch == 16 and preset("paper").sigma == 25.0
+    assert tiny(sigma=[15, 55]).sigma_range == (15.0, 55.0) and TINY.sigma_range == (25.0, 25.0)
+    save_yaml(tiny(sigma=[15, 55], lr=3e-4), tmp_path / "c.yaml")
+    assert load_yaml(tmp_path / "c.yaml") == tiny(sigma=(15.0, 55.0), lr=3e-4)
+    (tmp_path / "bad.yaml").write_text("preset: tiny\nlearning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match="learning_rate"):
+        load_yaml(tmp_path / "bad.yaml")
+
+
+def test_lr_schedule_scales_with_run_length():
+    cfg = preset("paper")
+    assert lr_at(cfg, 0, 400_000) == 1e-4 and lr_at(cfg, 199_999, 400_000) == 1e-4
+    assert lr_at(cfg, 200_000, 400_000) == pytest.approx(1e-5)
+    assert lr_at(cfg, 499, 1000) == 1e-4 and lr_at(cfg, 500, 1000) == pytest.approx(1e-5)
+    # 100 it/s, 60 s left, evaluations of 1 s every 1000 steps: about 5.7k steps fit.
+    total = plan_total_steps(100, 100.0, 60.0, 1.0, 1000, 10**9)
+    assert 5_000 < total - 100 < 5_820
+    assert plan_total_steps(100, 100.0, 60.0, 1.0, 1000, 2_000) == 2_000
+
+
+# ----------------------------------------------------------------------------- data
+
+def test_batches_are_on_device_crops_with_the_right_noise(train_images):
+    bank = load_bank(train_images, "cpu", 32)
+    assert bank.pixels.dtype == torch.uint8 and bank.pixels.shape[1] <= bank.pixels.shape[2]  # landscape
+    maker = BatchMaker(bank, 32, 64, (25.0, 25.0), seed=1)
+    noisy, target = maker.make(3)
+    assert noisy.shape == target.shape == (64, 3, 32, 32)
+    assert target.min() >= -1 and target.max() <= 1
+    noise = noisy - (target + 1) / 2
+    assert noise.std().item() == pytest.approx(25 / 255, rel=0.05)
+    assert abs(noise.mean().item()) < 0.005
+    again = maker.make(3)
+    assert torch.equal(again[0], noisy) and torch.equal(again[1], target)  # a function of the step
+    assert not torch.equal(maker.make(4)[1], target)
+    mixed = BatchMaker(bank, 32, 256, (15.0, 55.0), seed=1).make(0)
+    per_crop = (mixed[0] - (mixed[1] + 1) / 2).flatten(1).std(1) * 255
+    assert per_crop.min() > 12 and per_crop.max() < 58 and per_crop.std() > 5  # sigma varies per crop
+
+
+def test_crops_stay_inside_each_image(tmp_path):
+    # White images of different sizes: any crop reaching into the zero padding shows black.
+    paths = []
+    for k, (h, w) in enumerate([(40, 60), (70, 50), (33, 90)]):
+        paths.append(tmp_path / f"{k}.png")
+        Image.fromarray(np.full((h, w, 3), 255, np.uint8)).save(paths[-1])
+    bank = load_bank(paths, "cpu", 32)
+    assert bank.sizes.tolist() == [[40, 60], [50, 70], [33, 90]]
+    _, target = BatchMaker(bank, 32, 512, (0.0, 0.0), seed=0).make(0)
+    assert torch.all(target == 1.0)
+    with pytest.raises(ValueError, match="smaller than the 64px crop"):
+        load_bank(paths, "cpu", 64)
+
+
+# ----------------------------------------------------------------------------- networks and losses
+
+def test_discriminator_is_checked_against_the_crop_size():
+    d = Discriminator(100)
+    assert feature_side(100) == 7 and d.flat == 512 * 7 * 7  # SRGAN's layout for 100 px crops
+    assert d(torch.zeros(2, 3, 100, 100)).shape == (2,)
+    with pytest.raises(ValueError, match="built for 100x100 crops"):
+        d(torch.zeros(2, 3, 96, 96))
+    with pytest.raises(ValueError, match="crop size differs"):
+        check_state_dict(Discriminator(96, 8, 16), Discriminator(100, 8, 16).state_dict())
+    with pytest.raises(ValueError, match="at least 16"):
+        Discriminator(8)
+
+
+def test_adversarial_losses_have_the_right_signs_and_values():
+    sure_real, sure_fake, unsure = torch.full((4,), 20.0), torch.full((4,), -20.0), torch.zeros(4)
+    assert d_real_loss(sure_real) < 1e-6 and d_fake_loss(sure_fake) < 1e-6  # D right: no loss
+    assert d_real_loss(sure_fake) > 19 and d_fake_loss(sure_real) > 19  # D wrong: large loss
+    assert d_real_loss(unsure).item() == pytest.approx(math.log(2)) == d_fake_loss(unsure).item()
+    assert g_adversarial_loss(sure_real) < 1e-6 and g_adversarial_loss(sure_fake) > 19  # G fools D: no loss
+    logits = torch.linspace(-3, 3, 7)
+    p = torch.sigmoid(logits)
+    torch.testing.assert_close(d_real_loss(logits), -torch.log(p).mean())  # -log D(x)
+    torch.testing.assert_close(d_fake_loss(logits), -torch.log(1 - p).mean())  # -log(1 - D(G(y)))
+    torch.testing.assert_close(g_adversarial_loss(logits), -torch.log(p).mean())  # -log D(G(y))
+
+
+def test_gradients_flow_only_where_they_should(train_images, tmp_path):
+    cfg = tiny()
+    bank = load_bank(train_images, "cpu", cfg.crop)
+    r, _ = prepare(cfg, "gan", bank, Dist(), tmp_path, pretrained_vgg=False)
+    assert not any(p.requires_grad for p in r.vgg.parameters())
+    noisy, target = r.batches.make(0)
+
+    def snap(m):
+        return {k: v.detach().clone() for k, v in m.state_dict().items()}
+
+    g0, d0 = snap(r.g), snap(r.d)
+    losses, fake = g_step(r, noisy, target)
+    assert fake.requires_grad and set(losses) == {"l_g_pix", "l_g_content", "l_g_adv"}
+    assert all(torch.equal(v, d0[k]) for k, v in r.d.state_dict().items()), "G step changed D"
+    assert all(p.grad is None for p in r.d.parameters()), "G step left gradients in D"
+    assert all(p.grad is None for p in r.vgg.parameters())
+    assert any(not torch.equal(v, g0[k]) for k, v in r.g.state_dict().items()), "G step did not train G"
+    assert all(p.requires_grad for p in r.d.parameters()), "D left frozen after the G step"
+
+    g1, grads = snap(r.g), [p.grad.clone() for p in r.g.parameters()]
+    losses = d_step(r, target, fake)
+    assert all(torch.equal(v, g1[k]) for k, v in r.g.state_dict().items()), "D step changed G"
+    assert all(torch.equal(p.grad, g) for p, g in zip(r.g.parameters(), grads)), "D step reached G (fake not detached)"
+    assert all(p.grad is not None for p in r.d.parameters())
+    assert any(not torch.equal(v, d0[k]) for k, v in r.d.state_dict().items()), "D step did not train D"
+    assert 0 < losses["d_real"] < 1 and 0 < losses["d_fake"] < 1
+
+
+@pytest.mark.skipif(not os.environ.get("DENOISERS_WEIGHTS_MIRROR"),
+                    reason="needs the VGG19 weights file: set DENOISERS_WEIGHTS_MIRROR to the shared weights folder")
+def test_vgg19_relu5_4_features_see_content_not_noise():
+    from denoisers.metrics import add_noise
+    from train.vgg import load_vgg19
+
+    vgg = load_vgg19("relu5_4")
+    assert list(vgg.layers.named_children())[-1][0] == "relu5_4" and len(vgg.layers) == 36
+    a = synthetic_image(1, 128, 128).astype(np.float32) / 255
+    b = synthetic_image(2, 128, 128).astype(np.float32) / 255
+    if os.environ.get("DENOISERS_DATA_MIRROR"):  # natural images when the data mirror is there
+        from denoisers import datasets
+        from denoisers.io import read_image
+
+        paths = datasets.files("kodak24", download=False, limit=2)
+        a, b = (read_image(p)[100:228, 200:328].astype(np.float32) / 255 for p in paths)
+    noisy = add_noise(a, 25, seed=0)
+
+    def feats(x):
+        return vgg(torch.from_numpy(x).permute(2, 0, 1)[None])
+
+    fa, fn, fb = feats(a), feats(noisy), feats(b)
+    assert fa.shape == (1, 512, 8, 8) and fa.min() >= 0 and fa.max() > 1  # after ReLU, 0-255 scale
+    to_noisy, to_other = (fa - fn).pow(2).mean(), (fa - fb).pow(2).mean()
+    assert to_noisy < 0.5 * to_other, f"noisy copy {to_noisy:.3g} vs other image {to_other:.3g}"
+
+
+# ----------------------------------------------------------------------------- both phases end to end
+
+@pytest.fixture(scope="module")
+def mse_run(train_images, eval_image, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("mse")
+    run(tiny(lr=1e-3, log_every=1, eval_every=30), "mse", train_images, out, eval_paths=eval_image, steps=60,
+        bar=False)
+    return out
+
+
+def test_mse_phase_runs_and_the_loss_falls(mse_run):
+    rows = records(mse_run)
+    assert [r["step"] for r in rows] == list(range(1, 61))
+    first = np.mean([r["l_g_pix"] for r in rows[:10]])
+    last = np.mean([r["l_g_pix"] for r in rows[-10:]])
+    assert last < 0.6 * first, f"MSE went from {first:.4f} to {last:.4f}"
+    assert rows[0]["lr"] == 1e-3 and rows[-1]["lr"] == pytest.approx(1e-4)  # milestone at half-way
+    evals = records(mse_run, "eval")
+    assert [e["step"] for e in evals] == [0, 30, 60] and evals[-1]["psnr_s25"] > evals[0]["psnr_s25"]
+    for name in ("config.yaml", "log.txt", "last.pt", "generator.pt"):
+        assert (mse_run / name).is_file()
+
+
+def test_generator_export_is_self_describing_and_unwrapped(mse_run):
+    export = torch.load(mse_run / "generator.pt", map_location="cpu", weights_only=True)
+    assert export["arch"] == TINY.arch and export["steps"] == 60 and export["method"] == "idresnet"
+    assert all(v.dtype == torch.float16 for v in export["state_dict"].values())
+    assert not any(k.startswith(ckpt.WRAPPER_PREFIXES) for k in export["state_dict"])
+    g = IDResNetGenerator(**export["arch"])
+    g.load_state_dict({k: v.float() for k, v in export["state_dict"].items()})
+    last = torch.load(mse_run / "last.pt", map_location="cpu", weights_only=True)
+    assert last["version"] == ckpt.VERSION and last["step"] == 60 and last["config"]["preset"] == "tiny"
+    assert set(last["rng"]) >= {"cpu"} and "opt_g" in last
+    assert not any(k.startswith(ckpt.WRAPPER_PREFIXES) for k in last["g"])
+    assert not list(mse_run.glob(".*.tmp"))  # no temporary files left by the atomic writes
+
+
+def test_gan_phase_runs_end_to_end(mse_run, train_images, tmp_path):
+    pretrained = bool(os.environ.get("DENOISERS_WEIGHTS_MIRROR"))
+    out = run(tiny(log_every=2), "gan", train_images, tmp_path, init=mse_run, steps=4, bar=False,
+              pretrained_vgg=pretrained)
+    rows = records(out)
+    assert [r["step"] for r in rows] == [2, 4]
+    for r in rows:
+        for name in ("l_g_pix", "l_g_content", "l_g_adv", "l_d_real", "l_d_fake"):
+            assert math.isfinite(r[name]) and r[name] > 0, name
+        assert 0 < r["d_real"] < 1 and 0 < r["d_fake"] < 1
+    export = torch.load(out / "generator.pt", weights_only=True)
+    assert export["method"] == "idgan" and export["steps"] == 64 and export["phase_steps"] == 4
+    with pytest.raises(ConfigError, match="--init"):
+        run(tiny(), "gan", train_images, tmp_path / "no-init", steps=2)
+
+
+@pytest.mark.parametrize("phase", ["mse", "gan"])
+def test_resume_continues_bit_identically(phase, mse_run, train_images, tmp_path):
+    cfg = tiny(log_every=1, ckpt_every=4)
+    init = mse_run if phase == "gan" else None
+    kw = dict(init=init, steps=10, bar=False, pretrained_vgg=False)
+    straight = run(cfg, phase, train_images, tmp_path / "straight", **kw)
+    broken = tmp_path / "broken"
+    run(cfg, phase, train_images, broken, stop_after=6, **kw)  # dies after step 6; last.pt is at 4
+    assert torch.load(broken / "last.pt", weights_only=True)["step"] == 4
+    run(cfg, phase, train_images, broken, **kw)  # resumes from step 4
+    a, b = records(straight), records(broken)
+    assert [r["step"] for r in b] == list(range(1, 11))
+    for ra, rb in zip(a, b):
+        assert {k: v for k, v in ra.items() if k.startswith(("l_", "d_"))} == \
+               {k: v for k, v in rb.items() if k.startswith(("l_", "d_"))}, f"step {ra['step']} differs"
+    ga = torch.load(straight / "last.pt", weights_only=True)["g"]
+    gb = torch.load(broken / "last.pt", weights_only=True)["g"]
+    assert all(torch.equal(ga[k], gb[k]) for k in ga)
+
+
+def test_resume_refuses_a_changed_config(mse_run, train_images, tmp_path):
+    run(tiny(), "mse", train_images, tmp_path, steps=2, bar=False)
+    with pytest.raises(ConfigError, match="crop"):
+        run(tiny(crop=48), "mse", train_images, tmp_path, steps=4, bar=False)
+
+
+def test_cli_trains_a_tiny_phase(train_images, tmp_path, capsys):
+    from train.__main__ import main
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for path in train_images[:3]:
+        (folder / path.name).symlink_to(path)
+    rc = main(["mse", "--preset", "tiny", "--data", str(folder), "--out", str(tmp_path / "r"), "--steps", "3",
+               "--no-eval", "--set", "log_every=1"])
+    assert rc == 0 and len(records(tmp_path / "r")) == 3
+    assert "step 3/3" in capsys.readouterr().out  # plain log lines when not on a terminal
+    assert main(["mse", "--preset", "tiny", "--out", str(tmp_path / "x"), "--set", "bacth=2"]) == 2

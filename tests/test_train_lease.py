@@ -1,0 +1,143 @@
+"""The lease runbook dry-run on the CPU with the tiny preset: stage, device, import, log.
+
+The end-to-end test copies the real training set and VGG19 file, so it needs the data and
+weights mirrors (``DENOISERS_DATA_MIRROR``, ``DENOISERS_WEIGHTS_MIRROR``) and is skipped
+without them; the limit checks need nothing.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from train import lease, leaselog
+from train.config import TINY
+from train.lease import LeaseError
+
+pytestmark = pytest.mark.timeout(180)
+MIRRORS = bool(os.environ.get("DENOISERS_DATA_MIRROR") and os.environ.get("DENOISERS_WEIGHTS_MIRROR"))
+
+
+def test_plans_are_parsed_and_checked():
+    assert lease.parse_plan("mse:5.5,gan:2") == [lease.PhasePlan("mse", 5.5), lease.PhasePlan("gan", 2.0)]
+    for bad in ("gan:1,mse:1", "mse", "adv:3", "mse:1,mse:2"):
+        with pytest.raises(LeaseError):
+            lease.parse_plan(bad)
+
+
+def test_out_limits_are_enforced_before_copying(tmp_path):
+    small = tmp_path / "small"
+    small.write_bytes(b"x")
+    lease.check_out({f"f{k}.txt": small for k in range(8)})
+    with pytest.raises(LeaseError, match="9 files"):
+        lease.check_out({f"f{k}.txt": small for k in range(9)})
+    big = tmp_path / "big"
+    with open(big, "wb") as f:
+        f.truncate(16 * lease.MIB + 1)  # sparse: no disk used
+    with pytest.raises(LeaseError, match="big.pt is 16.00 MiB, over 16 MiB"):
+        lease.check_out({"big.pt": big})
+    with pytest.raises(LeaseError, match="letters, digits"):
+        lease.check_out({"a b.txt": small})
+
+
+def test_travelling_tree_is_measured_and_limited(tmp_path):
+    repo = lease.REPO
+    carry = tmp_path / "carry"
+    carry.mkdir()
+    (carry / "data.bin").write_bytes(b"0" * 3 * lease.MIB)
+    sizes = lease.travelling_bytes(repo, [carry])
+    assert sizes["tracked"] > 0 and sizes[f"carry {carry}"] == 3 * lease.MIB
+    total = lease.check_tree(repo, [], limit=10**12)
+    with pytest.raises(LeaseError, match="over the"):
+        lease.check_tree(repo, [], limit=total)
+
+
+def test_import_reads_the_evaluate_cli_results_and_checks_the_weights(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_run(cmd, cwd=None, capture_output=False, text=False):
+        calls.append(cmd)
+        out = Path(cmd[cmd.index("--out") + 1])
+        with open(out / "results.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["image", "method", "sigma", "seed", "psnr", "ssim", "seconds", "weights"])
+            w.writerow(["kodim01.png", "idresnet", "25", "0", "30.0", "0.8", "1.0", "abc"])
+            w.writerow(["kodim02.png", "idresnet", "25", "0", "32.0", "0.8", "1.0", "abc"])
+            w.writerow(["kodim01.png", "dncnn", "25", "0", "20.0", "0.8", "1.0", "zzz"])
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(lease.subprocess, "run", fake_run)
+    monkeypatch.setattr("denoisers.datasets.files", lambda name, limit=None, download=True: [tmp_path / "k.png"])
+    assert lease.kodak_psnr_cli("idresnet", 25.0, "abc", 2) == (31.0, 2)
+    assert calls[0][1:4] == ["-m", "denoisers.evaluate", "--data"] and calls[0][-2:] == ["--limit", "2"]
+    with pytest.raises(LeaseError, match="not the imported"):
+        lease.kodak_psnr_cli("idresnet", 25.0, "other", None)
+
+
+def test_init_auto_continues_from_the_bundled_file(tmp_path):
+    cfg = TINY.replace(sigma=[15, 55])
+    assert lease.resolve_init("auto", cfg, tmp_path) is None
+    (tmp_path / "idresnet_s15-55.pt").write_bytes(b"")
+    assert lease.resolve_init("auto", cfg, tmp_path) == str(tmp_path / "idresnet_s15-55.pt")
+    assert lease.resolve_init("none", cfg, tmp_path) is None
+    with pytest.raises(LeaseError):
+        lease.resolve_init(str(tmp_path / "missing.pt"), cfg, tmp_path)
+
+
+@pytest.mark.skipif(not MIRRORS, reason="stages the real CBSD432 and VGG19 files: set DENOISERS_DATA_MIRROR "
+                                        "and DENOISERS_WEIGHTS_MIRROR to the shared datasets and weights folders")
+def test_runbook_dry_run_stage_device_import_log(tmp_path, monkeypatch):
+    staged = lease.stage(tmp_path / "stage", kodak=1)
+    assert len(list((staged / "datasets/train/CBSD432").glob("*.jpg"))) == 432
+    assert (staged / "weights/vgg19").is_dir() and json.loads((staged / "stage.json").read_text())["commit"]
+    assert lease.check_tree(lease.REPO, [staged]) < lease.TREE_LIMIT
+
+    # Device side: the mirrors point at the staged copy only (set by ``device`` itself).
+    monkeypatch.delenv("DENOISERS_DATA_MIRROR")
+    monkeypatch.delenv("DENOISERS_WEIGHTS_MIRROR")
+    out = tmp_path / "OUT"
+    cfg = TINY.replace(mse_steps=30, gan_steps=3, log_every=3, eval_every=1000)
+    rc = lease.device(out, lease.parse_plan("mse:1,gan:1"), cfg, tmp_path / "work", staged)
+    assert rc == 0
+    assert os.environ["DENOISERS_DATA_MIRROR"].startswith(str(staged.resolve()))
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["idgan.pt", "idresnet.pt", "log.txt", "metrics_gan.jsonl", "metrics_mse.jsonl", "summary.json"]
+    gen = torch.load(out / "idgan.pt", weights_only=True)
+    assert gen["steps"] == 33 and gen["commit"] == json.loads((staged / "stage.json").read_text())["commit"]
+
+    # CPU side: import into a scratch assets folder (the real one is measured by the CLI).
+    monkeypatch.setenv("DENOISERS_DATA_MIRROR", str(staged / "datasets"))
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    from denoisers.fetch import sha256_of
+    from denoisers.weights import MANIFEST, read_manifest
+
+    (assets / "manifest.json").write_text(MANIFEST.read_text())
+    before = set(json.loads(MANIFEST.read_text()))
+    (assets / "idresnet_s35.pt").write_bytes(b"stale")
+    names = lease.import_results(out, assets, [25, 35, 50], psnr="inprocess", limit=1)
+    assert names == ["idresnet_s25.pt", "idgan_s25.pt"]
+    manifest = json.loads((assets / "manifest.json").read_text())
+    assert set(manifest) == before | {"idresnet_s25", "idgan_s25"}
+    entry = manifest["idgan_s25"]
+    assert entry["bundled"] and entry["sigma"] == 25 and entry["arch"] == TINY.arch
+    assert entry["sha256"] == sha256_of(assets / "idgan_s25.pt")
+    card = (assets / "idgan_s25.md").read_text()
+    for text in ("sha256", "CBSD432", "30 MSE steps then 3 GAN steps", "Kodak24 PSNR", "commit", "hardware"):
+        assert text in card
+    assert not (assets / "idresnet_s35.pt").exists()  # stale, unreferenced file removed
+    assert read_manifest(assets / "manifest.json")["idresnet_s25"].file == "idresnet_s25.pt"
+
+    # The Leases log entry.
+    doc = tmp_path / "training.md"
+    doc.write_text(f"# T\n\n## Leases\n\n{leaselog.START}\n{leaselog.END}\n\n## After\n")
+    leaselog.write(doc, leaselog.entry(sorted(out.glob("metrics_*.jsonl"))))
+    leaselog.write(doc, leaselog.entry([out / "metrics_mse.jsonl"]))
+    text = doc.read_text()
+    assert text.count("| date |") == 1 and text.count("| mse |") == 2 and "| gan |" in text
+    assert text.index("| mse |") < text.index("| gan |") and text.endswith("## After\n")

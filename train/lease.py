@@ -1,0 +1,518 @@
+"""The GPU lease runbook in three steps: ``stage`` (here), ``device`` (there), ``import`` (here).
+
+1. ``stage`` copies the training set (CBSD432), the VGG19 file and a few Kodak images into the
+   ignored folder ``.stage/`` (the ``carry`` of the device call), records the commit, and
+   checks that the travelling tree (tracked + untracked-not-ignored files + ``.stage``) stays
+   under the device tool's 64 MiB.
+2. ``device`` trains a plan of phases for set numbers of minutes (``mse:5.5,gan:2.5``), with the
+   ``.stage`` folder as the data and weights mirror, evaluates a few Kodak images before and
+   after each phase, and writes at most 8 files of at most 16 MiB into ``$OUT``: the float16
+   generators (``idresnet.pt``, ``idgan.pt``: also the small state the next lease starts from),
+   one ``metrics_<phase>.jsonl`` per phase, ``log.txt`` and ``summary.json``.
+3. ``import`` turns those files into ``assets/weights/`` files, manifest entries and model
+   cards, measuring Kodak24 PSNR on the CPU with ``python -m denoisers.evaluate``.
+
+See docs/training.md for the exact commands.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as _dt
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MIB = 1 << 20
+TREE_LIMIT = 64 * MIB  # the working tree that travels to the device
+OUT_FILES = 8  # what comes back from $OUT
+OUT_FILE_LIMIT = 16 * MIB
+OUT_TOTAL_LIMIT = 64 * MIB
+OUT_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+REPO = Path(__file__).resolve().parent.parent
+STAGE = REPO / ".stage"
+METHODS = {"mse": "idresnet", "gan": "idgan"}
+
+
+class LeaseError(RuntimeError):
+    """A size limit would be broken, or a step's inputs are missing."""
+
+
+# ----------------------------------------------------------------------------- sizes
+
+def folder_bytes(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def travelling_bytes(repo: Path, carry: list[Path]) -> dict[str, int]:
+    """Bytes the device call would send: tracked files, untracked files git does not ignore,
+    and each carried path (the rules of the device tool's 64 MiB limit)."""
+    def listed(*args: str) -> list[Path]:
+        out = subprocess.run(["git", "-C", str(repo), "ls-files", "-z", *args], check=True,
+                             capture_output=True).stdout.decode()
+        return [repo / p for p in out.split("\0") if p]
+
+    sizes = {
+        "tracked": sum(p.stat().st_size for p in listed() if p.is_file() and not p.is_symlink()),
+        "untracked, not ignored": sum(p.stat().st_size for p in listed("--others", "--exclude-standard")
+                                      if p.is_file() and not p.is_symlink()),
+    }
+    for path in carry:
+        name = path.relative_to(repo) if path.resolve().is_relative_to(repo.resolve()) else path
+        sizes[f"carry {name}"] = folder_bytes(path) if path.exists() else 0
+    return sizes
+
+
+def check_tree(repo: Path, carry: list[Path], limit: int = TREE_LIMIT) -> int:
+    sizes = travelling_bytes(repo, carry)
+    total = sum(sizes.values())
+    for name, size in sizes.items():
+        print(f"  {name:<28} {size / MIB:8.2f} MiB")
+    print(f"  {'total':<28} {total / MIB:8.2f} MiB of {limit / MIB:.0f} MiB")
+    if total >= limit:
+        raise LeaseError(f"the travelling tree would be {total / MIB:.2f} MiB, over the {limit / MIB:.0f} MiB "
+                         f"limit: stage less (--kodak 1, --no-vgg for an MSE-only plan) or bundle fewer weights")
+    return total
+
+
+def check_out(files: dict[str, Path]) -> None:
+    """Refuse, before anything is copied, a set of $OUT files the device tool would not return."""
+    problems = []
+    if len(files) > OUT_FILES:
+        problems.append(f"{len(files)} files, at most {OUT_FILES} come back")
+    total = 0
+    for name, path in files.items():
+        size = path.stat().st_size
+        total += size
+        if not OUT_NAME.match(name):
+            problems.append(f"{name}: only letters, digits, '.', '_' and '-' come back")
+        if size > OUT_FILE_LIMIT:
+            problems.append(f"{name} is {size / MIB:.2f} MiB, over {OUT_FILE_LIMIT / MIB:.0f} MiB")
+    if total > OUT_TOTAL_LIMIT:
+        problems.append(f"{total / MIB:.2f} MiB in all, over {OUT_TOTAL_LIMIT / MIB:.0f} MiB")
+    if problems:
+        raise LeaseError("$OUT would break the device tool's limits: " + "; ".join(problems))
+
+
+# ----------------------------------------------------------------------------- 1. stage (CPU)
+
+def git_commit(repo: Path) -> tuple[str, bool]:
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True, capture_output=True,
+                              text=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                                    check=True, capture_output=True, text=True).stdout.strip())
+        return head, dirty
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", False
+
+
+def stage(dest: Path = STAGE, kodak: int = 3, vgg: bool = True, repo: Path = REPO,
+          limit: int = TREE_LIMIT) -> Path:
+    """Copy the checked training set, VGG19 file and ``kodak`` Kodak images into ``dest``."""
+    from denoisers import datasets, weights
+
+    if dest.exists():
+        shutil.rmtree(dest)
+    (dest / "datasets").mkdir(parents=True)
+    copied: dict[str, list[str]] = {}
+    for name, limit_n in (("cbsd432", None), ("kodak24", kodak)):
+        folder = dest / "datasets" / datasets.DATASETS[name].folder
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = datasets.files(name, limit=limit_n)  # sha256-checked, from mirror/cache/download
+        for p in paths:
+            shutil.copyfile(p, folder / p.name)
+        copied[name] = [p.name for p in paths]
+    if vgg:
+        entry = weights.manifest()["vgg19_conv_q8"]
+        target = dest / "weights" / entry.file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(weights.weights_path(entry), target)
+        copied["vgg19"] = [entry.file]
+    commit, dirty = git_commit(repo)
+    info = {"commit": commit, "dirty": dirty, "staged": _now(), "files": {k: len(v) for k, v in copied.items()}}
+    (dest / "stage.json").write_text(json.dumps(info, indent=2) + "\n")
+    if dest.resolve().is_relative_to(repo.resolve()):
+        ignored = subprocess.run(["git", "-C", str(repo), "check-ignore", "-q", str(dest)]).returncode == 0
+        if not ignored:
+            raise LeaseError(f"{dest} is not ignored by git: it would travel twice and could be committed")
+        print(f"staged {sum(map(len, copied.values()))} files into {dest} (commit {commit[:12]}"
+              f"{', uncommitted changes' if dirty else ''}); the travelling tree:")
+        check_tree(repo, [dest], limit)
+    return dest
+
+
+# ----------------------------------------------------------------------------- 2. device (GPU)
+
+@dataclass(frozen=True)
+class PhasePlan:
+    phase: str
+    minutes: float
+
+
+def parse_plan(text: str) -> list[PhasePlan]:
+    """``mse:5.5,gan:2.5`` -> phases in order, each with its minutes."""
+    plan = []
+    for part in text.split(","):
+        phase, _, minutes = part.partition(":")
+        if phase not in METHODS or not minutes:
+            raise LeaseError(f"plan step {part!r} is not mse:MINUTES or gan:MINUTES")
+        plan.append(PhasePlan(phase, float(minutes)))
+    if [p.phase for p in plan] not in (["mse"], ["gan"], ["mse", "gan"]):
+        raise LeaseError("a plan is mse, gan, or mse then gan")
+    return plan
+
+
+def sigma_tag(lo: float, hi: float) -> str:
+    return f"s{lo:g}" if lo == hi else f"s{lo:g}-{hi:g}"
+
+
+def resolve_init(init: str, cfg, assets: Path | None = None) -> str | None:
+    """'none' -> None; 'auto' -> the committed IDResNet of this sigma setting, if any (the
+    last lease's result: the next lease continues from it); else the path itself."""
+    if init == "none":
+        return None
+    if init != "auto":
+        if not Path(init).exists():
+            raise LeaseError(f"--init {init} does not exist")
+        return init
+    from denoisers import weights
+
+    candidate = (assets or weights.ASSETS) / f"idresnet_{sigma_tag(*cfg.sigma_range)}.pt"
+    if candidate.exists():
+        print(f"continuing from {candidate}")
+        return str(candidate)
+    return None
+
+
+def device(out: Path, plan: list[PhasePlan], cfg, work: Path, stage_dir: Path = STAGE,
+           init: str | None = None) -> int:
+    """Train the plan, then put the results into ``out`` within the device tool's limits."""
+    from .__main__ import resolve_images
+    from .loop import run
+
+    # The staged folder is the one mirror: the lease trains on exactly what was staged.
+    os.environ["DENOISERS_DATA_MIRROR"] = str(stage_dir.resolve() / "datasets")
+    os.environ["DENOISERS_WEIGHTS_MIRROR"] = str(stage_dir.resolve() / "weights")
+    stage_info = json.loads((stage_dir / "stage.json").read_text()) if (stage_dir / "stage.json").exists() else {}
+    extra = {"commit": stage_info.get("commit", "unknown"), "dirty": stage_info.get("dirty", False),
+             "data": "CBSD432 (432 images)"}
+    out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    data = resolve_images("cbsd432", download=False)
+    try:
+        kodak = resolve_images("kodak24", limit=cfg.eval_images, download=False)
+    except (FileNotFoundError, RuntimeError) as exc:
+        print(f"no Kodak evaluation: {exc}", file=sys.stderr)
+        kodak = []
+    results: dict[str, Path] = {}
+    failed = False
+    previous = init
+    for step in plan:
+        folder = work / step.phase
+        try:
+            run(cfg.replace(minutes=step.minutes), step.phase, data, folder, init=previous, eval_paths=kodak)
+            gen = folder / "generator.pt"
+            _add_extra(gen, extra)
+            results[f"{METHODS[step.phase]}.pt"] = gen
+            previous = str(gen)
+        except Exception:  # keep what the earlier phase made: the lease is spent either way
+            failed = True
+            (folder / "log.txt").parent.mkdir(parents=True, exist_ok=True)
+            with open(folder / "log.txt", "a") as f:
+                f.write(traceback.format_exc())
+            traceback.print_exc()
+            break
+        finally:
+            if (folder / "metrics.jsonl").exists():
+                results[f"metrics_{step.phase}.jsonl"] = folder / "metrics.jsonl"
+    log = work / "log.txt"
+    log.write_text("".join((work / s.phase / "log.txt").read_text()
+                           for s in plan if (work / s.phase / "log.txt").exists()))
+    results["log.txt"] = log
+    summary = work / "summary.json"
+    summary.write_text(json.dumps({"plan": [vars(p) for p in plan], "config": cfg.to_dict(), "stage": stage_info,
+                                   "init": init, "failed": failed, "finished": _now(),
+                                   "files": sorted(results)}, indent=2) + "\n")
+    results["summary.json"] = summary
+    check_out(results)
+    for name, path in results.items():
+        shutil.copyfile(path, out / name)
+    print(f"wrote {len(results)} files ({sum(p.stat().st_size for p in results.values()) / MIB:.2f} MiB) to {out}")
+    return 1 if failed else 0
+
+
+def _add_extra(path: Path, extra: dict[str, Any]) -> None:
+    import torch
+
+    from .checkpoint import save_atomic
+
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload.update(extra)
+    save_atomic(payload, path)
+
+
+# ----------------------------------------------------------------------------- 3. import (CPU)
+
+def kodak_psnr_cli(method: str, sigma: float, sha256: str, limit: int | None) -> tuple[float, int]:
+    """Mean PSNR of ``method`` at ``sigma`` on Kodak24 by ``python -m denoisers.evaluate``;
+    checks that the evaluated weights are the imported file (by sha256)."""
+    from denoisers import datasets
+
+    kodak_dir = datasets.files("kodak24", limit=1)[0].parent
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "denoisers.evaluate", "--data", str(kodak_dir), "--sigma", f"{sigma:g}",
+               "--methods", method, "--out", tmp] + (["--limit", str(limit)] if limit else [])
+        done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise LeaseError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+        with open(Path(tmp) / "results.csv", newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r["method"] == method and float(r["sigma"]) == sigma]
+    if not rows:
+        raise LeaseError(f"denoisers.evaluate wrote no {method} rows for sigma {sigma:g}")
+    wrong = {r["weights"] for r in rows} - {sha256}
+    if wrong:
+        raise LeaseError(f"denoisers.evaluate used weights {', '.join(sorted(wrong))}, not the imported {sha256}")
+    return sum(float(r["psnr"]) for r in rows) / len(rows), len(rows)
+
+
+def kodak_psnr_inprocess(path: Path, sigma: float, limit: int | None) -> tuple[float, int]:
+    """The same protocol in this process (for imports into a folder other than assets/weights)."""
+    import torch
+
+    from denoisers import datasets
+    from denoisers.nets.idresnet import IDResNetGenerator
+
+    from .checkpoint import generator_state
+    from .loop import evaluate, load_eval_images
+
+    state, meta = generator_state(path)
+    g = IDResNetGenerator(**meta["arch"])
+    g.load_state_dict(state)
+    images = load_eval_images(datasets.files("kodak24", limit=limit))
+    with torch.inference_mode():
+        return evaluate(g.eval(), images, (sigma,), torch.device("cpu"))[f"psnr_s{sigma:g}"], len(images)
+
+
+def covered_sigmas(meta: dict[str, Any], sigmas: list[float]) -> list[float]:
+    lo, hi = meta["sigma"]
+    chosen = [s for s in sigmas if lo <= s <= hi]
+    if not chosen:
+        raise LeaseError(f"the file was trained for sigma {lo:g}..{hi:g}, none of {sigmas}")
+    return chosen
+
+
+def import_results(src: Path, assets: Path, sigmas: list[float], psnr: str = "cli", limit: int | None = None,
+                   hardware: str | None = None) -> list[str]:
+    """Copy ``src``'s generators into ``assets`` with manifest entries and model cards."""
+    import hashlib
+
+    import torch
+
+    from denoisers import weights
+
+    if psnr == "cli" and assets.resolve() != weights.ASSETS.resolve():
+        raise LeaseError("--psnr cli measures through the project's manifest: import into assets/weights, "
+                         "or use --psnr inprocess for another folder")
+    summary = json.loads((src / "summary.json").read_text()) if (src / "summary.json").exists() else {}
+    manifest_path = assets / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    imported = []
+    for phase, method in METHODS.items():
+        path = src / f"{method}.pt"
+        if not path.exists():
+            continue
+        meta = torch.load(path, map_location="cpu", weights_only=True)
+        lo, hi = meta["sigma"]
+        name = f"{method}_{sigma_tag(lo, hi)}.pt"
+        assets.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, assets / name)
+        digest = hashlib.sha256((assets / name).read_bytes()).hexdigest()
+        chosen = covered_sigmas(meta, sigmas)
+        metrics = _read_jsonl(src / f"metrics_{phase}.jsonl")
+        for s in chosen:  # one entry per sigma; a mixed-sigma file serves several
+            manifest[f"{method}_s{s:g}"] = {
+                "method": method, "file": name, "sha256": digest, "size": (assets / name).stat().st_size,
+                "bundled": True,
+                "license": "this project's own weights (same licence as the repository's code)",
+                "source": f"trained by this project (train/, commit {meta.get('commit', 'unknown')[:12]}); "
+                          f"model card {Path(name).with_suffix('.md').name}",
+                "trained_on": f"CBSD432, AWGN sigma {_sigma_text(lo, hi)}, {_steps_text(meta)}",
+                "sigma": int(s) if float(s).is_integer() else s, "arch": dict(meta["arch"]),
+            }
+        _write_json(manifest_path, manifest)
+        if psnr == "cli":
+            weights.manifest.cache_clear()
+            measured = {s: kodak_psnr_cli(method, s, digest, limit) for s in chosen}
+        elif psnr == "inprocess":
+            measured = {s: kodak_psnr_inprocess(assets / name, s, limit) for s in chosen}
+        else:
+            measured = {}
+        card = model_card(name, digest, meta, metrics, summary, measured, psnr, hardware)
+        (assets / name).with_suffix(".md").write_text(card)
+        imported.append(name)
+        print(f"imported {name} ({digest[:12]}), entries " + ", ".join(f"{method}_s{s:g}" for s in chosen)
+              + "".join(f"; Kodak24 sigma {s:g}: {v[0]:.2f} dB ({v[1]} images)" for s, v in measured.items()))
+    if not imported:
+        raise LeaseError(f"no idresnet.pt or idgan.pt in {src}")
+    _remove_unreferenced(assets, manifest)
+    return imported
+
+
+def _remove_unreferenced(assets: Path, manifest: dict[str, Any]) -> None:
+    """Delete our own generator files (and cards) no manifest entry uses any more: every
+    bundled file travels to each later lease, so stale ones cost lease space."""
+    used = {e["file"] for e in manifest.values()}
+    for method in METHODS.values():
+        for path in assets.glob(f"{method}_s*.pt"):
+            if path.name not in used:
+                path.unlink()
+                path.with_suffix(".md").unlink(missing_ok=True)
+                print(f"removed {path.name}: no manifest entry uses it now")
+
+
+def model_card(name: str, digest: str, meta: dict[str, Any], metrics: list[dict], summary: dict,
+               measured: dict[float, tuple[float, int]], psnr: str, hardware: str | None) -> str:
+    cfg = meta["config"]
+    lo, hi = meta["sigma"]
+    method = meta["method"]
+    evals = [r for r in metrics if r.get("event") == "eval"]
+    end = next((r for r in reversed(metrics) if r.get("event") == "end"), {})
+    title = "IDResNet (phase 1, MSE)" if method == "idresnet" else "IDGAN (phase 2, detail loss)"
+    lines = [
+        f"# {name}: {title}",
+        "",
+        "Generator of \"Image Denoising via Generative Adversarial Networks with Detail Loss\" (2019), "
+        "trained by this project with `train/` (docs/training.md).",
+        "",
+        "| | |", "|---|---|",
+        f"| file | `{name}`, float16 state dict under `state_dict`, with the training metadata beside it |",
+        f"| sha256 | `{digest}` |",
+        f"| architecture | IDResNetGenerator({', '.join(f'{k}={v}' for k, v in meta['arch'].items())}) |",
+        f"| data | {meta.get('data', 'CBSD432')}: random {cfg['crop']}x{cfg['crop']} crops, flips and 90-degree "
+        f"rotations, Gaussian noise drawn per crop (input [0, 1] unclipped, target [-1, 1]) |",
+        f"| sigma | {_sigma_text(lo, hi)} (0-255 scale) |",
+        f"| steps | {_steps_text(meta)}, batch {cfg['batch']} "
+        f"x {meta.get('world_size', 1)} process(es) |",
+        f"| optimiser | Adam (beta1 {cfg['betas'][0]}), lr {cfg['lr']:g} divided by {1 / cfg['lr_gamma']:g} at "
+        f"{', '.join(f'{m:g}' for m in cfg['lr_milestones'])} of the phase |",
+    ]
+    if method == "idgan":
+        lines.append(f"| loss | {cfg['w_pix']:g} MSE + {cfg['w_content']:g} VGG19 relu5_4 MSE (features x "
+                     f"{cfg['content_feature_scale']:g}) + {cfg['w_adv']:g} (-log D(G(y))); SRGAN discriminator |")
+    else:
+        lines.append("| loss | MSE on [-1, 1] |")
+    lines += [
+        f"| hardware | {hardware or meta.get('device', 'unknown')}, torch {meta.get('torch', '?')}, "
+        f"{'bf16 autocast' if cfg['amp'] == 'bf16' else 'fp32'} |",
+        f"| training time | {end.get('seconds', '?')} s at {end.get('it_s', '?')} it/s |",
+        f"| date | {meta.get('created', 'unknown')} |",
+        f"| commit | {meta.get('commit', 'unknown')}{' (with uncommitted changes)' if meta.get('dirty') else ''} |",
+    ]
+    if evals:
+        keys = sorted(k for k in evals[0] if k.startswith("psnr_s"))
+        lines.append(f"| Kodak PSNR during training ({len(evals[0]['images'])} images) | "
+                     + "; ".join(f"sigma {k[6:]}: {evals[0][k]:.2f} -> {evals[-1][k]:.2f} dB" for k in keys) + " |")
+    if measured:
+        how = "`python -m denoisers.evaluate`" if psnr == "cli" else "the evaluation protocol in-process"
+        lines.append(f"| Kodak24 PSNR (CPU, {how}) | "
+                     + "; ".join(f"sigma {s:g}: {v:.2f} dB ({n} images)" for s, (v, n) in measured.items()) + " |")
+    else:
+        lines.append("| Kodak24 PSNR | not measured at import |")
+    lines += ["", "Evaluation protocol: shared EVALUATION.md (seed 0, unclipped noise, uint8-rounded output).", ""]
+    return "\n".join(lines)
+
+
+def _steps_text(meta: dict[str, Any]) -> str:
+    before = meta["steps"] - meta["phase_steps"]
+    if meta["method"] == "idgan":
+        return f"{before} MSE steps then {meta['phase_steps']} GAN steps"
+    return f"{meta['steps']} MSE steps" + (f" ({before} in earlier leases)" if before else "")
+
+
+def _sigma_text(lo: float, hi: float) -> str:
+    return f"{lo:g}" if lo == hi else f"uniform in [{lo:g}, {hi:g}] per crop"
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# ----------------------------------------------------------------------------- command line
+
+def main(argv: list[str] | None = None) -> int:
+    from .config import parse_override, preset
+
+    parser = argparse.ArgumentParser(prog="python -m train.lease", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("stage", help="copy data and weights into .stage/ and check the tree size")
+    p.add_argument("--dest", type=Path, default=STAGE)
+    p.add_argument("--kodak", type=int, default=3, help="Kodak images for the in-run PSNR (default 3)")
+    p.add_argument("--no-vgg", action="store_true", help="leave the VGG19 file out (MSE-only plans)")
+    p = sub.add_parser("device", help="on the GPU machine: train the plan, write $OUT")
+    p.add_argument("--out", type=Path, default=os.environ.get("OUT"), help="default: $OUT")
+    p.add_argument("--plan", default="mse:5.5,gan:2.5", help="phases and minutes (default mse:5.5,gan:2.5)")
+    p.add_argument("--preset", default="gpu")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--init", default="auto",
+                   help="generator to start from: a .pt, 'none', or 'auto' (default): the bundled "
+                        "assets/weights/idresnet_<sigma>.pt of this sigma setting when there is one")
+    p.add_argument("--stage", type=Path, default=STAGE)
+    p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lease-runs")
+    p = sub.add_parser("import", help="turn $OUT files into assets/weights/ files and model cards")
+    p.add_argument("src", type=Path, help="the folder the device call's files came back to")
+    p.add_argument("--assets", type=Path, default=None, help="default: assets/weights")
+    p.add_argument("--sigmas", default="25,35,50", help="manifest sigmas to serve (default 25,35,50)")
+    p.add_argument("--psnr", choices=("cli", "inprocess", "skip"), default="cli")
+    p.add_argument("--kodak-limit", type=int, default=None, help="measure on the first N Kodak images only")
+    p.add_argument("--hardware", help="override the hardware line of the model card")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "stage":
+            stage(args.dest, args.kodak, not args.no_vgg)
+        elif args.command == "device":
+            if args.out is None:
+                raise LeaseError("give --out or set $OUT")
+            cfg = preset(args.preset)
+            changes = dict(parse_override(t) for t in args.set)
+            cfg = cfg.replace(**changes) if changes else cfg
+            if args.work.exists():
+                shutil.rmtree(args.work)  # a lease starts fresh; only --init carries state over
+            return device(args.out, parse_plan(args.plan), cfg, args.work, args.stage, resolve_init(args.init, cfg))
+        else:
+            from denoisers import weights
+
+            sigmas = [float(s) for s in args.sigmas.split(",")]
+            import_results(args.src, args.assets or weights.ASSETS, sigmas, args.psnr, args.kodak_limit,
+                           args.hardware)
+    except LeaseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The GPU lease runbook (docs/training.md, "A GPU lease step by step").
+#
+#   here:   train/lease.sh stage [--kodak 3] [--no-vgg]
+#   device: bash train/lease.sh device [--plan mse:5.5,gan:2.5] [--init assets/weights/X.pt]   (carry: .stage)
+#   here:   train/lease.sh import DIR [--kodak-limit N]      (DIR: where the $OUT files came back)
+#           train/lease.sh log DIR                            (adds the lease to docs/training.md)
+#
+# PYTHON picks the interpreter (default: python3, the one with torch on the GPU machine).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+verb="${1:-}"
+shift || true
+case "$verb" in
+  stage)
+    exec "$PY" -m train.lease stage "$@" ;;
+  device)
+    export PYTHONUNBUFFERED=1
+    "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
+      torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")'
+    exec "$PY" -m train.lease device --out "${OUT:?set OUT to the folder that comes back}" "$@" ;;
+  import)
+    src="${1:?give the folder the \$OUT files came back to}"
+    shift
+    exec "$PY" -m train.lease import "$src" "$@" ;;
+  log)
+    src="${1:?give the folder the \$OUT files came back to}"
+    exec "$PY" -m train.leaselog "$src"/metrics_*.jsonl --write docs/training.md ;;
+  *)
+    sed -n '2,10p' "$0"
+    exit 2 ;;
+esac

@@ -1,0 +1,83 @@
+"""A markdown entry for the "Leases" log of docs/training.md, from a lease's metrics files.
+
+    python -m train.leaselog OUTDIR/metrics_mse.jsonl OUTDIR/metrics_gan.jsonl [--write docs/training.md]
+
+One table row per phase: date, GPU, minutes, steps, it/s, sigma, Kodak PSNR before -> after
+(the in-run evaluation on a few images). ``--write`` inserts the entry at the end of the
+Leases section (between its markers); without it the entry is printed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+START, END = "<!-- leases:start -->", "<!-- leases:end -->"
+HEADER = ("| date | GPU | phase | minutes | steps (phase / all) | it/s | sigma | Kodak PSNR before -> after |\n"
+          "|---|---|---|---|---|---|---|---|")
+
+
+def summarize(path: Path) -> dict:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    start = next((r for r in rows if r.get("event") == "start"), None)
+    if start is None:
+        raise ValueError(f"{path} has no start record")
+    end = next((r for r in reversed(rows) if r.get("event") == "end"), {})
+    train = [r for r in rows if r.get("event") == "train"]
+    evals = [r for r in rows if r.get("event") == "eval"]
+    last_step = end.get("step") or (train[-1]["step"] if train else start["step"])
+    seconds = end.get("seconds") or (train[-1]["elapsed_s"] if train else 0.0)
+    psnr = ""
+    if evals:
+        keys = sorted(k for k in evals[0] if k.startswith("psnr_s"))
+        psnr = "; ".join(f"s{k[6:]}: {evals[0][k]:.2f} -> {evals[-1][k]:.2f}" for k in keys)
+        psnr += f" ({len(evals[0]['images'])} img)"
+    lo, hi = start["sigma"]
+    return {
+        "date": start["time"][:10], "gpu": start["device"] + (f" x{start['world_size']}" if start["world_size"] > 1 else ""),
+        "phase": start["phase"], "minutes": f"{seconds / 60:.1f}",
+        "steps": f"{last_step - start['step']} / {start.get('steps_before', 0) + last_step}",
+        "it_s": f"{end['it_s']:.1f}" if end.get("it_s") else "?",
+        "sigma": f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}", "psnr": psnr or "not evaluated",
+        "finished": bool(end), "time": start["time"],
+    }
+
+
+def entry(paths: list[Path]) -> str:
+    lines = []
+    for s in sorted(map(summarize, paths), key=lambda s: s["time"]):
+        note = "" if s["finished"] else " (did not finish)"
+        lines.append(f"| {s['date']} | {s['gpu']} | {s['phase']}{note} | {s['minutes']} | {s['steps']} | "
+                     f"{s['it_s']} | {s['sigma']} | {s['psnr']} |")
+    return "\n".join(lines)
+
+
+def write(doc: Path, rows: str) -> None:
+    text = doc.read_text()
+    if START not in text or END not in text:
+        raise ValueError(f"{doc} lacks the {START} / {END} markers")
+    head, rest = text.split(START, 1)
+    body, tail = rest.split(END, 1)
+    body = body.strip()
+    if HEADER.splitlines()[0] not in body:
+        body = HEADER
+    doc.write_text(f"{head}{START}\n{body}\n{rows}\n{END}{tail}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train.leaselog", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("metrics", nargs="+", type=Path, help="metrics jsonl files, one per phase")
+    parser.add_argument("--write", type=Path, help="insert into this markdown file's Leases section")
+    args = parser.parse_args(argv)
+    rows = entry(args.metrics)
+    if args.write:
+        write(args.write, rows)
+    else:
+        print(HEADER + "\n" + rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

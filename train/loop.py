@@ -346,6 +346,8 @@ def run(cfg: Config, phase: str, data: list[Path], out: str | Path, init: str | 
     if phase == "gan" and init is None and not (Path(out) / "last.pt").exists():
         raise ConfigError("phase 'gan' starts from a phase-1 generator: give --init")
     dist_info = setup_distributed(device)
+    if dist_info.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop shapes: let cuDNN pick its fastest kernels
     out = Path(out)
     if dist_info.main:
         out.mkdir(parents=True, exist_ok=True)

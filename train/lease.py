@@ -123,6 +123,8 @@ def stage(dest: Path = STAGE, kodak: int = 3, vgg: bool = True, repo: Path = REP
     from denoisers import datasets, weights
 
     if dest.exists():
+        if any(dest.iterdir()) and not (dest / "stage.json").exists():
+            raise LeaseError(f"{dest} exists and is not a stage folder (no stage.json): not removing it")
         shutil.rmtree(dest)
     (dest / "datasets").mkdir(parents=True)
     copied: dict[str, list[str]] = {}
@@ -225,7 +227,7 @@ def device(out: Path, plan: list[PhasePlan], cfg, work: Path, stage_dir: Path = 
             gen = folder / "generator.pt"
             _add_extra(gen, extra)
             results[f"{METHODS[step.phase]}.pt"] = gen
-            previous = str(gen)
+            previous = str(folder)  # phase 2 starts from phase 1's float32 weights, not the fp16 export
         except Exception:  # keep what the earlier phase made: the lease is spent either way
             failed = True
             (folder / "log.txt").parent.mkdir(parents=True, exist_ok=True)
@@ -245,7 +247,8 @@ def device(out: Path, plan: list[PhasePlan], cfg, work: Path, stage_dir: Path = 
                                    "init": init, "failed": failed, "finished": _now(),
                                    "files": sorted(results)}, indent=2) + "\n")
     results["summary.json"] = summary
-    check_out(results)
+    already = {p.name: p for p in out.iterdir() if p.is_file() and p.name not in results}  # e.g. bench.txt
+    check_out({**already, **results})
     for name, path in results.items():
         shutil.copyfile(path, out / name)
     print(f"wrote {len(results)} files ({sum(p.stat().st_size for p in results.values()) / MIB:.2f} MiB) to {out}")

@@ -3,6 +3,7 @@
 #
 #   here:   train/lease.sh stage [--kodak 3] [--no-vgg]
 #   device: bash train/lease.sh device [--plan mse:5.5,gan:2.5] [--init assets/weights/X.pt]   (carry: .stage)
+#           bash train/lease.sh bench [--phase gan] [--batches 16,64] [--compile-modes default]
 #   here:   train/lease.sh import DIR [--kodak-limit N]      (DIR: where the $OUT files came back)
 #           train/lease.sh log DIR                            (adds the lease to docs/training.md)
 #
@@ -20,6 +21,10 @@ case "$verb" in
     "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
       torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")'
     exec "$PY" -m train.lease device --out "${OUT:?set OUT to the folder that comes back}" "$@" ;;
+  bench)
+    # Speed of the gpu preset against naive fp32 eager, on the staged data (docs/training.md).
+    export PYTHONUNBUFFERED=1 DENOISERS_DATA_MIRROR="$PWD/.stage/datasets" DENOISERS_WEIGHTS_MIRROR="$PWD/.stage/weights"
+    exec "$PY" -m train bench --preset gpu --data .stage/datasets/train/CBSD432 "$@" ;;
   import)
     src="${1:?give the folder the \$OUT files came back to}"
     shift
@@ -28,6 +33,6 @@ case "$verb" in
     src="${1:?give the folder the \$OUT files came back to}"
     exec "$PY" -m train.leaselog "$src"/metrics_*.jsonl --write docs/training.md ;;
   *)
-    sed -n '2,10p' "$0"
+    sed -n '2,11p' "$0"
     exit 2 ;;
 esac

@@ -1,0 +1,71 @@
+"""IDResNet (MSE-trained generator) and IDGAN (the same generator fine-tuned with the detail
+loss), one network per training sigma; other sigmas use the nearest trained network."""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+
+from .base import Readiness, TorchDenoiser
+from .nets.idresnet import IDResNetGenerator
+from .registry import register
+from .weights import WeightsEntry, WeightsError, entries_for, is_available_locally, load_state_dict, manifest
+
+
+class _GeneratorDenoiser(TorchDenoiser):
+    method: ClassVar[str]
+
+    def _entries(self) -> list[WeightsEntry]:
+        return sorted((e for e in entries_for(self.method) if e.sigma is not None), key=lambda e: e.sigma)
+
+    def trained_sigmas(self) -> list[float]:
+        return [e.sigma for e in self._entries()]
+
+    def nearest(self, sigma: float) -> WeightsEntry:
+        """The trained network used at ``sigma``: the nearest trained sigma (lower on ties)."""
+        entries = self._entries()
+        if not entries:
+            raise WeightsError(f"{self.label}: not trained yet (no weights in assets/weights/)")
+        return min(entries, key=lambda e: (abs(e.sigma - sigma), e.sigma))
+
+    def readiness(self, sigma: float | None = None) -> Readiness:
+        entries = self._entries()
+        if not entries or not all(is_available_locally(e) for e in entries):
+            return Readiness(False, "not trained yet")
+        trained = ", ".join(f"{e.sigma:g}" for e in entries)
+        if sigma is None:
+            return Readiness(True, f"networks for sigma {trained}")
+        chosen = self.nearest(sigma).sigma
+        if chosen != sigma:
+            return Readiness(True, f"no network for sigma {sigma:g}; uses the sigma {chosen:g} network")
+        return Readiness(True)
+
+    def weights_id(self, sigma: float) -> str:
+        return self.nearest(sigma).sha256
+
+    def _model_key(self, sigma: float) -> str:
+        return self.nearest(sigma).key
+
+    def _build(self, key: str) -> torch.nn.Module:
+        entry = manifest()[key]
+        model = IDResNetGenerator(**entry.arch)
+        state = {k: v.float() for k, v in load_state_dict(entry).items()}
+        model.load_state_dict(state)
+        return model
+
+    def _forward(self, model: torch.nn.Module, x: torch.Tensor, sigma: float) -> torch.Tensor:
+        return IDResNetGenerator.to_unit(model(x))
+
+
+@register
+class IDResNet(_GeneratorDenoiser):
+    name = "idresnet"
+    label = "IDResNet"
+    method = "idresnet"
+
+
+@register
+class IDGAN(_GeneratorDenoiser):
+    name = "idgan"
+    label = "IDGAN"
+    method = "idgan"

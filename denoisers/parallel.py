@@ -1,0 +1,27 @@
+"""Running a denoiser in worker processes (CBM3D beside the networks)."""
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from functools import lru_cache
+
+import numpy as np
+
+from .base import Denoiser
+from .registry import get
+
+
+@lru_cache(maxsize=None)
+def _instance(name: str) -> Denoiser:
+    # One instance per worker process, so models load once per worker.
+    return get(name)
+
+
+def denoise_by_name(name: str, noisy: np.ndarray, sigma: float) -> np.ndarray:
+    """``get(name).denoise(noisy, sigma)``, picklable for a process pool."""
+    return _instance(name).denoise(noisy, sigma)
+
+
+def process_pool(workers: int = 1) -> ProcessPoolExecutor:
+    """A pool of ``workers`` fresh ("spawn") processes; safe beside threads and torch."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))

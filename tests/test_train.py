@@ -310,3 +310,12 @@ def test_cli_trains_a_tiny_phase(train_images, tmp_path, capsys):
     assert rc == 0 and len(records(tmp_path / "r")) == 3
     assert "step 3/3" in capsys.readouterr().out  # plain log lines when not on a terminal
     assert main(["mse", "--preset", "tiny", "--out", str(tmp_path / "x"), "--set", "bacth=2"]) == 2
+
+
+def test_benchmark_runs_on_the_cpu(capsys):
+    from train.bench import bench
+
+    results = bench(tiny(), "gan", None, steps=2, warmup=1, device="cpu", pretrained_vgg=False, batches=[2],
+                    compile_modes=[])
+    assert [t.name for t in results] == ["naive fp32 eager, no TF32", "preset tiny", "preset, batch 2"]
+    assert all(t.it_s > 0 for t in results) and "x naive" in capsys.readouterr().out

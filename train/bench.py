@@ -26,6 +26,7 @@ class Timing:
     warmup_s: float
     it_s: float
     mpx_s: float
+    peak_gib: float = 0.0
 
 
 def synthetic_bank(device: torch.device, n: int = 32) -> ImageBank:
@@ -59,7 +60,8 @@ def time_setting(name: str, cfg: Config, phase: str, bank: ImageBank, info: Dist
     _sync(info.device)
     t2 = time.perf_counter()
     it_s = steps / (t2 - t1)
-    return Timing(name, cfg.batch, t1 - t0, it_s, it_s * cfg.batch * cfg.crop**2 / 1e6)
+    peak = torch.cuda.max_memory_allocated(info.device) / 2**30 if info.device.type == "cuda" else 0.0
+    return Timing(name, cfg.batch, t1 - t0, it_s, it_s * cfg.batch * cfg.crop**2 / 1e6, peak)
 
 
 def bench(cfg: Config, phase: str, data: list[Path] | None, steps: int, warmup: int, device: str | None,
@@ -68,16 +70,20 @@ def bench(cfg: Config, phase: str, data: list[Path] | None, steps: int, warmup: 
     torch.backends.cudnn.benchmark = True
     bank = load_bank(data, info.device, cfg.crop) if data else synthetic_bank(info.device)
     vgg = load_vgg19("relu5_4", pretrained_vgg) if phase == "gan" else None
-    settings = [("naive fp32 eager", cfg.replace(amp="none", channels_last=False, compile="none")),
+    settings = [("naive fp32 eager, no TF32", cfg.replace(amp="none", channels_last=False, compile="none")),
                 (f"preset {cfg.preset}", cfg)]
     settings += [(f"preset, batch {b}", cfg.replace(batch=b)) for b in batches if b != cfg.batch]
     settings += [(f"preset, compile={m}", cfg.replace(compile=m)) for m in compile_modes if m != cfg.compile]
     name = torch.cuda.get_device_name(info.device) if info.device.type == "cuda" else "cpu"
     print(f"# {phase} phase, preset {cfg.preset} ({cfg.blocks} blocks x {cfg.channels} ch, crop {cfg.crop}), "
           f"{name}, torch {torch.__version__}, {steps} timed steps after {warmup} warm-up")
-    print(f"{'setting':<34} {'batch':>5} {'warmup s':>9} {'it/s':>9} {'Mpx/s':>8} {'x naive':>8}")
+    print(f"{'setting':<34} {'batch':>5} {'warmup s':>9} {'it/s':>9} {'Mpx/s':>8} {'x naive':>8} {'GPU GiB':>8}")
     results = []
     for label, setting in settings:
+        # The baseline is strict fp32: PyTorch lets cuDNN use TF32 for convolutions by default.
+        torch.backends.cudnn.allow_tf32 = not label.startswith("naive")
+        if info.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(info.device)
         try:
             t = time_setting(label, setting, phase, bank, info, steps, warmup, vgg)
         except Exception as exc:  # one failing setting (e.g. out of memory) must not hide the others
@@ -85,8 +91,9 @@ def bench(cfg: Config, phase: str, data: list[Path] | None, steps: int, warmup: 
             continue
         results.append(t)
         base = results[0].mpx_s
-        print(f"{t.name:<34} {t.batch:>5} {t.warmup_s:>9.1f} {t.it_s:>9.2f} {t.mpx_s:>8.2f} {t.mpx_s / base:>8.2f}",
-              flush=True)
+        print(f"{t.name:<34} {t.batch:>5} {t.warmup_s:>9.1f} {t.it_s:>9.2f} {t.mpx_s:>8.2f} {t.mpx_s / base:>8.2f} "
+              f"{t.peak_gib:>8.1f}", flush=True)
         if info.device.type == "cuda":
             torch.cuda.empty_cache()
+    torch.backends.cudnn.allow_tf32 = True
     return results

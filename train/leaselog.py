@@ -2,8 +2,8 @@
 
     python -m train.leaselog OUTDIR/metrics_mse.jsonl OUTDIR/metrics_gan.jsonl [--write docs/training.md]
 
-One table row per phase: date, GPU, minutes, steps, it/s, sigma, Kodak PSNR before -> after
-(the in-run evaluation on a few images). ``--write`` inserts the entry at the end of the
+One table row per phase: date, GPU, minutes, steps, it/s (training steps only, evaluations
+left out), sigma, Kodak PSNR before -> after (the in-run evaluation on a few images). ``--write`` inserts the entry at the end of the
 Leases section (between its markers); without it the entry is printed.
 """
 from __future__ import annotations
@@ -33,12 +33,20 @@ def summarize(path: Path) -> dict:
         keys = sorted(k for k in evals[0] if k.startswith("psnr_s"))
         psnr = "; ".join(f"s{k[6:]}: {evals[0][k]:.2f} -> {evals[-1][k]:.2f}" for k in keys)
         psnr += f" ({len(evals[0]['images'])} img)"
+    # Training speed without the evaluations: each log window's steps over its duration.
+    prev, steps, seconds_train = start["step"], 0, 0.0
+    for r in train:
+        if r.get("it_s"):
+            steps += r["step"] - prev
+            seconds_train += (r["step"] - prev) / r["it_s"]
+        prev = r["step"]
+    it_s = steps / seconds_train if seconds_train else end.get("it_s")
     lo, hi = start["sigma"]
     return {
         "date": start["time"][:10], "gpu": start["device"] + (f" x{start['world_size']}" if start["world_size"] > 1 else ""),
         "phase": start["phase"], "minutes": f"{seconds / 60:.1f}",
         "steps": f"{last_step - start['step']} / {start.get('steps_before', 0) + last_step}",
-        "it_s": f"{end['it_s']:.1f}" if end.get("it_s") else "?",
+        "it_s": f"{it_s:.1f}" if it_s else "?",
         "sigma": f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}", "psnr": psnr or "not evaluated",
         "finished": bool(end), "time": start["time"],
     }

@@ -76,8 +76,10 @@ def summary_table(df: pd.DataFrame | None, sigmas=TABLE_SIGMAS) -> pd.DataFrame:
             row["images"] = int(df[df["method"] == method]["image"].nunique())
         rows.append(row)
     table = pd.DataFrame(rows)
-    # Drop columns with no number at all (e.g. no published value at sigma 35).
-    return table.dropna(axis=1, how="all")
+    # Drop "published" columns with no number at all (nobody published sigma 35); an empty
+    # "ours" column stays, so that a missing result shows as missing.
+    empty = [c for c in table.columns if c.endswith("published") and table[c].isna().all()]
+    return table.drop(columns=empty)
 
 
 def psnr_chart(df: pd.DataFrame | None, title: str = "Kodak24: PSNR against σ") -> go.Figure:

@@ -118,7 +118,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                 gr.Markdown("### Full views (the red box is the crop; click to move it)")
                 fulls = _grid(n_slots, "full", "panel", height=300)
                 gr.Markdown("### Zoomed crops")
-                crop_views = _grid(n_slots, "crop", "crop", height=None)
+                crop_views = _grid(n_slots, "crop", "crop", height=None, per_row=3)
                 with gr.Accordion("A/B slider (lossless)", open=False):
                     with gr.Row():
                         ab_a = gr.Dropdown(label="Left", choices=[], elem_id="ab-a")
@@ -128,8 +128,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                     fig_btn = gr.Button("Export paper-style figure (PNG)", size="sm")
                     zip_btn = gr.Button("Export all outputs + CSV (zip)", size="sm")
                 with gr.Row():
-                    fig_file = gr.File(label="Figure", interactive=False)
-                    zip_file = gr.File(label="Outputs", interactive=False)
+                    fig_file = gr.File(label="Figure", interactive=False, height=80)
+                    zip_file = gr.File(label="Outputs", interactive=False, height=80)
 
             with gr.Tab("Benchmark", id="benchmark"):
                 bench_set = gr.Dropdown(list(benchmark.DATASETS), value="kodak24", label="Test set")

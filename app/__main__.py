@@ -11,13 +11,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--results", type=Path, default=None, help="folder holding <set>/results.csv")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="result cache folder (default: <DENOISERS_CACHE or ~/.cache/denoiser-compare>/results)")
     parser.add_argument("--heavy-limit", type=int, default=2, help="comparisons running at once (UI + API)")
     args = parser.parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
     from .server import create, launch_kwargs
 
-    demo, engine, exports = create(results_root=args.results, heavy_limit=args.heavy_limit)
+    demo, engine, exports = create(results_root=args.results, cache_dir=args.cache_dir, heavy_limit=args.heavy_limit)
     try:
         demo.launch(server_name=args.host, server_port=args.port, **launch_kwargs())
     finally:

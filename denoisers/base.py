@@ -106,6 +106,8 @@ class TorchDenoiser(Denoiser):
     cpu_bf16: ClassVar[bool] = False
     #: Images with more pixels than this are run in tiles.
     tile_above_pixels: ClassVar[int] = 1536 * 1536
+    #: Tiles start at multiples of this (2 for a pixel-unshuffled grid).
+    tile_align: ClassVar[int] = 1
 
     def __init__(self, device: str | torch.device | None = None, precision: str | None = None,
                  tile: int = 512) -> None:
@@ -159,8 +161,9 @@ class TorchDenoiser(Denoiser):
             if tile is None and h * w <= self.tile_above_pixels:
                 y = fn(x)
             else:
-                y = run_tiled(fn, x, tile=tile or self.tile, overlap=min(32, (tile or self.tile) // 4),
-                              margin=self.margin(model))
+                size = tile or self.tile
+                y = run_tiled(fn, x, tile=size, overlap=min(32, size // 4) // 2 * 2,
+                              margin=self.margin(model), align=self.tile_align)
         return tensor_to_array(y)
 
     def denoise_tiled(self, noisy: np.ndarray, sigma: float, tile: int) -> np.ndarray:

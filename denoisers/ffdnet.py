@@ -14,6 +14,7 @@ class FFDNet(TorchDenoiser):
     name = "ffdnet"
     label = "FFDNet"
     key = "ffdnet_color"
+    tile_align = 2  # the network runs on a 2x2 pixel-unshuffled grid
 
     def readiness(self, sigma: float | None = None) -> Readiness:
         if is_available_locally(manifest()[self.key]):

@@ -9,7 +9,7 @@ import torch
 from .base import Readiness, TorchDenoiser
 from .nets.idresnet import IDResNetGenerator
 from .registry import register
-from .weights import WeightsEntry, WeightsError, entries_for, is_available_locally, load_state_dict
+from .weights import WeightsEntry, WeightsError, entries_for, is_available_locally, load_state_dict, manifest
 
 
 class _GeneratorDenoiser(TorchDenoiser):
@@ -21,7 +21,8 @@ class _GeneratorDenoiser(TorchDenoiser):
     def trained_sigmas(self) -> list[float]:
         return [e.sigma for e in self._entries()]
 
-    def _model_key(self, sigma: float) -> WeightsEntry:
+    def nearest(self, sigma: float) -> WeightsEntry:
+        """The trained network used at ``sigma``: the nearest trained sigma (lower on ties)."""
         entries = self._entries()
         if not entries:
             raise WeightsError(f"{self.label}: not trained yet (no weights in assets/weights/)")
@@ -34,17 +35,21 @@ class _GeneratorDenoiser(TorchDenoiser):
         trained = ", ".join(f"{e.sigma:g}" for e in entries)
         if sigma is None:
             return Readiness(True, f"networks for sigma {trained}")
-        chosen = self._model_key(sigma).sigma
+        chosen = self.nearest(sigma).sigma
         if chosen != sigma:
             return Readiness(True, f"no network for sigma {sigma:g}; uses the sigma {chosen:g} network")
         return Readiness(True)
 
     def weights_id(self, sigma: float) -> str:
-        return self._model_key(sigma).sha256
+        return self.nearest(sigma).sha256
 
-    def _build(self, key: WeightsEntry) -> torch.nn.Module:
-        model = IDResNetGenerator(**key.arch)
-        state = {k: v.float() for k, v in load_state_dict(key).items()}
+    def _model_key(self, sigma: float) -> str:
+        return self.nearest(sigma).key
+
+    def _build(self, key: str) -> torch.nn.Module:
+        entry = manifest()[key]
+        model = IDResNetGenerator(**entry.arch)
+        state = {k: v.float() for k, v in load_state_dict(entry).items()}
         model.load_state_dict(state)
         return model
 

@@ -13,11 +13,13 @@ from collections.abc import Callable
 import torch
 
 
-def _starts(length: int, tile: int, stride: int) -> list[int]:
+def _windows(length: int, tile: int, stride: int, align: int) -> list[tuple[int, int]]:
+    """[start, end) windows covering ``length``; starts are multiples of ``align``."""
     if length <= tile:
-        return [0]
-    starts = list(range(0, length - tile, stride))
-    return starts + [length - tile]
+        return [(0, length)]
+    last = length - tile
+    starts = list(range(0, last, stride)) + [last - last % align]
+    return [(s, min(s + tile, length)) for s in starts[:-1]] + [(starts[-1], length)]
 
 
 def _ramp(length: int, overlap: int, ramp_start: bool, ramp_end: bool) -> torch.Tensor:
@@ -37,22 +39,28 @@ def run_tiled(
     tile: int = 512,
     overlap: int = 32,
     margin: int = 32,
+    align: int = 1,
 ) -> torch.Tensor:
     """Apply ``fn`` ([1, C, h, w] -> [1, C, h, w]) to ``x`` [1, C, H, W] tile by tile.
 
     Memory is bounded by one tile of ``(tile + 2 * margin)`` pixels a side plus the output.
+    ``align``: every tile input starts at a multiple of it (2 for models that work on a
+    pixel-unshuffled grid, whose output changes if the grid is shifted by one pixel).
     """
     if overlap >= tile:
         raise ValueError(f"overlap ({overlap}) must be smaller than the tile ({tile})")
+    if (tile - overlap) % align or margin % align:
+        raise ValueError(f"tile - overlap and margin must be multiples of align ({align})")
     _, _, height, width = x.shape
     if height <= tile and width <= tile:
         return fn(x)
     out = torch.zeros_like(x, dtype=torch.float32)
     weight = torch.zeros((1, 1, height, width), dtype=torch.float32, device=x.device)
-    rows, cols = _starts(height, tile, tile - overlap), _starts(width, tile, tile - overlap)
-    for top in rows:
-        for left in cols:
-            th, tw = min(tile, height), min(tile, width)
+    rows = _windows(height, tile, tile - overlap, align)
+    cols = _windows(width, tile, tile - overlap, align)
+    for top, bottom in rows:
+        for left, right in cols:
+            th, tw = bottom - top, right - left
             t0, l0 = max(top - margin, 0), max(left - margin, 0)
             t1, l1 = min(top + th + margin, height), min(left + tw + margin, width)
             result = fn(x[:, :, t0:t1, l0:l1])  # [1, C, t1-t0, l1-l0]

@@ -47,7 +47,7 @@ class WeightsEntry:
         return FileSpec(self.file, self.sha256, self.sources, self.size)
 
 
-def read_manifest(path: Path = MANIFEST) -> dict[str, WeightsEntry]:
+def read_manifest(path: Path) -> dict[str, WeightsEntry]:
     raw = json.loads(Path(path).read_text())
     entries = {}
     for key, item in raw.items():
@@ -59,7 +59,7 @@ def read_manifest(path: Path = MANIFEST) -> dict[str, WeightsEntry]:
 
 @lru_cache(maxsize=1)
 def manifest() -> dict[str, WeightsEntry]:
-    return read_manifest()
+    return read_manifest(MANIFEST)
 
 
 def entries_for(method: str) -> list[WeightsEntry]:

@@ -1,0 +1,180 @@
+"""Evaluate denoisers on a folder of clean images, following the shared evaluation protocol.
+
+    python -m denoisers.evaluate --data DIR --sigma 25 --sigma 35 \
+        --methods dncnn,ffdnet,cbm3d [--limit N] [--seed 0] --out DIR
+
+Images are taken in name order. Methods that must run in their own process (CBM3D) run in
+``--workers`` worker processes beside the networks. Rows already in ``OUT/results.csv``
+with the same weights are not recomputed, so an interrupted run resumes. Writes
+``results.csv``, ``table.md`` (laid out like the paper's Table 1) and ``chart.html``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from concurrent.futures import Future, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from . import report
+from .base import check_input
+from .io import read_image, to_float
+from .metrics import add_noise, score
+from .parallel import _instance, process_pool
+from .registry import get, names
+
+IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"}
+
+
+@dataclass(frozen=True)
+class Job:
+    image: Path
+    method: str
+    sigma: float
+    seed: int
+    weights: str
+
+    @property
+    def key(self) -> tuple[str, str, float, int, str]:
+        return (self.image.name, self.method, float(self.sigma), int(self.seed), self.weights)
+
+
+def list_images(folder: Path, limit: int | None = None) -> list[Path]:
+    if not folder.is_dir():
+        raise SystemExit(f"--data {folder}: not a folder")
+    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise SystemExit(f"--data {folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return images[:limit]
+
+
+def evaluate_one(job: Job) -> dict:
+    """One result row: read, add the protocol's noise, denoise, score. Runs in any process."""
+    clean_u8 = read_image(job.image)
+    noisy = add_noise(to_float(clean_u8), job.sigma, job.seed)
+    denoiser = _instance(job.method)
+    start = time.perf_counter()
+    output = denoiser.denoise(noisy, job.sigma)
+    seconds = time.perf_counter() - start
+    psnr, ssim = score(clean_u8, output)
+    return {"image": job.image.name, "method": job.method, "sigma": job.sigma, "seed": job.seed,
+            "psnr": round(psnr, 4), "ssim": round(ssim, 5), "seconds": round(seconds, 3),
+            "weights": job.weights}
+
+
+def done_keys(results: pd.DataFrame) -> set[tuple]:
+    return {(r.image, r.method, float(r.sigma), int(r.seed), str(r.weights)) for r in results.itertuples()}
+
+
+def plan(images: list[Path], methods: list[str], sigmas: list[float], seed: int,
+         done: set[tuple]) -> list[Job]:
+    jobs = []
+    for method in methods:
+        denoiser = get(method)
+        for sigma in sigmas:
+            status = denoiser.readiness(sigma)
+            if not status.ready:
+                raise SystemExit(f"{method} cannot run at sigma {sigma:g}: {status.reason}")
+            weights = denoiser.weights_id(sigma)
+            jobs += [Job(image, method, sigma, seed, weights) for image in images]
+    return [job for job in jobs if job.key not in done]
+
+
+def run(jobs: list[Job], results_csv: Path, workers: int) -> None:
+    """Run ``jobs``, appending each row to ``results_csv`` as soon as it is known."""
+    separate = [j for j in jobs if get(j.method).separate_process]
+    inline = [j for j in jobs if not get(j.method).separate_process]
+    new_file = not results_csv.exists() or results_csv.stat().st_size == 0
+    with open(results_csv, "a", newline="") as f, tqdm(total=len(jobs), unit="run", mininterval=2,
+                                                        disable=False) as bar:
+        writer = csv.DictWriter(f, fieldnames=report.COLUMNS)
+        if new_file:
+            writer.writeheader()
+
+        def record(row: dict) -> None:
+            writer.writerow(row)
+            f.flush()
+            bar.set_postfix_str(f"{row['method']} {row['image']} s{row['sigma']:g}: {row['psnr']:.2f} dB")
+            bar.update()
+
+        pool = process_pool(workers) if separate else None
+        try:
+            futures: list[Future] = [pool.submit(evaluate_one, j) for j in separate] if pool else []
+            if pool:  # leave the cores the workers use to them
+                torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))
+            for job in inline:
+                record(evaluate_one(job))
+                for fut in [f for f in futures if f.done()]:
+                    futures.remove(fut)
+                    record(fut.result())
+            for fut in as_completed(futures):
+                record(fut.result())
+        finally:
+            if pool:
+                pool.shutdown(cancel_futures=True)
+
+
+def write_outputs(out: Path, dataset: str) -> pd.DataFrame:
+    results = report.read_results(out / "results.csv")
+    results = results.sort_values(["sigma", "method", "image"], kind="stable")
+    results.to_csv(out / "results.csv", index=False)
+    (out / "table.md").write_text(f"# {dataset}\n\n" + report.table_markdown(results, names(), dataset))
+    (out / "chart.html").write_text(report.chart_html(results, f"{dataset}: mean PSNR"))
+    return results
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m denoisers.evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="folder of clean images")
+    parser.add_argument("--sigma", type=float, action="append", required=True,
+                        help="noise sigma on the 0-255 scale (repeat for several)")
+    parser.add_argument("--methods", default=",".join(n for n in names()),
+                        help=f"comma-separated, from: {', '.join(names())}")
+    parser.add_argument("--limit", type=int, help="only the first N images (name order)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--workers", type=int, default=1, help="processes for CBM3D")
+    parser.add_argument("--name", help="dataset name in the table (default: the --data folder name)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in names()]
+    if unknown:
+        raise SystemExit(f"unknown methods: {', '.join(unknown)} (known: {', '.join(names())})")
+    for sigma in args.sigma:
+        try:
+            check_input_sigma(sigma)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
+    if args.limit is not None and args.limit < 1:
+        raise SystemExit("--limit must be at least 1")
+    images = list_images(args.data, args.limit)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results_csv = args.out / "results.csv"
+    jobs = plan(images, methods, args.sigma, args.seed, done_keys(report.read_results(results_csv)))
+    print(f"{len(images)} images x {len(methods)} methods x {len(args.sigma)} sigmas: "
+          f"{len(jobs)} runs to do", file=sys.stderr)
+    run(jobs, results_csv, max(1, args.workers))
+    results = write_outputs(args.out, args.name or args.data.name)
+    print(report.table_markdown(results, names(), args.name or args.data.name))
+    return 0
+
+
+def check_input_sigma(sigma: float) -> None:
+    import numpy as np
+
+    check_input(np.zeros((16, 16, 3), np.float32), sigma)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

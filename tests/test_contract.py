@@ -1,0 +1,126 @@
+"""The denoiser contract, over every registered method (as timm tests run over list_models)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import denoisers
+from denoisers import NotReadyError
+
+ALL = denoisers.names()
+
+
+def test_names_in_display_order():
+    assert ALL == ["idresnet", "idgan", "dncnn", "ffdnet", "cbm3d"]
+
+
+def test_unknown_name_is_refused():
+    with pytest.raises(ValueError, match="unknown denoiser"):
+        denoisers.get("nlm")
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_building_loads_nothing(name, monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("weights were loaded while building")
+
+    monkeypatch.setattr(denoisers.weights, "load_state_dict", fail)
+    monkeypatch.setattr(denoisers.weights, "weights_path", fail)
+    d = denoisers.get(name)
+    assert d.name == name and d.label
+    assert isinstance(d.readiness().reason, str)
+
+
+@pytest.mark.parametrize("name", ["idresnet", "idgan"])
+def test_untrained_generators_are_not_ready_and_refuse(name, noisy_image, monkeypatch, tmp_path):
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(denoisers.weights.MANIFEST.read_text())
+    monkeypatch.setattr(denoisers.weights, "MANIFEST", manifest)
+    monkeypatch.setattr(denoisers.weights, "entries_for", lambda method: [])
+    d = denoisers.get(name)
+    status = d.readiness(25)
+    assert not status.ready and "not trained" in status.reason
+    with pytest.raises(NotReadyError, match="not trained"):
+        d.denoise(noisy_image, 25)
+
+
+def _ready(name: str) -> denoisers.Denoiser:
+    d = denoisers.get(name)
+    if not d.readiness(25).ready:
+        pytest.skip(f"{name}: {d.readiness(25).reason}")
+    return d
+
+
+@pytest.fixture(params=ALL)
+def ready_denoiser(request, weights_mirror, tiny_generators):
+    return _ready(request.param)
+
+
+@pytest.mark.parametrize("shape", [(40, 48), (17, 23), (16, 31)])
+def test_shape_dtype_range(ready_denoiser, shape):
+    rng = np.random.default_rng(0)
+    noisy = (0.5 + rng.normal(0, 0.2, shape + (3,))).astype(np.float32)
+    assert noisy.min() < 0 and noisy.max() > 1  # unclipped input
+    out = ready_denoiser.denoise(noisy, 25)
+    assert out.shape == noisy.shape and out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_deterministic(ready_denoiser, noisy_image):
+    a = ready_denoiser.denoise(noisy_image, 30)
+    b = ready_denoiser.denoise(noisy_image, 30)
+    if ready_denoiser.name == "cbm3d":
+        # bm3d's compiled code sums in a varying order: equal to ~1e-6, far below one 8-bit step.
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+    else:
+        np.testing.assert_array_equal(a, b)
+
+
+def test_input_is_not_modified(ready_denoiser, noisy_image):
+    before = noisy_image.copy()
+    ready_denoiser.denoise(noisy_image, 25)
+    np.testing.assert_array_equal(before, noisy_image)
+
+
+BAD_ARRAYS = {
+    "float64": lambda x: x.astype(np.float64),
+    "uint8": lambda x: (np.clip(x, 0, 1) * 255).astype(np.uint8),
+    "grey": lambda x: x[..., 0],
+    "rgba": lambda x: np.concatenate([x, x[..., :1]], axis=2),
+    "chw": lambda x: np.ascontiguousarray(x.transpose(2, 0, 1)),
+    "batch": lambda x: x[None],
+    "tiny": lambda x: x[:15],
+    "nan": lambda x: np.where(np.arange(x.size).reshape(x.shape) == 7, np.nan, x).astype(np.float32),
+    "inf": lambda x: np.where(np.arange(x.size).reshape(x.shape) == 7, np.inf, x).astype(np.float32),
+    "list": lambda x: x.tolist(),
+}
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("bad", list(BAD_ARRAYS))
+def test_bad_arrays_are_refused(name, bad, noisy_image):
+    with pytest.raises(ValueError):
+        denoisers.get(name).denoise(BAD_ARRAYS[bad](noisy_image), 25)
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("sigma", [0, -5, 100.5, 255, float("nan"), float("inf"), "abc", None])
+def test_bad_sigma_is_refused(name, sigma, noisy_image):
+    with pytest.raises(ValueError, match="sigma"):
+        denoisers.get(name).denoise(noisy_image, sigma)
+
+
+def test_generators_pick_the_nearest_trained_sigma(tiny_generators):
+    d = denoisers.get("idresnet")
+    assert d.readiness(25).ready and d.readiness(25).reason == ""
+    note = d.readiness(35).reason
+    assert "uses the sigma 25 network" in note
+    assert "uses the sigma 50 network" in d.readiness(45).reason
+    assert d.weights_id(30) != d.weights_id(45)
+
+
+def test_corrupted_bundled_generator_is_refused(tiny_generators, noisy_image):
+    path = tiny_generators["idgan_s25"]
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(denoisers.weights.WeightsError, match="expected"):
+        denoisers.get("idgan").denoise(noisy_image, 25)

@@ -1,0 +1,78 @@
+"""The evaluation CLI: protocol, outputs, resume, CBM3D in a worker process, bad arguments."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import denoisers
+from denoisers import evaluate
+from denoisers.io import read_image, to_float, to_uint8
+from denoisers.metrics import add_noise, psnr
+
+
+@pytest.fixture
+def crops_dir(tmp_path, kodak_crops):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for i, crop in enumerate(kodak_crops[:2]):
+        Image.fromarray(crop[:48, :64]).save(folder / f"img{2 - i}.png")  # name order != write order
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_cli_writes_results_table_and_chart_and_resumes(crops_dir, tmp_path, weights_mirror):
+    out = tmp_path / "out"
+    args = ["--data", str(crops_dir), "--sigma", "25", "--sigma", "50", "--methods", "ffdnet,cbm3d",
+            "--out", str(out), "--name", "kodak24"]
+    assert evaluate.main(args) == 0
+    results = pd.read_csv(out / "results.csv")
+    assert set(evaluate.report.COLUMNS) <= set(results.columns)
+    assert len(results) == 2 * 2 * 2
+    assert sorted(results["image"].unique()) == ["img1.png", "img2.png"]
+    # Every row follows the protocol: recompute one directly.
+    row = results[(results.method == "ffdnet") & (results.sigma == 50) & (results.image == "img1.png")].iloc[0]
+    clean = read_image(crops_dir / "img1.png")
+    direct = psnr(clean, to_uint8(denoisers.get("ffdnet").denoise(add_noise(to_float(clean), 50, 0), 50)))
+    assert row.psnr == pytest.approx(direct, abs=1e-3)
+    assert row.weights == denoisers.get("ffdnet").weights_id(50)
+    assert results[results.method == "cbm3d"]["weights"].str.startswith("bm3d==").all()
+    table = (out / "table.md").read_text()
+    assert "| 25 | ffdnet | 2 |" in table and "paper Table 1" in table and "31.81" in table  # CBM3D's paper value
+    assert "plotly" in (out / "chart.html").read_text()
+    # Resume: a second run computes nothing and keeps the rows.
+    before = (out / "results.csv").read_text()
+    planned = evaluate.plan(evaluate.list_images(crops_dir), ["ffdnet", "cbm3d"], [25.0, 50.0], 0,
+                            evaluate.done_keys(pd.read_csv(out / "results.csv", dtype={"weights": str})))
+    assert planned == []
+    assert evaluate.main(args) == 0
+    assert (out / "results.csv").read_text() == before
+    # A new seed is new work.
+    assert evaluate.main(args[:-2] + ["--seed", "1", "--limit", "1", "--methods", "ffdnet"]) == 0
+    assert len(pd.read_csv(out / "results.csv")) == 8 + 2
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--sigma", "0"], "sigma"),
+    (["--sigma", "25", "--methods", "nlm"], "unknown methods"),
+    (["--sigma", "25", "--limit", "0"], "limit"),
+    (["--sigma", "25", "--methods", "idresnet"], "not trained"),
+])
+def test_cli_refuses_bad_arguments(bad, message, crops_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(denoisers.weights, "entries_for", lambda method: [])
+    with pytest.raises(SystemExit, match=message):
+        evaluate.main(["--data", str(crops_dir), "--out", str(tmp_path / "o")] + bad)
+
+
+def test_cli_refuses_a_folder_without_images(tmp_path):
+    with pytest.raises(SystemExit, match="no images"):
+        evaluate.main(["--data", str(tmp_path), "--sigma", "25", "--out", str(tmp_path / "o")])
+
+
+def test_report_document(crops_dir, tmp_path, weights_mirror):
+    out = tmp_path / "kodak24"
+    evaluate.main(["--data", str(crops_dir), "--sigma", "25", "--methods", "dncnn", "--out", str(out)])
+    text = evaluate.report.document([out], denoisers.names())
+    assert "## kodak24" in text and "| 25 | dncnn | 2 | **" in text and "32.35" in text
+    assert np.isfinite(pd.read_csv(out / "results.csv")["psnr"]).all()

@@ -1,0 +1,93 @@
+"""The evaluation protocol and image reading."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from denoisers.io import ImageReadError, read_image, to_float, to_uint8
+from denoisers.metrics import add_noise, psnr, score, ssim
+
+
+def test_noise_follows_the_protocol():
+    clean = np.full((8, 9, 3), 0.5, np.float32)
+    noisy = add_noise(clean, 25, seed=3)
+    expected = np.random.default_rng(3).normal(0.0, 25 / 255, clean.shape).astype(np.float32)
+    assert noisy.dtype == np.float32
+    np.testing.assert_array_equal(noisy, clean + expected)
+
+
+def test_noise_is_not_clipped():
+    noisy = add_noise(np.zeros((32, 32, 3), np.float32), 50, 0)
+    assert noisy.min() < 0
+
+
+def test_quantisation_clips_then_rounds():
+    x = np.array([-0.2, 0.0, 0.5 / 255, 1.5 / 255, 0.999, 1.3], np.float32)
+    assert to_uint8(x).tolist() == [0, 0, 0, 2, 255, 255]  # numpy rounds half to even
+
+
+def test_psnr_known_values():
+    a = np.zeros((4, 4, 3), np.uint8)
+    b = a.copy()
+    b[0, 0, 0] = 255  # mse = 255^2 / 48
+    assert psnr(a, b) == pytest.approx(10 * np.log10(48))
+    assert psnr(a, a) == float("inf")
+    with pytest.raises(ValueError, match="uint8"):
+        psnr(a.astype(np.float32), b)
+    with pytest.raises(ValueError, match="shapes"):
+        psnr(a, b[:2])
+
+
+def test_score_rounds_the_output_first():
+    clean = (np.arange(48 * 48 * 3) % 256).astype(np.uint8).reshape(48, 48, 3)
+    output = to_float(clean) + 0.4 / 255  # rounds back to clean
+    p, s = score(clean, output)
+    assert p == float("inf") and s == pytest.approx(1.0)
+    assert ssim(clean, clean) == pytest.approx(1.0)
+
+
+def _png(img: Image.Image, fmt: str = "PNG", **kwargs) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+def test_read_conversions():
+    rgb = Image.new("RGB", (40, 30), (10, 200, 30))
+    assert read_image(_png(rgb))[0, 0].tolist() == [10, 200, 30]
+    assert read_image(_png(Image.new("L", (40, 30), 77)))[5, 5].tolist() == [77, 77, 77]
+    rgba = Image.new("RGBA", (40, 30), (0, 0, 0, 0))  # fully transparent -> white
+    assert read_image(_png(rgba))[0, 0].tolist() == [255, 255, 255]
+    half = Image.new("RGBA", (40, 30), (0, 0, 0, 128))
+    assert read_image(_png(half))[0, 0].tolist() == [127, 127, 127]
+    sixteen = Image.fromarray(np.full((30, 40), 257 * 100, np.uint16))
+    assert read_image(_png(sixteen))[0, 0].tolist() == [100, 100, 100]
+    palette = rgb.convert("P", palette=Image.Palette.ADAPTIVE)
+    assert read_image(_png(palette))[0, 0].tolist() == [10, 200, 30]
+    cmyk = Image.new("CMYK", (40, 30), (0, 0, 0, 0))
+    assert read_image(_png(cmyk, "JPEG", quality=100))[0, 0].tolist() == [255, 255, 255]
+
+
+def test_exif_orientation_is_applied():
+    img = Image.new("RGB", (40, 20), (0, 0, 0))
+    img.putpixel((0, 0), (255, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    out = read_image(_png(img, "PNG", exif=exif))
+    assert out.shape == (40, 20, 3)
+    assert out[0, -1].tolist() == [255, 0, 0]
+
+
+def test_bad_files_are_refused_clearly(tmp_path):
+    with pytest.raises(ImageReadError, match="not a readable image"):
+        read_image(b"this is text")
+    truncated = _png(Image.new("RGB", (64, 64), (1, 2, 3)))[:60]
+    with pytest.raises(ImageReadError):
+        read_image(truncated)
+    with pytest.raises(ImageReadError, match="cannot open"):
+        read_image(tmp_path / "missing.png")
+    with pytest.raises(ImageReadError, match="over the limit"):
+        read_image(_png(Image.new("RGB", (100, 100))), max_pixels=5000)

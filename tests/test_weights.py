@@ -1,0 +1,127 @@
+"""Checksummed fetching: cache, mirror, atomic downloads, and clear errors on bad files."""
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from denoisers import weights
+from denoisers.fetch import ChecksumError, FetchError, FileSpec, Source, locate, verify
+
+
+def _spec(data: bytes, sources=()) -> FileSpec:
+    return FileSpec("models/w.bin", hashlib.sha256(data).hexdigest(), tuple(sources))
+
+
+def test_verify_names_file_and_both_hashes(tmp_path):
+    path = tmp_path / "w.bin"
+    path.write_bytes(b"abc")
+    expected = "0" * 64
+    with pytest.raises(ChecksumError) as info:
+        verify(path, expected)
+    message = str(info.value)
+    assert str(path) in message and expected in message and hashlib.sha256(b"abc").hexdigest() in message
+
+
+def test_mirror_is_used_in_place(tmp_path):
+    data = b"weights"
+    (tmp_path / "mirror" / "models").mkdir(parents=True)
+    (tmp_path / "mirror" / "models" / "w.bin").write_bytes(data)
+    found = locate(_spec(data), tmp_path / "cache", [tmp_path / "mirror"], download=False)
+    assert found == tmp_path / "mirror" / "models" / "w.bin"
+    assert not (tmp_path / "cache").exists()
+
+
+def test_truncated_mirror_file_is_refused(tmp_path):
+    data = b"weights" * 100
+    (tmp_path / "mirror" / "models").mkdir(parents=True)
+    (tmp_path / "mirror" / "models" / "w.bin").write_bytes(data[:50])
+    with pytest.raises(FetchError, match="expected"):
+        locate(_spec(data), tmp_path / "cache", [tmp_path / "mirror"], download=False)
+
+
+def test_download_is_checked_and_atomic(tmp_path):
+    data = b"good bytes"
+    remote = tmp_path / "remote.bin"
+    remote.write_bytes(data)
+    found = locate(_spec(data, [Source(remote.as_uri())]), tmp_path / "cache", [])
+    assert found.read_bytes() == data and found.parent == tmp_path / "cache" / "models"
+    # A corrupted source leaves nothing behind in the cache, not even a partial file.
+    remote.write_bytes(b"evil bytes")
+    spec = FileSpec("models/x.bin", hashlib.sha256(data).hexdigest(), (Source(remote.as_uri()),))
+    with pytest.raises(FetchError, match="expected"):
+        locate(spec, tmp_path / "cache", [])
+    assert sorted(p.name for p in (tmp_path / "cache" / "models").iterdir()) == ["w.bin"]
+
+
+def test_corrupted_cache_entry_is_removed_then_refetched(tmp_path):
+    data = b"good bytes"
+    remote = tmp_path / "remote.bin"
+    remote.write_bytes(data)
+    cached = tmp_path / "cache" / "models" / "w.bin"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"bit rot")
+    assert locate(_spec(data, [Source(remote.as_uri())]), tmp_path / "cache", []).read_bytes() == data
+
+
+def test_member_of_a_wheel(tmp_path):
+    data = b"inside the wheel"
+    wheel = tmp_path / "pkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("pkg/w.bin", data)
+        z.writestr("pkg/__init__.py", "")
+    found = locate(_spec(data, [Source(wheel.as_uri(), member="pkg/w.bin")]), tmp_path / "cache", [])
+    assert found.read_bytes() == data
+
+
+def test_nothing_found_says_where_it_looked(tmp_path):
+    with pytest.raises(FetchError, match="not found in the cache"):
+        locate(_spec(b"x"), tmp_path / "cache", [tmp_path / "nowhere"], download=False)
+
+
+def test_manifest_entries_are_complete():
+    entries = weights.manifest()
+    assert {"dncnn_color_blind", "ffdnet_color", "vgg19_conv_q8"} <= set(entries)
+    for entry in entries.values():
+        assert len(entry.sha256) == 64 and entry.license and entry.source and entry.trained_on
+        assert entry.bundled or entry.sources, f"{entry.key} has no way to be fetched"
+        assert isinstance(entry.arch, dict)
+
+
+def test_official_weights_load_from_the_mirror(weights_mirror):
+    for key in ("dncnn_color_blind", "ffdnet_color", "vgg19_conv_q8"):
+        state = weights.load_state_dict(weights.manifest()[key], download=False)
+        assert state and all(isinstance(v, torch.Tensor) for v in state.values())
+
+
+def test_truncated_cached_weights_give_a_clear_error(tmp_path, monkeypatch):
+    """A file with the right name but wrong bytes in the cache is removed, and with nowhere
+    else to look the error names the file."""
+    monkeypatch.setenv("DENOISERS_CACHE", str(tmp_path))
+    monkeypatch.delenv(weights.MIRROR_ENV, raising=False)
+    entry = weights.manifest()["dncnn_color_blind"]
+    bad = tmp_path / "weights" / entry.file
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"\x80\x02truncated")
+    with pytest.raises(weights.WeightsError, match="dncnn_color_blind"):
+        weights.weights_path(entry, download=False)
+    assert not bad.exists()
+
+
+class Evil:
+    """An arbitrary object: loading it would run code of this module."""
+
+
+def test_unpicklable_payload_is_refused(tmp_path, monkeypatch):
+    """weights_only=True: a file holding arbitrary objects is not unpickled."""
+    path = tmp_path / "evil.pt"
+    torch.save({"x": Evil()}, path)
+    entry = weights.WeightsEntry(key="evil", method="x", file="evil.pt",
+                                 sha256=hashlib.sha256(path.read_bytes()).hexdigest(), sigma=None, arch={},
+                                 license="", source="", trained_on="", bundled=True)
+    monkeypatch.setattr(weights, "ASSETS", Path(tmp_path))
+    with pytest.raises(weights.WeightsError, match="cannot read"):
+        weights.load_state_dict(entry)

@@ -43,9 +43,13 @@ def load(root: Path, dataset: str) -> tuple[pd.DataFrame | None, list[str]]:
     expected = EXPECTED_IMAGES.get(dataset)
     if expected:
         counts = df.groupby(["method", "sigma"])["image"].nunique()
-        for (method, sigma), n in counts.items():
-            if n < expected:
-                notes.append(f"{dataset}: {method} at σ={sigma:g} has {n} of {expected} images (partial).")
+        sigmas = sorted(set(TABLE_SIGMAS) | set(df["sigma"].unique()))
+        for method in _order(df["method"].unique()):
+            for sigma in sigmas:
+                n = int(counts.get((method, sigma), 0))
+                if n < expected:
+                    state = "missing" if n == 0 else "partial"
+                    notes.append(f"{dataset}: {method} at σ={sigma:g} has {n} of {expected} images ({state}).")
     return df, notes
 
 
@@ -56,9 +60,11 @@ def _order(methods) -> list[str]:
     return sorted(set(methods), key=lambda m: (known.index(m) if m in known else len(known), m))
 
 
-def summary_table(df: pd.DataFrame | None, sigmas=TABLE_SIGMAS) -> pd.DataFrame:
+def summary_table(df: pd.DataFrame | None, sigmas=TABLE_SIGMAS, expected: int | None = None) -> pd.DataFrame:
     """Mean PSNR per method and sigma (ours), with the paper's Table 1 and the method's own
-    publication beside it. Rows: methods in display order."""
+    publication beside it. Rows: methods in display order. With ``expected`` (images in
+    the set), a mean over fewer images is shown as text with the count, e.g. "31.83 (15/24)",
+    so that a partial mean is never read as the full one."""
     methods = _order(list(df["method"].unique()) if df is not None else []) or _order(PAPER_TABLE1)
     rows = []
     for method in _order(set(methods) | set(PAPER_TABLE1)):
@@ -69,6 +75,9 @@ def summary_table(df: pd.DataFrame | None, sigmas=TABLE_SIGMAS) -> pd.DataFrame:
                 sel = df[(df["method"] == method) & (df["sigma"] == s)]
                 if len(sel):
                     ours = round(float(sel["psnr"].mean()), 2)
+                    n = sel["image"].nunique()
+                    if expected and n < expected:
+                        ours = f"{ours:.2f} ({n}/{expected})"
             row[f"σ={s} ours"] = ours
             row[f"σ={s} paper"] = PAPER_TABLE1.get(method, {}).get(s)
             row[f"σ={s} published"] = PUBLISHED.get(method, {}).get(s)

@@ -10,7 +10,8 @@ import numpy as np
 
 CROP_MIN, CROP_MAX, CROP_DEFAULT = 32, 256, 96
 ZOOM_MIN, ZOOM_MAX, ZOOM_DEFAULT = 2, 8, 4
-BOX_COLOUR = (255, 40, 40)
+BOX_COLOUR = (0, 255, 64)  # bright green inside a black ring: visible on any image
+BOX_RING = (0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,10 @@ def zoomed_crop(image: np.ndarray, box: Box, factor: int) -> np.ndarray:
     return zoom_nearest(crop(image, box), factor)
 
 
-def draw_box(image: np.ndarray, box: Box, colour: tuple[int, int, int] = BOX_COLOUR, width: int | None = None) -> np.ndarray:
-    """A copy of ``image`` (uint8 RGB) with the outline of ``box`` drawn just outside it.
+def draw_box(image: np.ndarray, box: Box, colour: tuple[int, int, int] = BOX_COLOUR, width: int | None = None,
+             ring: tuple[int, int, int] | None = BOX_RING) -> np.ndarray:
+    """A copy of ``image`` (uint8 RGB) with the outline of ``box`` drawn just outside it:
+    ``width`` pixels of ``colour`` next to the box, then (if ``ring``) as many of ``ring``.
 
     The outline sits outside the crop where there is room, so the cropped pixels themselves
     stay untouched in the full view.
@@ -78,15 +81,22 @@ def draw_box(image: np.ndarray, box: Box, colour: tuple[int, int, int] = BOX_COL
     out = image.copy()
     h, w = out.shape[:2]
     if width is None:
-        width = max(2, round(max(h, w) / 300))
+        width = max(2, round(max(h, w) / 250))
+    layers = [(colour, 0)] + ([(ring, width)] if ring is not None else [])
+    for c, offset in reversed(layers):  # the outer ring first, the colour over it
+        _outline(out, box, offset + width, np.asarray(c, dtype=out.dtype))
+    return out
+
+
+def _outline(out: np.ndarray, box: Box, width: int, c: np.ndarray) -> None:
+    """Paint the ``width``-pixel band around ``box`` (outside it) with colour ``c``."""
+    h, w = out.shape[:2]
     x0, y0 = max(box.x0 - width, 0), max(box.y0 - width, 0)
     x1, y1 = min(box.x1 + width, w), min(box.y1 + width, h)
-    c = np.asarray(colour, dtype=out.dtype)
     out[y0:box.y0, x0:x1] = c
     out[box.y1:y1, x0:x1] = c
     out[y0:y1, x0:box.x0] = c
     out[y0:y1, box.x1:x1] = c
-    return out
 
 
 def parse_click(index: object, shape: tuple[int, ...]) -> tuple[int, int] | None:

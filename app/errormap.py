@@ -34,7 +34,7 @@ def colourize(error: np.ndarray, vmax: float) -> np.ndarray:
     return np.round(rgb).astype(np.uint8)
 
 
-def colour_bar(vmax: float, width: int = 256, height: int = 16) -> np.ndarray:
+def colour_bar(vmax: float, width: int = 512, height: int = 24) -> np.ndarray:
     """A horizontal legend strip for 0..vmax (left to right)."""
     ramp = np.linspace(0.0, vmax, width, dtype=np.float64)[None, :].repeat(height, axis=0)
     return colourize(ramp, vmax)

@@ -30,6 +30,7 @@ class Comparison:
     seed: int | None  # None when the upload was already noisy
     methods: list[str] = field(default_factory=list)  # requested, in display order
     results: dict[str, MethodResult] = field(default_factory=dict)
+    elapsed: float | None = None  # wall time of the whole run, once every method has finished
 
     @property
     def shape(self) -> tuple[int, ...]:

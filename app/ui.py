@@ -17,8 +17,10 @@ from .state import ViewState, from_query, to_query
 
 CSS = """
 #status {min-height: 2em}
-.panel img {image-rendering: pixelated}
-.crop img {image-rendering: pixelated}
+.panel img, .crop img {image-rendering: pixelated}
+/* fixed column widths, so a lone panel on the last row keeps the size of the others */
+.panel {flex: 0 1 calc(25% - 12px) !important}
+.crop {flex: 0 1 calc(33.3% - 11px) !important}
 """
 #: Results kept per session for this long after the last update (seconds).
 STATE_TTL = 3600
@@ -112,10 +114,10 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                         show_errors = gr.Checkbox(False, label="Show error maps |output − ground truth|",
                                                   info="one colour scale for every map", elem_id="errors")
                         error_bar = gr.Image(label="Error scale", format="png", interactive=False, visible=False,
-                                             height=60, elem_id="error-bar", buttons=[])
+                                             elem_id="error-bar", buttons=[])
                         link = gr.Textbox(label="Link to this view (also in the address bar)", interactive=False,
                                           elem_id="link", buttons=["copy"])
-                gr.Markdown("### Full views (the red box is the crop; click to move it)")
+                gr.Markdown("### Full views (the green box is the crop; click to move it)")
                 fulls = _grid(n_slots, "full", "panel", height=300)
                 gr.Markdown("### Zoomed crops")
                 crop_views = _grid(n_slots, "crop", "crop", height=None, per_row=3)
@@ -156,7 +158,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         def render(comp, ctr, size, zm, errs):
             hidden = gr.update(value=None, visible=False)
             if comp is None:
-                return [hidden] * (2 * n_slots) + [gr.update(visible=False), "", gr.skip()]
+                return [hidden] * (2 * n_slots) + [gr.update(visible=False), "", gr.skip(), gr.skip()]
             box = crops.crop_box(ctr, crops.clamp_size(size), comp.shape)
             zm = crops.clamp_zoom(zm)
             maps, vmax = handlers.error_views(comp) if errs else ({}, 1.0)
@@ -181,10 +183,17 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             view = ViewState(image=comp.source if comp.source in kodak_names else None, sigma=comp.sigma,
                              seed=comp.seed or 0, x=cx, y=cy, crop=crops.clamp_size(size), zoom=zm,
                              methods=tuple(comp.methods))
-            return full_out + crop_out + [bar, text, to_query(view)]
+            if not comp.methods:
+                progress = gr.skip()  # a preview: keep the loading message
+            elif comp.elapsed is None:
+                progress = f"{len(comp.results)} of {len(comp.methods)} done…"
+            else:
+                # Written only here, so "Done" appears once the final panels are on screen.
+                progress = session.summary(comp, comp.elapsed)
+            return full_out + crop_out + [bar, text, to_query(view), progress]
 
         render_inputs = [comparison, centre, crop_size, zoom, show_errors]
-        render_outputs = fulls + crop_views + [error_bar, centre_text, link]
+        render_outputs = fulls + crop_views + [error_bar, centre_text, link, status]
 
         def preview(src, sg, sd, noisy_mode):
             """A comparison without methods (ground truth and noisy) for a freshly picked input."""
@@ -261,9 +270,9 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             yield comp, tk, f"Running {', '.join(engine.label(m) for m in methods)}…"
             for comp in session.run(engine, comp, noisy):
                 tk += 1
-                done = len(comp.results)
-                yield comp, tk, f"{done} of {len(methods)} done ({time.perf_counter() - start:.1f} s)…"
-            yield comp, tk + 1, session.summary(comp, time.perf_counter() - start)
+                yield comp, tk, gr.skip()  # the render triggered by tick shows the progress
+            comp.elapsed = time.perf_counter() - start
+            yield comp, tk + 1, gr.skip()
 
         compare_inputs = [source, sigma, seed, already_noisy, tick] + boxes
         run_evt = run_btn.click(run_comparison, compare_inputs, [comparison, tick, status], concurrency_id="heavy",
@@ -278,7 +287,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             choices = handlers.slider_choices(comp)
             keys = [k for _, k in choices]
             a = a if a in keys else (keys[0] if keys else None)
-            b = b if b in keys else (keys[-1] if keys else None)
+            best = handlers.best_method(comp)
+            b = b if b in keys else (best or (keys[-1] if keys else None))
             pair = handlers.slider_pair(comp, a, b) if a and b else None
             return gr.update(choices=choices, value=a), gr.update(choices=choices, value=b), pair
 
@@ -325,7 +335,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             df, notes = benchmark.load(settings.results_root, dataset)
             title = f"{dataset}: mean PSNR against σ"
             return ("\n".join(f"- {n}" for n in notes) or "All expected results are present.",
-                    benchmark.summary_table(df), benchmark.psnr_chart(df, title), benchmark.per_image(df, sg))
+                    benchmark.summary_table(df, expected=benchmark.EXPECTED_IMAGES.get(dataset)), benchmark.psnr_chart(df, title), benchmark.per_image(df, sg))
 
         bench_outputs = [bench_notes, bench_table, bench_plot, per_image]
         bench_set.change(show_benchmark, [bench_set, bench_sigma], bench_outputs, api_visibility="private")

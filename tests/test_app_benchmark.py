@@ -35,7 +35,7 @@ def test_table_means_beside_the_paper(tmp_path):
     data = rows()
     write(tmp_path, "kodak24", data)
     df, notes = benchmark.load(tmp_path, "kodak24")
-    assert notes == []
+    assert notes == [f"kodak24: {m} at σ=35 has 0 of 24 images (missing)." for m in ("dncnn", "ffdnet")]
     table = benchmark.summary_table(df).set_index("method")
     expected = pd.DataFrame(data, columns=benchmark.COLUMNS)
     mean = expected[(expected.method == "dncnn") & (expected.sigma == 25)].psnr.mean()
@@ -47,8 +47,11 @@ def test_table_means_beside_the_paper(tmp_path):
 
 def test_partial_results_are_reported(tmp_path):
     write(tmp_path, "kodak24", rows(images=10))
-    _, notes = benchmark.load(tmp_path, "kodak24")
-    assert any("10 of 24 images" in n for n in notes)
+    df, notes = benchmark.load(tmp_path, "kodak24")
+    assert "kodak24: dncnn at σ=25 has 10 of 24 images (partial)." in notes
+    assert "kodak24: dncnn at σ=35 has 0 of 24 images (missing)." in notes
+    table = benchmark.summary_table(df, expected=24).set_index("method")
+    assert table.loc["dncnn", "σ=25 ours"].endswith("(10/24)")  # a partial mean says so
 
 
 def test_per_image_sorts_by_spread(tmp_path):

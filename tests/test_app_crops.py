@@ -54,12 +54,20 @@ def test_zoomed_crop_takes_the_box_pixels():
 def test_draw_box_outlines_outside_and_keeps_the_crop_untouched():
     img = np.zeros((100, 100, 3), np.uint8)
     box = crops.Box(40, 40, 60, 60)
-    out = crops.draw_box(img, box, colour=(255, 0, 0), width=2)
+    out = crops.draw_box(img, box, colour=(255, 0, 0), width=2, ring=None)
     assert (out[40:60, 40:60] == 0).all()  # inside untouched
     assert (out[38, 38:62] == [255, 0, 0]).all() and (out[61, 38:62] == [255, 0, 0]).all()
     assert (out[38:62, 38] == [255, 0, 0]).all() and (out[38:62, 61] == [255, 0, 0]).all()
     assert (out[:36] == 0).all()  # nothing else changed
     assert (img == 0).all()  # input not modified
+
+
+def test_draw_box_ring_sits_outside_the_colour():
+    img = np.full((100, 100, 3), 200, np.uint8)
+    out = crops.draw_box(img, crops.Box(40, 40, 60, 60), colour=(0, 255, 0), width=2, ring=(0, 0, 0))
+    assert (out[39, 40:60] == [0, 255, 0]).all() and (out[38, 40:60] == [0, 255, 0]).all()
+    assert (out[37, 40:60] == 0).all() and (out[36, 36:64] == 0).all()
+    assert (out[35] == 200).all() and (out[40:60, 40:60] == 200).all()
 
 
 def test_draw_box_at_the_border_stays_in_bounds():

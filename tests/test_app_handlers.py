@@ -92,7 +92,7 @@ def test_error_maps_share_one_scale(comp):
 
 
 def test_colourize_is_monotonic_in_brightness():
-    bar = errormap.colour_bar(10.0, width=64)
+    bar = errormap.colour_bar(10.0, width=64, height=16)
     lum = bar[0].astype(float) @ [0.299, 0.587, 0.114]
     assert bar.shape == (16, 64, 3) and np.all(np.diff(lum) >= -1.0) and lum[-1] > lum[0] + 200
 

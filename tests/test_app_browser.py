@@ -20,7 +20,7 @@ from denoisers.metrics import add_noise  # noqa: E402
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 playwright = pytest.importorskip("playwright.sync_api")
-pytestmark = [needs_kodak, needs_nets,
+pytestmark = [needs_kodak, needs_nets, pytest.mark.filterwarnings("ignore::Warning:gradio.queueing"),
               pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"no chromium at {CHROMIUM}")]
 
 IMAGE = 22  # kodim23

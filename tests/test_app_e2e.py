@@ -15,7 +15,8 @@ from app_support import free_port, needs_nets, png_bytes, smooth_image  # noqa: 
 from denoisers.io import to_float, to_uint8  # noqa: E402
 from denoisers.metrics import add_noise, score  # noqa: E402
 
-pytestmark = needs_nets
+# gradio 6.31 itself calls deprecated pandas options in its queue (not ours).
+pytestmark = [needs_nets, pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")]
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import sys
 from pathlib import Path
 
 
@@ -19,6 +21,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from .server import create, launch_kwargs
 
+    # SIGTERM (a service manager, a Space restarting) must still stop the worker processes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     demo, engine, exports = create(results_root=args.results, cache_dir=args.cache_dir, heavy_limit=args.heavy_limit)
     try:
         demo.launch(server_name=args.host, server_port=args.port, **launch_kwargs())

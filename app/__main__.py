@@ -1,0 +1,35 @@
+"""``python -m app [--host H] [--port P]``: start the comparison app."""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--results", type=Path, default=None, help="folder holding <set>/results.csv")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="result cache folder (default: <DENOISERS_CACHE or ~/.cache/denoiser-compare>/results)")
+    parser.add_argument("--heavy-limit", type=int, default=2, help="comparisons running at once (UI + API)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+    from .server import create, launch_kwargs
+
+    # SIGTERM (a service manager, a Space restarting) must still stop the worker processes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    demo, engine, exports = create(results_root=args.results, cache_dir=args.cache_dir, heavy_limit=args.heavy_limit)
+    try:
+        demo.launch(server_name=args.host, server_port=args.port, **launch_kwargs())
+    finally:
+        engine.close()
+        exports.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Turning an upload (or a Kodak file) into the app's input: checked 8-bit RGB, and sigma checks."""
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from denoisers.io import ImageReadError, read_image
+
+MIN_SIDE = 32
+#: Larger uploads are refused (or downscaled on request): CBM3D takes ~40 s per 0.4 MP on a
+#: 2-core CPU, so 4 MP is already minutes of work.
+MAX_PIXELS = 4_000_000
+#: Never decoded at all, even to downscale (decompression bombs).
+HARD_MAX_PIXELS = 64_000_000
+SIGMA_MIN, SIGMA_MAX = 5.0, 75.0
+
+
+class InputError(ValueError):
+    """A message meant for the user: what is wrong with the input and what to do."""
+
+
+def load_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS, downscale: bool = False) -> tuple[np.ndarray, str]:
+    """Read an image as HxWx3 uint8 RGB; returns (image, note).
+
+    Greyscale, palette, 16-bit, CMYK, alpha (on white) and EXIF rotation are handled by
+    ``denoisers.io.read_image``. Images over ``max_pixels`` are refused, or downscaled
+    (Lanczos) when ``downscale`` is true; ``note`` then says so. Images under ``MIN_SIDE``
+    pixels on a side are refused. Raises ``InputError`` with a readable message.
+    """
+    try:
+        image = read_image(source, max_pixels=HARD_MAX_PIXELS if downscale else max_pixels)
+    except ImageReadError as exc:
+        msg = str(exc)
+        if "over the limit" in msg and not downscale:
+            msg += " (tick 'Downscale large uploads' or resize it yourself)"
+        raise InputError(_short(msg, source)) from exc
+    note = ""
+    h, w = image.shape[:2]
+    if h * w > max_pixels:
+        scale = math.sqrt(max_pixels / (h * w))
+        nw, nh = max(1, int(w * scale)), max(1, int(h * scale))
+        image = np.asarray(Image.fromarray(image).resize((nw, nh), Image.Resampling.LANCZOS))
+        note = f"downscaled from {w}x{h} to {nw}x{nh} to stay under {max_pixels / 1e6:g} MP"
+        h, w = nh, nw
+    if h < MIN_SIDE or w < MIN_SIDE:
+        raise InputError(f"the image is {w}x{h}; it must be at least {MIN_SIDE} pixels on each side")
+    return image, note
+
+
+def _short(msg: str, source: object) -> str:
+    # Do not echo server-side temp paths back to the user.
+    if isinstance(source, (str, Path)):
+        msg = msg.replace(str(source), Path(source).name)
+    return msg
+
+
+def image_id(image: np.ndarray) -> str:
+    """sha256 of the decoded pixels and shape: the cache key's image part."""
+    digest = hashlib.sha256(f"{image.shape}|{image.dtype}".encode())
+    digest.update(np.ascontiguousarray(image).tobytes())
+    return digest.hexdigest()
+
+
+def check_sigma(sigma: object) -> float:
+    """Sigma on the 0-255 scale, within [SIGMA_MIN, SIGMA_MAX]; raises ``InputError``."""
+    try:
+        value = float(sigma)
+    except (TypeError, ValueError):
+        raise InputError(f"sigma must be a number between {SIGMA_MIN:g} and {SIGMA_MAX:g}, got {sigma!r}") from None
+    if not (SIGMA_MIN <= value <= SIGMA_MAX):
+        raise InputError(f"sigma must be between {SIGMA_MIN:g} and {SIGMA_MAX:g} (0-255 scale), got {value:g}")
+    return value
+
+
+def check_seed(seed: object) -> int:
+    """A non-negative integer seed; raises ``InputError``."""
+    try:
+        value = float(seed)
+    except (TypeError, ValueError):
+        raise InputError(f"seed must be a whole number, got {seed!r}") from None
+    if not value.is_integer() or value < 0 or value >= 2**63:
+        raise InputError(f"seed must be a whole number >= 0, got {seed!r}")
+    return int(value)
+
+
+def estimate_noise_sigma(image: np.ndarray) -> float:
+    """Gaussian noise sigma of an 8-bit RGB image on the 0-255 scale (wavelet estimate)."""
+    from skimage.restoration import estimate_sigma
+
+    value = estimate_sigma(image.astype(np.float64) / 255.0, channel_axis=-1, average_sigmas=True)
+    return float(value) * 255.0

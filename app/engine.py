@@ -1,0 +1,172 @@
+"""Running the chosen methods on one input: cache first, then networks in threads and
+process-bound methods (CBM3D) in their own process, all in parallel; results are yielded
+as each method finishes.
+
+One ``Engine`` is built at start-up and shared by every request: it holds the denoiser
+instances (models load once), the worker pools (which bound the heavy work running at
+once) and the result cache. It keeps no per-user data.
+"""
+from __future__ import annotations
+
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+import denoisers
+from denoisers.io import to_float, to_uint8
+from denoisers.metrics import add_noise, psnr, ssim
+from denoisers.parallel import denoise_by_name, process_pool
+
+from .cache import ResultCache, result_key
+
+NOISY = "noisy"
+
+
+@dataclass
+class MethodResult:
+    """One method's output on one input; ``output`` is HxWx3 uint8 (None on error)."""
+
+    name: str
+    label: str
+    output: np.ndarray | None
+    psnr: float | None = None  # None without ground truth
+    ssim: float | None = None
+    seconds: float | None = None  # the method's own run time (also when served from the cache)
+    cached: bool = False
+    error: str | None = None
+
+
+def timed_denoise_by_name(name: str, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, float]:
+    """Run ``name`` (in a worker process) and return (uint8 output, seconds)."""
+    start = time.perf_counter()
+    out = denoise_by_name(name, noisy, sigma)
+    return to_uint8(out), time.perf_counter() - start
+
+
+def _warm_worker() -> bool:
+    import denoisers  # noqa: F401  (imports torch and bm3d once in the worker)
+
+    return True
+
+
+def synthetic_noisy(clean_u8: np.ndarray, sigma: float, seed: int) -> np.ndarray:
+    """The protocol's noisy input: clean/255 plus seeded Gaussian noise, NOT clipped."""
+    return add_noise(to_float(clean_u8), sigma, seed)
+
+
+class Engine:
+    def __init__(self, cache: ResultCache | None = None, methods: list[str] | None = None,
+                 thread_workers: int = 2, process_workers: int = 1) -> None:
+        self.cache = cache
+        self.denoisers = {name: denoisers.get(name) for name in (methods or denoisers.names())}
+        self._threads = ThreadPoolExecutor(max_workers=thread_workers, thread_name_prefix="denoise")
+        self._process_workers = process_workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    # -- life cycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the worker process now (it takes seconds to import torch), not on first use."""
+        if any(d.separate_process for d in self.denoisers.values()) and self._pool is None:
+            self._pool = process_pool(self._process_workers)
+            self._pool.submit(_warm_worker)
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def _process_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self.start()
+        assert self._pool is not None
+        return self._pool
+
+    # -- queries ------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        return list(self.denoisers)
+
+    def label(self, name: str) -> str:
+        return self.denoisers[name].label if name in self.denoisers else name
+
+    def readiness(self, sigma: float | None = None) -> dict[str, denoisers.Readiness]:
+        return {name: d.readiness(sigma) for name, d in self.denoisers.items()}
+
+    # -- work ---------------------------------------------------------------------------
+    def noisy_result(self, clean_u8: np.ndarray | None, noisy: np.ndarray, image_id: str,
+                     sigma: float, seed: int | None) -> MethodResult:
+        """The noisy image as displayed (clipped, rounded) and, with ground truth, its scores."""
+        shown = to_uint8(noisy)
+        if clean_u8 is None:
+            return MethodResult(NOISY, "Noisy", shown)
+        key = result_key(image_id, sigma, seed, NOISY, "")
+        hit = self.cache.get(key) if self.cache else None
+        if hit is not None and hit.image.shape == shown.shape:
+            return MethodResult(NOISY, "Noisy", shown, hit.meta["psnr"], hit.meta["ssim"], cached=True)
+        p, s = psnr(clean_u8, shown), ssim(clean_u8, shown)
+        if self.cache:
+            self.cache.put(key, shown, {"psnr": p, "ssim": s, "method": NOISY, "sigma": sigma, "seed": seed})
+        return MethodResult(NOISY, "Noisy", shown, p, s)
+
+    def run(self, clean_u8: np.ndarray | None, noisy: np.ndarray, image_id: str, sigma: float,
+            seed: int | None, methods: list[str]) -> Iterator[MethodResult]:
+        """Yield one ``MethodResult`` per method in ``methods``, cached ones first, then in
+        the order they finish. ``noisy`` is the unclipped float input every method gets;
+        ``seed`` None means it was uploaded already noisy (``clean_u8`` is then None)."""
+        pending: dict[Future, tuple[str, str | None]] = {}
+        for name in methods:
+            if name not in self.denoisers:
+                yield MethodResult(name, name, None, error=f"unknown method {name!r}")
+                continue
+            d = self.denoisers[name]
+            status = d.readiness(sigma)
+            if not status.ready:
+                yield MethodResult(name, d.label, None, error=f"not ready: {status.reason}")
+                continue
+            key = result_key(image_id, sigma, seed, name, d.weights_id(sigma)) if self.cache else None
+            hit = self.cache.get(key) if key else None
+            if hit is not None and hit.image.shape == noisy.shape:
+                yield MethodResult(name, d.label, hit.image, hit.meta.get("psnr"), hit.meta.get("ssim"),
+                                   hit.meta.get("seconds"), cached=True)
+                continue
+            if d.separate_process:
+                future = self._process_pool().submit(timed_denoise_by_name, name, noisy, sigma)
+            else:
+                future = self._threads.submit(self._timed_denoise, d, noisy, sigma)
+            pending[future] = (name, key)
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    name, key = pending.pop(future)
+                    yield self._finish(name, key, future, clean_u8, sigma, seed)
+        finally:
+            for future in pending:  # the caller went away: drop work not yet started
+                future.cancel()
+
+    @staticmethod
+    def _timed_denoise(d: denoisers.Denoiser, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, float]:
+        start = time.perf_counter()
+        out = d.denoise(noisy, sigma)
+        return to_uint8(out), time.perf_counter() - start
+
+    def _finish(self, name: str, key: str | None, future: Future, clean_u8: np.ndarray | None,
+                sigma: float, seed: int | None) -> MethodResult:
+        label = self.label(name)
+        try:
+            out, seconds = future.result()
+        except (ValueError, denoisers.NotReadyError) as exc:
+            return MethodResult(name, label, None, error=str(exc))
+        except Exception as exc:  # a crashed worker must not take the whole comparison down
+            return MethodResult(name, label, None, error=f"{type(exc).__name__}: {exc}")
+        p = s = None
+        if clean_u8 is not None:
+            p, s = psnr(clean_u8, out), ssim(clean_u8, out)
+        if self.cache and key:
+            meta = {"psnr": p, "ssim": s, "seconds": seconds, "method": name, "sigma": sigma, "seed": seed,
+                    "weights": self.denoisers[name].weights_id(sigma)}
+            self.cache.put(key, out, meta)
+        return MethodResult(name, label, out, p, s, seconds)

@@ -1,0 +1,82 @@
+"""Exports: a paper-style figure (ground truth with the crop box, then every zoomed crop
+labelled with its PSNR) and a zip of the full-resolution outputs with a CSV of the numbers."""
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from . import crops
+from .handlers import Comparison, fmt_psnr, metrics_rows, panels
+
+_BG = (255, 255, 255)
+_FG = (0, 0, 0)
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def figure(comparison: Comparison, box: crops.Box, tile: int = 256) -> np.ndarray:
+    """One row: the reference image (ground truth, or the noisy input) scaled to ``tile`` px
+    high with the crop box, then each panel's crop scaled (nearest) to ``tile`` x ``tile``,
+    captioned with its name and PSNR. Returns HxWx3 uint8."""
+    items = panels(comparison)
+    ref = items[0]
+    font = _font(max(12, tile // 14))
+    caption_h = int(tile * 0.16)
+    ref_img = crops.draw_box(ref.image, box, width=max(2, round(ref.image.shape[0] / tile * 2)))
+    scale = tile / ref_img.shape[0]
+    ref_w = max(1, round(ref_img.shape[1] * scale))
+    ref_pil = Image.fromarray(ref_img).resize((ref_w, tile), Image.Resampling.LANCZOS)
+    shown = [p for p in items if p.image is not None]
+    gap = 6
+    width = ref_w + len(shown) * (tile + gap) + gap
+    canvas = Image.new("RGB", (width, tile + caption_h), _BG)
+    draw = ImageDraw.Draw(canvas)
+    canvas.paste(ref_pil, (0, 0))
+    draw.text((4, tile + 4), f"{ref.title} ({comparison.source})", fill=_FG, font=font)
+    x = ref_w + gap
+    for p in shown:
+        c = crops.crop(p.image, box)
+        canvas.paste(Image.fromarray(c).resize((tile, tile), Image.Resampling.NEAREST), (x, 0))
+        result = comparison.results.get(p.key)
+        score = comparison.noisy.psnr if p.key == "noisy" else (result.psnr if result else None)
+        text = p.title if score is None else f"{p.title} {fmt_psnr(score)}"
+        draw.text((x + 2, tile + 4), text, fill=_FG, font=font)
+        x += tile + gap
+    return np.asarray(canvas)
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG", compress_level=3)  # lossless; faster than the default 6
+    return buf.getvalue()
+
+
+def csv_text(comparison: Comparison) -> str:
+    rows = metrics_rows(comparison)
+    buf = io.StringIO()
+    fields = ["image", "method", "sigma", "seed", "psnr", "ssim", "seconds", "cached", "error"]
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in fields})
+    return buf.getvalue()
+
+
+def zip_bytes(comparison: Comparison) -> bytes:
+    """PNG of every full-resolution image (ground truth, noisy, each method) and results.csv."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:  # PNGs are compressed already
+        for p in panels(comparison):
+            if p.image is not None:
+                zf.writestr(f"{p.key}.png", png_bytes(p.image))
+        zf.writestr("results.csv", csv_text(comparison))
+    return buf.getvalue()

@@ -1,0 +1,155 @@
+"""Pure functions behind the compare view: the per-session comparison and what each panel shows.
+
+A ``Comparison`` is one user's current result set (kept in that user's ``gr.State``). The
+render functions take it plus the view settings and return uint8 arrays and labels; they
+never touch gradio, files or shared state.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import crops, errormap
+from .engine import NOISY, MethodResult
+
+CLEAN = "clean"
+BEST_MARK = "★ best"
+
+
+@dataclass
+class Comparison:
+    """One input and the results computed for it so far."""
+
+    source: str  # a Kodak24 name ("kodim05") or "upload"
+    image_id: str  # content hash of the input pixels
+    clean: np.ndarray | None  # HxWx3 uint8 ground truth; None when the upload was already noisy
+    noisy: MethodResult  # the noisy input as displayed, with its scores when there is ground truth
+    sigma: float
+    seed: int | None  # None when the upload was already noisy
+    methods: list[str] = field(default_factory=list)  # requested, in display order
+    results: dict[str, MethodResult] = field(default_factory=dict)
+    elapsed: float | None = None  # wall time of the whole run, once every method has finished
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.noisy.output.shape
+
+    @property
+    def has_truth(self) -> bool:
+        return self.clean is not None
+
+    def finished(self) -> list[MethodResult]:
+        """Results that have an output, in display order."""
+        return [self.results[m] for m in self.methods if m in self.results and self.results[m].output is not None]
+
+
+@dataclass(frozen=True)
+class Panel:
+    key: str  # "clean", "noisy" or a method name
+    title: str  # short name
+    label: str  # name with numbers, for the panel caption
+    image: np.ndarray | None  # full-size uint8, None while pending or on error
+
+
+def best_method(comparison: Comparison) -> str | None:
+    """The method with the highest PSNR (None without ground truth or results)."""
+    scored = [r for r in comparison.finished() if r.psnr is not None]
+    if not scored:
+        return None
+    return max(scored, key=lambda r: r.psnr).name
+
+
+def fmt_psnr(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return "inf dB" if math.isinf(value) else f"{value:.2f} dB"
+
+
+def result_label(result: MethodResult, best: bool = False) -> str:
+    """``DnCNN · 29.66 dB · SSIM 0.870 · 1.6 s ★ best`` (or the error, or 'running…')."""
+    if result.error:
+        return f"{result.label} · {result.error}"
+    if result.output is None:
+        return f"{result.label} · running…"
+    parts = [result.label]
+    if result.psnr is not None:
+        parts += [fmt_psnr(result.psnr), f"SSIM {result.ssim:.3f}"]
+    if result.seconds is not None:
+        parts.append(f"{result.seconds:.1f} s" + (" (cached)" if result.cached else ""))
+    text = " · ".join(parts)
+    return f"{text} {BEST_MARK}" if best else text
+
+
+def panels(comparison: Comparison) -> list[Panel]:
+    """Ground truth (if any), noisy, then every requested method, with captions."""
+    best = best_method(comparison)
+    out: list[Panel] = []
+    if comparison.clean is not None:
+        out.append(Panel(CLEAN, "Ground truth", "Ground truth", comparison.clean))
+    noisy = comparison.noisy
+    sigma = f"σ={comparison.sigma:g}" + ("" if comparison.seed is None else f", seed {comparison.seed}")
+    if comparison.has_truth:
+        noisy_label = f"Noisy ({sigma}) · {fmt_psnr(noisy.psnr)} · SSIM {noisy.ssim:.3f}"
+    else:
+        noisy_label = f"Input, already noisy (σ={comparison.sigma:g} used)"
+    out.append(Panel(NOISY, "Noisy" if comparison.has_truth else "Input", noisy_label, noisy.output))
+    for name in comparison.methods:
+        result = comparison.results.get(name)
+        if result is None:
+            out.append(Panel(name, name, f"{name} · running…", None))
+        else:
+            out.append(Panel(name, result.label, result_label(result, best == name), result.output))
+    return out
+
+
+def full_view(panel: Panel, box: crops.Box) -> np.ndarray | None:
+    return None if panel.image is None else crops.draw_box(panel.image, box)
+
+
+def crop_view(panel: Panel, box: crops.Box, zoom: int) -> np.ndarray | None:
+    return None if panel.image is None else crops.zoomed_crop(panel.image, box, zoom)
+
+
+def error_views(comparison: Comparison) -> tuple[dict[str, np.ndarray], float]:
+    """|output - ground truth| heatmaps for the noisy input and every finished method, all on
+    one colour scale (0..vmax on the 0-255 scale, mean over RGB). Empty without ground truth.
+
+    The scale comes from the methods' errors only (the noisy input, much larger, saturates),
+    so that differences between methods stay visible.
+    """
+    if comparison.clean is None:
+        return {}, 1.0
+    errors = {r.name: errormap.abs_error(comparison.clean, r.output) for r in comparison.finished()}
+    vmax = errormap.shared_scale(list(errors.values())) if errors else float(math.ceil(comparison.sigma))
+    errors[NOISY] = errormap.abs_error(comparison.clean, comparison.noisy.output)
+    return {k: errormap.colourize(e, vmax) for k, e in errors.items()}, vmax
+
+
+def slider_choices(comparison: Comparison) -> list[tuple[str, str]]:
+    """(caption, key) for everything the A/B slider can show."""
+    return [(p.title, p.key) for p in panels(comparison) if p.image is not None]
+
+
+def slider_pair(comparison: Comparison, a: str, b: str) -> tuple[np.ndarray, np.ndarray] | None:
+    images = {p.key: p.image for p in panels(comparison) if p.image is not None}
+    if a not in images or b not in images:
+        return None
+    return images[a], images[b]
+
+
+def metrics_rows(comparison: Comparison) -> list[dict]:
+    """One row per shown image: the numbers behind the labels (for tables and CSV)."""
+    rows = []
+    common = {"image": comparison.source, "sigma": comparison.sigma, "seed": comparison.seed}
+    if comparison.has_truth:
+        rows.append({**common, "method": NOISY, "psnr": comparison.noisy.psnr, "ssim": comparison.noisy.ssim,
+                     "seconds": None, "cached": None, "error": None})
+    for name in comparison.methods:
+        r = comparison.results.get(name)
+        if r is None:
+            continue
+        rows.append({**common, "method": name, "psnr": r.psnr, "ssim": r.ssim, "seconds": r.seconds,
+                     "cached": r.cached, "error": r.error})
+    return rows

@@ -1,0 +1,29 @@
+"""Building and launching the app: one ``Engine`` (models, worker pools, cache) for everyone."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import benchmark
+from .cache import ResultCache
+from .engine import Engine
+from .ui import CSS, Settings, build
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def create(results_root: Path | None = None, cache_dir: Path | None = None, cache_bytes: int | None = None,
+           heavy_limit: int = 2, methods: list[str] | None = None):
+    """Return (demo, engine, exports); call ``engine.close()`` and ``exports.close()`` when done."""
+    engine = Engine(ResultCache(cache_dir, cache_bytes), methods=methods)
+    engine.start()
+    settings = Settings(results_root=Path(results_root) if results_root else benchmark.default_root(),
+                        heavy_limit=heavy_limit)
+    demo, exports = build(engine, settings)
+    # Bounded queue: at most heavy_limit comparisons run at once; the rest wait their turn.
+    demo.queue(default_concurrency_limit=4, max_size=64)
+    return demo, engine, exports
+
+
+def launch_kwargs() -> dict:
+    return {"css": CSS, "show_error": True}

@@ -1,0 +1,124 @@
+"""The steps of one user's session as plain functions: load an input, start a comparison,
+run it, answer the API. They take the shared ``Engine`` and return plain values; the gradio
+wiring in ``ui`` only moves these values in and out of components and ``gr.State``."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from denoisers.io import to_float
+
+from . import kodak
+from .convert import InputError, check_seed, check_sigma, estimate_noise_sigma, image_id, load_image
+from .engine import Engine, synthetic_noisy
+from .handlers import Comparison, best_method
+
+
+@dataclass
+class Source:
+    """The chosen input: a Kodak24 image or an upload, as checked 8-bit RGB."""
+
+    name: str  # "kodim05" or "upload"
+    image: np.ndarray  # HxWx3 uint8
+    image_id: str
+    note: str = ""
+
+
+def source_from_kodak(name: str) -> Source:
+    image, _ = load_image(kodak.path(name))
+    return Source(name, image, image_id(image))
+
+
+def source_from_upload(path: str | Path | bytes | None, max_pixels: int, downscale: bool = False) -> Source:
+    if path is None:
+        raise InputError("no file was uploaded")
+    image, note = load_image(path, max_pixels=max_pixels, downscale=downscale)
+    return Source("upload", image, image_id(image), note)
+
+
+def suggested_sigma(source: Source) -> tuple[float, str]:
+    """The estimated noise sigma of an already-noisy input, put in the slider's range, and a note."""
+    from .convert import SIGMA_MAX, SIGMA_MIN
+
+    estimate = estimate_noise_sigma(source.image)
+    chosen = float(min(SIGMA_MAX, max(SIGMA_MIN, round(estimate))))
+    note = f"estimated noise σ ≈ {estimate:.1f}" + ("" if chosen == round(estimate) else f" (using {chosen:g}, the nearest allowed)")
+    return chosen, note + "; override it with the σ slider if you know better."
+
+
+def new_comparison(engine: Engine, source: Source, sigma: object, seed: object, already_noisy: bool,
+                   methods: list[str]) -> tuple[Comparison, np.ndarray]:
+    """Check the settings, make the noisy input and score it. Returns the comparison (no
+    method results yet) and the unclipped float input every method gets."""
+    sigma = check_sigma(sigma)
+    if already_noisy:
+        clean, seed_value = None, None
+        noisy = to_float(source.image)
+    else:
+        seed_value = check_seed(seed)
+        clean = source.image
+        noisy = synthetic_noisy(clean, sigma, seed_value)
+    unknown = [m for m in methods if m not in engine.names()]
+    if unknown:
+        raise InputError(f"unknown methods: {', '.join(unknown)}; known: {', '.join(engine.names())}")
+    ordered = [m for m in engine.names() if m in methods]
+    noisy_result = engine.noisy_result(clean, noisy, source.image_id, sigma, seed_value)
+    comparison = Comparison(source.name, source.image_id, clean, noisy_result, sigma, seed_value, ordered)
+    return comparison, noisy
+
+
+def run(engine: Engine, comparison: Comparison, noisy: np.ndarray) -> Iterator[Comparison]:
+    """Fill ``comparison.results`` method by method, yielding after each one."""
+    for result in engine.run(comparison.clean, noisy, comparison.image_id, comparison.sigma, comparison.seed,
+                             comparison.methods):
+        comparison.results[result.name] = result
+        yield comparison
+
+
+def summary(comparison: Comparison, seconds: float) -> str:
+    done = comparison.finished()
+    cached = sum(r.cached for r in done)
+    errors = [f"{r.label}: {r.error}" for r in comparison.results.values() if r.error]
+    text = f"Done: {len(done)} of {len(comparison.methods)} methods in {seconds:.1f} s"
+    if cached:
+        text += f" ({cached} from the cache)"
+    best = best_method(comparison)
+    if best:
+        text += f". Best PSNR: {comparison.results[best].label}"
+    if errors:
+        text += ". Problems: " + "; ".join(errors)
+    return text + "."
+
+
+def api_compare(engine: Engine, image: str | Path | bytes | None, sigma: object, seed: object,
+                methods: list[str] | str | None, max_pixels: int) -> tuple[dict, Comparison]:
+    """The ``/compare`` endpoint's work: the JSON record and the finished comparison."""
+    if isinstance(methods, str):
+        methods = [m for m in (json.loads(methods) if methods.strip().startswith("[") else methods.split(",")) if m]
+    methods = list(methods or [])
+    if not methods:
+        raise InputError("choose at least one method")
+    source = source_from_upload(image, max_pixels=max_pixels)
+    start = time.perf_counter()
+    comparison, noisy = new_comparison(engine, source, sigma, seed, False, methods)
+    for _ in run(engine, comparison, noisy):
+        pass
+    record = {
+        "sigma": comparison.sigma,
+        "seed": comparison.seed,
+        "noisy": {"psnr": comparison.noisy.psnr, "ssim": comparison.noisy.ssim},
+        "methods": {},
+        "seconds_total": time.perf_counter() - start,
+    }
+    for name in comparison.methods:
+        r = comparison.results[name]
+        entry = {"psnr": r.psnr, "ssim": r.ssim, "seconds": r.seconds, "cached": r.cached}
+        if r.error:
+            entry = {"psnr": None, "ssim": None, "seconds": None, "error": r.error}
+        record["methods"][name] = entry
+    return record, comparison

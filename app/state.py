@@ -1,0 +1,95 @@
+"""The view state in the URL query string, so that a link reproduces the exact view.
+
+``?image=kodim05&sigma=25&seed=0&x=384&y=256&crop=96&zoom=4&methods=dncnn,ffdnet``.
+Unknown or out-of-range values fall back to defaults and are reported, never trusted.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Mapping
+from urllib.parse import urlencode
+
+from . import crops
+from .convert import InputError, SIGMA_MAX, SIGMA_MIN, check_seed, check_sigma
+
+SIGMA_DEFAULT = 25.0
+
+
+@dataclass(frozen=True)
+class ViewState:
+    image: str | None = None  # a Kodak24 name such as "kodim05"; None for an upload
+    sigma: float = SIGMA_DEFAULT
+    seed: int = 0
+    x: int | None = None  # crop centre in image pixels; None = image centre
+    y: int | None = None
+    crop: int = crops.CROP_DEFAULT
+    zoom: int = crops.ZOOM_DEFAULT
+    methods: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def centre(self) -> tuple[int, int] | None:
+        return None if self.x is None or self.y is None else (self.x, self.y)
+
+
+def to_query(state: ViewState) -> str:
+    """The query string (without ``?``) for ``state``; an upload cannot be linked, so no image."""
+    params: dict[str, str] = {}
+    if state.image:
+        params["image"] = state.image
+    params["sigma"] = f"{state.sigma:g}"
+    params["seed"] = str(state.seed)
+    if state.centre is not None:
+        params["x"], params["y"] = str(state.x), str(state.y)
+    params["crop"] = str(state.crop)
+    params["zoom"] = str(state.zoom)
+    params["methods"] = ",".join(state.methods)
+    return urlencode(params, safe=",")
+
+
+def from_query(query: Mapping[str, str], known_images: list[str], known_methods: list[str],
+               default_methods: list[str] | None = None) -> tuple[ViewState, list[str]]:
+    """Parse a query mapping into a ``ViewState``; returns it and a list of problems found."""
+    problems: list[str] = []
+    state = ViewState(methods=tuple(default_methods if default_methods is not None else known_methods))
+
+    image = query.get("image")
+    if image:
+        stem = image.rsplit(".", 1)[0]
+        if stem in known_images:
+            state = replace(state, image=stem)
+        else:
+            problems.append(f"unknown image {image!r}")
+    if "sigma" in query:
+        try:
+            state = replace(state, sigma=check_sigma(query["sigma"]))
+        except InputError as exc:
+            problems.append(str(exc))
+    if "seed" in query:
+        try:
+            state = replace(state, seed=check_seed(query["seed"]))
+        except InputError as exc:
+            problems.append(str(exc))
+    if "x" in query and "y" in query:
+        try:
+            x, y = int(query["x"]), int(query["y"])
+            if x < 0 or y < 0:
+                raise ValueError
+            state = replace(state, x=x, y=y)
+        except ValueError:
+            problems.append(f"bad crop centre x={query['x']!r}, y={query['y']!r}")
+    for name, clamp in (("crop", crops.clamp_size), ("zoom", crops.clamp_zoom)):
+        if name in query:
+            try:
+                state = replace(state, **{name: clamp(query[name])})
+            except (TypeError, ValueError):
+                problems.append(f"bad {name} {query[name]!r}")
+    if "methods" in query:
+        wanted = [m for m in query["methods"].split(",") if m]
+        unknown = [m for m in wanted if m not in known_methods]
+        if unknown:
+            problems.append(f"unknown methods {', '.join(unknown)}")
+        state = replace(state, methods=tuple(m for m in known_methods if m in wanted))
+    return state, problems
+
+
+__all__ = ["ViewState", "to_query", "from_query", "SIGMA_MIN", "SIGMA_MAX", "SIGMA_DEFAULT"]

@@ -1,0 +1,422 @@
+"""The gradio Blocks: components wired to the pure functions in ``session``, ``handlers``,
+``crops``, ``export``, ``benchmark`` and ``state``. Every image goes out as PNG."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from . import benchmark, crops, errormap, export, handlers, kodak, session
+from .convert import MAX_PIXELS, SIGMA_MAX, SIGMA_MIN, InputError
+from .engine import Engine
+from .state import ViewState, from_query, to_query
+
+CSS = """
+#status {min-height: 2em}
+.panel img, .crop img {image-rendering: pixelated}
+/* fixed column widths, so a lone panel on the last row keeps the size of the others */
+.panel {flex: 0 1 calc(25% - 12px) !important}
+.crop {flex: 0 1 calc(33.3% - 11px) !important}
+"""
+#: Results kept per session for this long after the last update (seconds).
+STATE_TTL = 3600
+EXPORT_MAX_AGE = 3600
+
+
+@dataclass
+class Settings:
+    results_root: Path
+    max_pixels: int = MAX_PIXELS
+    heavy_limit: int = 2  # comparisons running at once, UI and API together
+
+
+class ExportDir:
+    """Where export and API files are written before gradio serves them: one fresh
+    sub-folder per request (never shared between users), old ones removed."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="denoiser-app-"))
+
+    def new(self) -> Path:
+        cutoff = time.time() - EXPORT_MAX_AGE
+        for old in self.root.iterdir():
+            try:
+                if old.stat().st_mtime < cutoff:
+                    shutil.rmtree(old, ignore_errors=True)
+            except OSError:
+                pass
+        return Path(tempfile.mkdtemp(dir=self.root))
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _err(exc: Exception) -> gr.Error:
+    return gr.Error(str(exc), print_exception=False)
+
+
+def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
+    names = engine.names()
+    n_slots = 2 + len(names)
+    kodak_names = kodak.names()
+    thumbs = kodak.thumbnails()
+    exports = ExportDir()
+
+    with gr.Blocks(title="Denoiser comparison", delete_cache=(3600, 3600)) as demo:
+        comparison = gr.State(None, time_to_live=STATE_TTL)
+        source = gr.State(None, time_to_live=STATE_TTL)
+        centre = gr.State(None)
+        autorun = gr.State(False)
+        tick = gr.Number(0, visible=False)
+
+        gr.Markdown("## Denoiser comparison\nEvery method side by side on Kodak24 or your own image. "
+                    "Numbers follow one protocol: PSNR/SSIM on the clipped, rounded 8-bit output against the "
+                    "8-bit ground truth, computed on the server. Images are lossless PNG.")
+        with gr.Tabs() as tabs:
+            with gr.Tab("Compare", id="compare"):
+                with gr.Row():
+                    with gr.Column(scale=3, min_width=320):
+                        gallery = gr.Gallery(value=thumbs or None, label="Kodak24 (click to pick)", columns=8,
+                                             height=200, allow_preview=False, format="png", elem_id="kodak",
+                                             visible=bool(thumbs), buttons=[])
+                        kodak_note = gr.Markdown("" if thumbs else kodak.where_to_get(), elem_id="kodak-note")
+                        get_kodak = gr.Button("Download Kodak24 (sha256-checked)", visible=not thumbs, size="sm")
+                        upload = gr.File(label="…or upload an image (PNG, JPEG, TIFF, BMP, WebP)", type="filepath",
+                                         file_types=["image"], elem_id="upload", height=110)
+                        with gr.Row():
+                            downscale = gr.Checkbox(False, label=f"Downscale uploads over {settings.max_pixels / 1e6:g} MP")
+                            already_noisy = gr.Checkbox(False, label="My image is already noisy",
+                                                        info="no ground truth, no PSNR; σ is estimated")
+                    with gr.Column(scale=2, min_width=280):
+                        sigma = gr.Slider(SIGMA_MIN, SIGMA_MAX, value=25, step=1, label="Noise σ (0-255 scale)",
+                                          elem_id="sigma")
+                        seed = gr.Number(0, precision=0, minimum=0, label="Seed", elem_id="seed")
+                        readiness = engine.readiness(25)
+                        boxes = []
+                        with gr.Group():
+                            for name in names:
+                                r = readiness[name]
+                                boxes.append(gr.Checkbox(r.ready, label=engine.label(name), interactive=r.ready,
+                                                         info=r.reason or None, elem_id=f"method-{name}"))
+                        run_btn = gr.Button("Compare", variant="primary", elem_id="run")
+                        status = gr.Markdown("Pick a Kodak24 image or upload one, then press Compare.", elem_id="status")
+                    with gr.Column(scale=2, min_width=280):
+                        crop_size = gr.Slider(crops.CROP_MIN, crops.CROP_MAX, value=crops.CROP_DEFAULT, step=8,
+                                              label="Crop size (px)", elem_id="crop-size")
+                        zoom = gr.Slider(crops.ZOOM_MIN, crops.ZOOM_MAX, value=crops.ZOOM_DEFAULT, step=1,
+                                         label="Magnification (nearest neighbour)", elem_id="zoom")
+                        centre_text = gr.Textbox(label="Crop (click any full view to move it)", interactive=False,
+                                                 elem_id="centre")
+                        show_errors = gr.Checkbox(False, label="Show error maps |output − ground truth|",
+                                                  info="one colour scale for every map", elem_id="errors")
+                        error_bar = gr.Image(label="Error scale", format="png", interactive=False, visible=False,
+                                             elem_id="error-bar", buttons=[])
+                        link = gr.Textbox(label="Link to this view (also in the address bar)", interactive=False,
+                                          elem_id="link", buttons=["copy"])
+                gr.Markdown("### Full views (the green box is the crop; click to move it)")
+                fulls = _grid(n_slots, "full", "panel", height=300)
+                gr.Markdown("### Zoomed crops")
+                crop_views = _grid(n_slots, "crop", "crop", height=None, per_row=3)
+                with gr.Accordion("A/B slider (lossless)", open=False):
+                    with gr.Row():
+                        ab_a = gr.Dropdown(label="Left", choices=[], elem_id="ab-a")
+                        ab_b = gr.Dropdown(label="Right", choices=[], elem_id="ab-b")
+                    slider = gr.ImageSlider(label="A/B", format="png", type="numpy", max_height=800, elem_id="slider")
+                with gr.Row():
+                    fig_btn = gr.Button("Export paper-style figure (PNG)", size="sm")
+                    zip_btn = gr.Button("Export all outputs + CSV (zip)", size="sm")
+                with gr.Row():
+                    fig_file = gr.File(label="Figure", interactive=False, height=80)
+                    zip_file = gr.File(label="Outputs", interactive=False, height=80)
+
+            with gr.Tab("Benchmark", id="benchmark"):
+                bench_set = gr.Dropdown(list(benchmark.DATASETS), value="kodak24", label="Test set")
+                bench_notes = gr.Markdown()
+                bench_table = gr.Dataframe(label="Mean PSNR (dB): ours beside the paper's Table 1 and each "
+                                                 "method's own publication", interactive=False)
+                bench_plot = gr.Plot(label="PSNR against σ")
+                with gr.Row():
+                    bench_sigma = gr.Dropdown([15, 25, 35, 50], value=25, label="σ for per-image PSNR")
+                per_image = gr.Dataframe(label="Per-image PSNR, largest spread between methods first "
+                                               "(click a Kodak image name to open it)", interactive=False)
+
+        # Hidden components behind the /compare API endpoint.
+        with gr.Row(visible=False):
+            api_image = gr.File(label="image", type="filepath")
+            api_sigma = gr.Number(25, label="sigma")
+            api_seed = gr.Number(0, precision=0, label="seed")
+            api_methods = gr.Dropdown(choices=names, multiselect=True, value=[], label="methods")
+            api_json = gr.JSON(label="result")
+            api_files = gr.Files(label="outputs")
+            api_btn = gr.Button("compare")
+
+        # ---- handlers (thin: each calls the pure functions) ---------------------------
+        def render(comp, ctr, size, zm, errs):
+            hidden = gr.update(value=None, visible=False)
+            if comp is None:
+                return [hidden] * (2 * n_slots) + [gr.update(visible=False), "", gr.skip(), gr.skip()]
+            box = crops.crop_box(ctr, crops.clamp_size(size), comp.shape)
+            zm = crops.clamp_zoom(zm)
+            maps, vmax = handlers.error_views(comp) if errs else ({}, 1.0)
+            full_out, crop_out = [], []
+            panels = handlers.panels(comp)
+            for i in range(n_slots):
+                if i >= len(panels):
+                    full_out.append(hidden)
+                    crop_out.append(hidden)
+                    continue
+                p = panels[i]
+                shown = maps.get(p.key, p.image) if errs else p.image
+                full = None if shown is None else crops.draw_box(shown, box)
+                label = p.label + (" · error map" if errs and p.key in maps else "")
+                full_out.append(gr.update(value=full, label=label, visible=True))
+                crop_out.append(gr.update(value=handlers.crop_view(p, box, zm), label=p.label, visible=True))
+            bar = gr.update(value=errormap.colour_bar(vmax), visible=bool(maps),
+                            label=f"Error scale: 0 (left) to {vmax:g} (right) grey levels, mean over RGB; "
+                                  "one scale for every map")
+            cx, cy = ctr if ctr is not None else box.centre
+            text = f"centre x={cx}, y={cy}; box x {box.x0}-{box.x1 - 1}, y {box.y0}-{box.y1 - 1} ({box.width}x{box.height}, {zm}x)"
+            view = ViewState(image=comp.source if comp.source in kodak_names else None, sigma=comp.sigma,
+                             seed=comp.seed or 0, x=cx, y=cy, crop=crops.clamp_size(size), zoom=zm,
+                             methods=tuple(comp.methods))
+            if not comp.methods:
+                progress = gr.skip()  # a preview: keep the loading message
+            elif comp.elapsed is None:
+                progress = f"{len(comp.results)} of {len(comp.methods)} done…"
+            else:
+                # Written only here, so "Done" appears once the final panels are on screen.
+                progress = session.summary(comp, comp.elapsed)
+            return full_out + crop_out + [bar, text, to_query(view), progress]
+
+        render_inputs = [comparison, centre, crop_size, zoom, show_errors]
+        render_outputs = fulls + crop_views + [error_bar, centre_text, link, status]
+
+        def preview(src, sg, sd, noisy_mode):
+            """A comparison without methods (ground truth and noisy) for a freshly picked input."""
+            if src is None:
+                return None
+            try:
+                comp, _ = session.new_comparison(engine, src, sg, sd, noisy_mode, [])
+            except InputError:
+                return None
+            return comp
+
+        def pick_kodak(sg, sd, noisy_mode, tk, evt: gr.SelectData):
+            name = kodak_names[evt.index] if isinstance(evt.index, int) and evt.index < len(kodak_names) else None
+            if name is None:
+                raise gr.Error("unknown Kodak24 image")
+            return _load_source(lambda: session.source_from_kodak(name), sg, sd, noisy_mode, tk)
+
+        def _load_source(make, sg, sd, noisy_mode, tk):
+            try:
+                src = make()
+            except InputError as exc:
+                raise _err(exc) from exc
+            note = f"Loaded {src.name} ({src.image.shape[1]}x{src.image.shape[0]})"
+            if src.note:
+                note += f", {src.note}"
+            sigma_update = gr.skip()
+            if noisy_mode:
+                sg, est = session.suggested_sigma(src)
+                sigma_update = sg
+                note += f"; {est}"
+            return (src, None, preview(src, sg, sd, noisy_mode), tk + 1, sigma_update,
+                    note + ". Press Compare.")
+
+        load_outputs = [source, centre, comparison, tick, sigma, status]
+        gallery.select(pick_kodak, [sigma, seed, already_noisy, tick], load_outputs, api_visibility="private")
+
+        def on_upload(path, down, sg, sd, noisy_mode, tk):
+            return _load_source(lambda: session.source_from_upload(path, settings.max_pixels, down),
+                                sg, sd, noisy_mode, tk)
+
+        upload.upload(on_upload, [upload, downscale, sigma, seed, already_noisy, tick], load_outputs,
+                      api_visibility="private")
+
+        def on_noisy_switch(src, noisy_mode, sg, sd, tk):
+            if src is None or not noisy_mode:
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            sg, note = session.suggested_sigma(src)
+            return sg, note, preview(src, sg, sd, True), tk + 1
+
+        already_noisy.change(on_noisy_switch, [source, already_noisy, sigma, seed, tick],
+                             [sigma, status, comparison, tick], api_visibility="private")
+
+        def fetch_kodak():
+            try:
+                kodak.paths(download=True)
+            except InputError as exc:
+                raise _err(exc) from exc
+            return gr.update(value=kodak.thumbnails(), visible=True), "", gr.update(visible=False)
+
+        get_kodak.click(fetch_kodak, None, [gallery, kodak_note, get_kodak], api_visibility="private")
+
+        def run_comparison(src, sg, sd, noisy_mode, tk, *flags):
+            if src is None:
+                raise gr.Error("Pick a Kodak24 image or upload one first.", print_exception=False)
+            methods = [n for n, f in zip(names, flags) if f]
+            if not methods:
+                raise gr.Error("Tick at least one method.", print_exception=False)
+            start = time.perf_counter()
+            try:
+                comp, noisy = session.new_comparison(engine, src, sg, sd, noisy_mode, methods)
+            except InputError as exc:
+                raise _err(exc) from exc
+            tk += 1
+            yield comp, tk, f"Running {', '.join(engine.label(m) for m in methods)}…"
+            for comp in session.run(engine, comp, noisy):
+                tk += 1
+                yield comp, tk, gr.skip()  # the render triggered by tick shows the progress
+            comp.elapsed = time.perf_counter() - start
+            yield comp, tk + 1, gr.skip()
+
+        compare_inputs = [source, sigma, seed, already_noisy, tick] + boxes
+        run_evt = run_btn.click(run_comparison, compare_inputs, [comparison, tick, status], concurrency_id="heavy",
+                                concurrency_limit=settings.heavy_limit, show_progress="minimal",
+                                api_visibility="private")
+
+        tick.change(render, render_inputs, render_outputs, api_visibility="private", show_progress="hidden")
+
+        def ab_update(comp, a, b):
+            if comp is None:
+                return gr.update(choices=[], value=None), gr.update(choices=[], value=None), None
+            choices = handlers.slider_choices(comp)
+            keys = [k for _, k in choices]
+            a = a if a in keys else (keys[0] if keys else None)
+            best = handlers.best_method(comp)
+            b = b if b in keys else (best or (keys[-1] if keys else None))
+            pair = handlers.slider_pair(comp, a, b) if a and b else None
+            return gr.update(choices=choices, value=a), gr.update(choices=choices, value=b), pair
+
+        tick.change(ab_update, [comparison, ab_a, ab_b], [ab_a, ab_b, slider], api_visibility="private",
+                    show_progress="hidden")
+        for dd in (ab_a, ab_b):
+            dd.input(ab_update, [comparison, ab_a, ab_b], [ab_a, ab_b, slider], api_visibility="private")
+
+        def on_click(comp, size, zm, errs, evt: gr.SelectData):
+            if comp is None:
+                return [gr.skip()] + [gr.skip()] * len(render_outputs)
+            ctr = crops.parse_click(evt.index, comp.shape)
+            if ctr is None:
+                return [gr.skip()] + [gr.skip()] * len(render_outputs)
+            return [ctr] + render(comp, ctr, size, zm, errs)
+
+        for full in fulls:
+            full.select(on_click, [comparison, crop_size, zoom, show_errors], [centre] + render_outputs,
+                        api_visibility="private", show_progress="hidden")
+        for control in (crop_size, zoom, show_errors):
+            control.change(render, render_inputs, render_outputs, api_visibility="private", show_progress="hidden")
+        link.change(None, [link], None, js="(q) => { if (q) history.replaceState(null, '', '?' + q); }")
+
+        def export_figure(comp, ctr, size):
+            if comp is None or not comp.finished():
+                raise gr.Error("Run a comparison first.", print_exception=False)
+            box = crops.crop_box(ctr, crops.clamp_size(size), comp.shape)
+            path = exports.new() / f"figure_{comp.source}_sigma{comp.sigma:g}.png"
+            path.write_bytes(export.png_bytes(export.figure(comp, box)))
+            return str(path)
+
+        def export_zip(comp):
+            if comp is None or not comp.finished():
+                raise gr.Error("Run a comparison first.", print_exception=False)
+            path = exports.new() / f"outputs_{comp.source}_sigma{comp.sigma:g}.zip"
+            path.write_bytes(export.zip_bytes(comp))
+            return str(path)
+
+        fig_btn.click(export_figure, [comparison, centre, crop_size], fig_file, api_visibility="private")
+        zip_btn.click(export_zip, [comparison], zip_file, api_visibility="private")
+
+        # ---- benchmark tab ------------------------------------------------------------
+        def show_benchmark(dataset, sg):
+            df, notes = benchmark.load(settings.results_root, dataset)
+            title = f"{dataset}: mean PSNR against σ"
+            return ("\n".join(f"- {n}" for n in notes) or "All expected results are present.",
+                    benchmark.summary_table(df, expected=benchmark.EXPECTED_IMAGES.get(dataset)), benchmark.psnr_chart(df, title), benchmark.per_image(df, sg))
+
+        bench_outputs = [bench_notes, bench_table, bench_plot, per_image]
+        bench_set.change(show_benchmark, [bench_set, bench_sigma], bench_outputs, api_visibility="private")
+        bench_sigma.change(show_benchmark, [bench_set, bench_sigma], bench_outputs, api_visibility="private")
+
+        def open_from_table(dataset, sg, sd, noisy_mode, tk, evt: gr.SelectData):
+            name = str(evt.row_value[0]) if evt.row_value else ""
+            stem = name.rsplit(".", 1)[0]
+            if dataset != "kodak24" or stem not in kodak_names:
+                raise gr.Error("Only Kodak24 images can be opened in the Compare tab.", print_exception=False)
+            try:
+                sg = float(sg)
+            except (TypeError, ValueError):
+                sg = 25.0
+            out = _load_source(lambda: session.source_from_kodak(stem), sg, sd, False, tk)
+            return (*out[:4], sg, out[5], gr.Tabs(selected="compare"))
+
+        per_image.select(open_from_table, [bench_set, bench_sigma, seed, already_noisy, tick],
+                         load_outputs + [tabs], api_visibility="private")
+
+        # ---- API ----------------------------------------------------------------------
+        def compare_api(image, sg, sd, methods):
+            """Denoise ``image`` with synthetic noise (sigma on 0-255, seed) by every method
+            in ``methods``. Returns the JSON record and the PNG files (noisy first, then the
+            methods in the record's order)."""
+            try:
+                record, comp = session.api_compare(engine, image, sg, sd, methods, settings.max_pixels)
+            except InputError as exc:
+                raise _err(exc) from exc
+            folder = exports.new()
+            files = []
+            for key, img in [("noisy", comp.noisy.output)] + [(m, comp.results[m].output) for m in comp.methods]:
+                if img is not None:
+                    path = folder / f"{key}.png"
+                    path.write_bytes(export.png_bytes(img))
+                    files.append(str(path))
+            record["files"] = [Path(f).name for f in files]
+            return record, files
+
+        api_btn.click(compare_api, [api_image, api_sigma, api_seed, api_methods], [api_json, api_files],
+                      api_name="compare", concurrency_id="heavy", concurrency_limit=settings.heavy_limit)
+
+        # ---- URL state on load ----------------------------------------------------------
+        def on_load(tk, request: gr.Request):
+            query = dict(request.query_params) if request is not None else {}
+            view, problems = from_query(query, kodak_names, names, [n for n in names if readiness[n].ready])
+            box_updates = [gr.update(value=(n in view.methods and readiness[n].ready)) for n in names]
+            src, comp, note = None, None, ""
+            if view.image:
+                try:
+                    src = session.source_from_kodak(view.image)
+                    comp = preview(src, view.sigma, view.seed, False)
+                    note = f"Loaded {view.image} from the link."
+                except InputError as exc:
+                    problems.append(str(exc))
+            if problems:
+                note = (note + " " if note else "") + "Ignored in the link: " + "; ".join(problems)
+            return ([src, comp, view.centre, tk + 1, view.sigma, view.seed, view.crop, view.zoom, bool(src),
+                     note or "Pick a Kodak24 image or upload one, then press Compare."]
+                    + box_updates + list(show_benchmark("kodak24", 25)))
+
+        def auto_compare(go, src, sg, sd, noisy_mode, tk, *flags):
+            if not go:
+                yield gr.skip(), gr.skip(), gr.skip()
+                return
+            yield from run_comparison(src, sg, sd, noisy_mode, tk, *flags)
+
+        demo.load(on_load, [tick], [source, comparison, centre, tick, sigma, seed, crop_size, zoom, autorun, status]
+                  + boxes + bench_outputs, api_visibility="private").then(
+            auto_compare, [autorun] + compare_inputs, [comparison, tick, status], concurrency_id="heavy",
+            concurrency_limit=settings.heavy_limit, show_progress="minimal", api_visibility="private")
+        _ = run_evt
+    return demo, exports
+
+
+def _grid(n: int, prefix: str, css_class: str, height: int | None, per_row: int = 4) -> list[gr.Image]:
+    items = []
+    for start in range(0, n, per_row):
+        with gr.Row(equal_height=True):
+            for i in range(start, min(n, start + per_row)):
+                items.append(gr.Image(format="png", interactive=False, visible=False, height=height,
+                                      elem_id=f"{prefix}-{i}", elem_classes=[css_class], show_label=True,
+                                      buttons=["download", "fullscreen"], min_width=200))
+    return items

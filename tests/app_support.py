@@ -1,0 +1,47 @@
+"""Shared helpers for the app tests: what is available here, small test images, a free port."""
+from __future__ import annotations
+
+import io
+import socket
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from denoisers import datasets
+from denoisers.weights import is_available_locally, manifest
+
+
+def weights_here(*keys: str) -> bool:
+    m = manifest()
+    return all(is_available_locally(m[k]) for k in keys)
+
+
+NETS_HERE = weights_here("dncnn_color_blind", "ffdnet_color")
+needs_nets = pytest.mark.skipif(not NETS_HERE, reason="DnCNN/FFDNet weights not in the cache or a mirror "
+                                                      "(set DENOISERS_WEIGHTS_MIRROR)")
+needs_kodak = pytest.mark.skipif(not datasets.available_locally("kodak24"),
+                                 reason="Kodak24 not in the cache or a mirror (set DENOISERS_DATA_MIRROR)")
+
+
+def smooth_image(h: int = 64, w: int = 80, seed: int = 0) -> np.ndarray:
+    """A deterministic colourful uint8 test image with edges and texture."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([x * 255 / w, y * 255 / h, (x + y) * 127 / (w + h) + 60], axis=-1)
+    base[h // 3: 2 * h // 3, w // 4: w // 2] = [220, 30, 40]
+    base += rng.normal(0, 4, base.shape)
+    return np.clip(np.round(base), 0, 255).astype(np.uint8)
+
+
+def png_bytes(image: np.ndarray | Image.Image, **save) -> bytes:
+    img = Image.fromarray(image) if isinstance(image, np.ndarray) else image
+    buf = io.BytesIO()
+    img.save(buf, format=save.pop("format", "PNG"), **save)
+    return buf.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,77 @@
+import pandas as pd
+import pytest
+
+from app import benchmark
+from denoisers.reference import PAPER_TABLE1
+
+
+def write(root, dataset, rows):
+    folder = root / dataset
+    folder.mkdir(parents=True)
+    pd.DataFrame(rows, columns=benchmark.COLUMNS).to_csv(folder / "results.csv", index=False)
+
+
+def rows(methods=("dncnn", "ffdnet"), sigmas=(25, 50), images=24):
+    out = []
+    for m_i, m in enumerate(methods):
+        for s in sigmas:
+            for i in range(1, images + 1):
+                p = 40 - s / 5 + m_i * 0.1 + (i % 3) * (0.5 if m == "ffdnet" and i == 7 else 0.01)
+                out.append([f"kodim{i:02d}.png", m, s, 0, p, 0.9, 1.0, "sha"])
+    return out
+
+
+def test_missing_results_are_explained(tmp_path):
+    df, notes = benchmark.load(tmp_path, "kodak24")
+    assert df is None and "denoisers.evaluate" in notes[0]
+    table = benchmark.summary_table(df)
+    # Still shows the paper's numbers for reference.
+    assert table.set_index("method").loc["dncnn", "σ=25 paper"] == PAPER_TABLE1["dncnn"][25]
+    assert benchmark.per_image(df, 25).empty
+    assert len(benchmark.psnr_chart(df).data) == len(PAPER_TABLE1)
+
+
+def test_table_means_beside_the_paper(tmp_path):
+    data = rows()
+    write(tmp_path, "kodak24", data)
+    df, notes = benchmark.load(tmp_path, "kodak24")
+    assert notes == [f"kodak24: {m} at σ=35 has 0 of 24 images (missing)." for m in ("dncnn", "ffdnet")]
+    table = benchmark.summary_table(df).set_index("method")
+    expected = pd.DataFrame(data, columns=benchmark.COLUMNS)
+    mean = expected[(expected.method == "dncnn") & (expected.sigma == 25)].psnr.mean()
+    assert table.loc["dncnn", "σ=25 ours"] == pytest.approx(round(mean, 2))
+    assert table.loc["dncnn", "σ=35 paper"] == PAPER_TABLE1["dncnn"][35]
+    assert pd.isna(table.loc["ffdnet", "σ=35 ours"]) and table.loc["ffdnet", "images"] == 24
+    assert list(table.index[:2]) == ["idresnet", "idgan"]  # display order
+
+
+def test_partial_results_are_reported(tmp_path):
+    write(tmp_path, "kodak24", rows(images=10))
+    df, notes = benchmark.load(tmp_path, "kodak24")
+    assert "kodak24: dncnn at σ=25 has 10 of 24 images (partial)." in notes
+    assert "kodak24: dncnn at σ=35 has 0 of 24 images (missing)." in notes
+    table = benchmark.summary_table(df, expected=24).set_index("method")
+    assert table.loc["dncnn", "σ=25 ours"].endswith("(10/24)")  # a partial mean says so
+
+
+def test_per_image_sorts_by_spread(tmp_path):
+    write(tmp_path, "kodak24", rows())
+    df, _ = benchmark.load(tmp_path, "kodak24")
+    table = benchmark.per_image(df, 25)
+    assert list(table.columns) == ["image", "dncnn", "ffdnet", "spread"]
+    assert table.iloc[0]["image"] == "kodim07.png"  # the image where the methods differ most
+    assert table["spread"].is_monotonic_decreasing
+
+
+def test_chart_has_ours_and_paper(tmp_path):
+    write(tmp_path, "kodak24", rows())
+    df, _ = benchmark.load(tmp_path, "kodak24")
+    names = [t.name for t in benchmark.psnr_chart(df).data]
+    assert "dncnn (ours)" in names and "dncnn (paper)" in names
+
+
+def test_unreadable_csv(tmp_path):
+    (tmp_path / "kodak24").mkdir()
+    (tmp_path / "kodak24" / "results.csv").write_text("a,b\n1,2\n")
+    df, notes = benchmark.load(tmp_path, "kodak24")
+    assert df is None and "lacks columns" in notes[0]

@@ -1,0 +1,111 @@
+"""A real browser (Debian's chromium via Playwright): pick a Kodak image, run two fast
+methods, click a panel, and check that every crop moved to the clicked spot."""
+import io
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import denoisers  # noqa: E402
+from app import crops  # noqa: E402
+from app.server import create, launch_kwargs  # noqa: E402
+from app_support import free_port, needs_kodak, needs_nets  # noqa: E402
+from denoisers import datasets  # noqa: E402
+from denoisers.io import read_image, to_float, to_uint8  # noqa: E402
+from denoisers.metrics import add_noise  # noqa: E402
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+playwright = pytest.importorskip("playwright.sync_api")
+pytestmark = [needs_kodak, needs_nets, pytest.mark.filterwarnings("ignore::Warning:gradio.queueing"),
+              pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"no chromium at {CHROMIUM}")]
+
+IMAGE = 22  # kodim23
+FAST = ("dncnn", "ffdnet")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("app")
+    demo, engine, exports = create(results_root=root / "results", cache_dir=root / "cache")
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+    engine.close()
+    exports.close()
+
+
+def fetch_png(page, selector: str) -> np.ndarray:
+    src = page.locator(f"{selector} img").first.get_attribute("src")
+    body = page.request.get(src).body()
+    img = Image.open(io.BytesIO(body))
+    assert img.format == "PNG", f"{selector} is served as {img.format}, not PNG"
+    return np.asarray(img.convert("RGB"))
+
+
+def test_click_moves_every_crop(server, tmp_path):
+    clean = read_image(datasets.files("kodak24")[IMAGE])
+    noisy = add_noise(to_float(clean), 25, 0)
+    expected_full = {"clean": clean, "noisy": to_uint8(noisy)}
+    expected_full.update({m: to_uint8(denoisers.get(m).denoise(noisy, 25)) for m in FAST})
+
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(server)
+            page.wait_for_selector("#kodak img", timeout=60_000)
+            page.locator("#kodak img").nth(IMAGE).click()
+            page.wait_for_function("document.querySelector('#status').innerText.includes('Loaded kodim23')",
+                                   timeout=60_000)
+            for name in denoisers.names():
+                box = page.locator(f"#method-{name} input")
+                if name in FAST:
+                    box.check()
+                elif box.is_enabled():
+                    box.uncheck()
+            page.click("#run")
+            page.wait_for_function("document.querySelector('#status').innerText.includes('Done: 2 of 2')",
+                                   timeout=120_000)
+
+            # Click the FFDNet full view (slot 3: truth, noisy, dncnn, ffdnet) at a known spot.
+            img = page.locator("#full-3 img").first
+            page.wait_for_function("document.querySelector('#full-3 img') && "
+                                   "document.querySelector('#full-3 img').naturalWidth === 768", timeout=30_000)
+            geo = img.evaluate("e => { const r = e.getBoundingClientRect(); return {w: r.width, h: r.height, "
+                               "nw: e.naturalWidth, nh: e.naturalHeight}; }")
+            scale = min(geo["w"] / geo["nw"], geo["h"] / geo["nh"], 1)
+            offx, offy = (geo["w"] - geo["nw"] * scale) / 2, (geo["h"] - geo["nh"] * scale) / 2
+            tx, ty = 600, 130  # the target pixel, away from the centre and the borders
+            img.click(position={"x": offx + tx * scale, "y": offy + ty * scale})
+            page.wait_for_function("document.querySelector('#centre textarea, #centre input').value"
+                                   f".includes('centre x=')"
+                                   f" && !document.querySelector('#centre textarea, #centre input').value"
+                                   f".startsWith('centre x=384')", timeout=30_000)
+            text = page.locator("#centre textarea, #centre input").first.input_value()
+            x, y = (int(v) for v in text.split(";")[0].replace("centre x=", "").split(", y="))
+            assert abs(x - tx) <= 2 and abs(y - ty) <= 2, text
+            box = crops.crop_box((x, y), crops.CROP_DEFAULT, clean.shape)
+            page.wait_for_timeout(500)  # let every panel receive its new image
+
+            labels = {}
+            for slot, key in enumerate(["clean", "noisy", *FAST]):
+                labels[key] = page.locator(f"#crop-{slot} label, #crop-{slot} [data-testid='block-label']").first.inner_text()
+                got = fetch_png(page, f"#crop-{slot}")
+                want = crops.zoomed_crop(expected_full[key], box, crops.ZOOM_DEFAULT)
+                assert got.shape == want.shape, (key, got.shape)
+                assert np.array_equal(got, want), f"crop of {key} is not at x={x}, y={y}"
+                full = fetch_png(page, f"#full-{slot}")
+                assert np.array_equal(crops.crop(full, box), crops.crop(expected_full[key], box))
+                assert (full[box.y0 - 1, box.x0:box.x1] == crops.BOX_COLOUR).all()  # box drawn there
+            assert "dB" in labels["ffdnet"] and "SSIM" in labels["ffdnet"]
+            assert f"x={x}" in page.url and f"y={y}" in page.url and "image=kodim23" in page.url
+            page.screenshot(path=str(tmp_path / "browser.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "browser.png").stat().st_size > 10_000

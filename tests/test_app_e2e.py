@@ -1,0 +1,118 @@
+"""End to end: the app on a free port, driven through ``/compare`` with gradio_client."""
+import os
+import threading
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import denoisers  # noqa: E402
+from app.server import create, launch_kwargs  # noqa: E402
+from app_support import free_port, needs_nets, png_bytes, smooth_image  # noqa: E402
+from denoisers.io import to_float, to_uint8  # noqa: E402
+from denoisers.metrics import add_noise, score  # noqa: E402
+
+# gradio 6.31 itself calls deprecated pandas options in its queue (not ours).
+pytestmark = [needs_nets, pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("app")
+    demo, engine, exports = create(results_root=root / "results", cache_dir=root / "cache", heavy_limit=2)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+    engine.close()
+    exports.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+
+    return Client(server, verbose=False)
+
+
+def write_png(tmp_path, image, name="in.png"):
+    path = tmp_path / name
+    path.write_bytes(png_bytes(image))
+    return str(path)
+
+
+def call(client, path, sigma, seed, methods):
+    from gradio_client import handle_file
+
+    return client.predict(handle_file(path), sigma, seed, methods, api_name="/compare")
+
+
+def test_page_is_served(server):
+    with urllib.request.urlopen(server, timeout=30) as response:
+        assert response.status == 200 and b"<html" in response.read(4000).lower()
+
+
+def test_compare_matches_the_denoisers_run_directly(client, tmp_path):
+    clean = smooth_image(64, 72, seed=5)
+    record, files = call(client, write_png(tmp_path, clean), 30, 2, ["ffdnet", "dncnn"])
+    assert record["sigma"] == 30 and record["seed"] == 2
+    assert list(record["methods"]) == ["dncnn", "ffdnet"]
+    noisy = add_noise(to_float(clean), 30, 2)
+    assert record["noisy"]["psnr"] == pytest.approx(score(clean, noisy)[0])
+    assert [os.path.basename(f) for f in files] == ["noisy.png", "dncnn.png", "ffdnet.png"] == record["files"]
+    assert np.array_equal(np.asarray(Image.open(files[0])), to_uint8(noisy))
+    for name, path in zip(("dncnn", "ffdnet"), files[1:]):
+        direct = denoisers.get(name).denoise(noisy, 30)
+        p, s = score(clean, direct)
+        assert record["methods"][name]["psnr"] == pytest.approx(p, abs=1e-9)
+        assert record["methods"][name]["ssim"] == pytest.approx(s, abs=1e-9)
+        assert record["methods"][name]["seconds"] > 0
+        assert np.array_equal(np.asarray(Image.open(path)), to_uint8(direct))  # lossless PNG
+    again, _ = call(client, write_png(tmp_path, clean, "again.png"), 30, 2, ["dncnn", "ffdnet"])
+    assert all(m["cached"] for m in again["methods"].values())
+    assert again["methods"]["dncnn"]["psnr"] == record["methods"]["dncnn"]["psnr"]
+
+
+@pytest.mark.parametrize("kind, match", [
+    ("corrupt", "not a readable image"),
+    ("tiny", "at least 32 pixels"),
+    ("sigma", "sigma must be between"),
+    ("method", "unknown|not in the list|methods"),
+])
+def test_bad_requests_get_clear_errors(client, tmp_path, kind, match):
+    from gradio_client.exceptions import AppError
+
+    path = write_png(tmp_path, smooth_image(16 if kind == "tiny" else 48, 48))
+    if kind == "corrupt":
+        (tmp_path / "in.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    sigma = 80 if kind == "sigma" else 25
+    methods = ["evil"] if kind == "method" else ["ffdnet"]
+    with pytest.raises((AppError, ValueError), match=match):
+        call(client, path, sigma, 0, methods)
+
+
+def test_two_users_at_once_get_their_own_results(server, tmp_path):
+    from gradio_client import Client
+
+    images = [smooth_image(48, 56, seed=s) for s in (11, 12, 13)]
+    results = {}
+
+    def user(i):
+        c = Client(server, verbose=False)
+        results[i] = call(c, write_png(tmp_path, images[i], f"u{i}.png"), 20, i, ["ffdnet"])
+
+    threads = [threading.Thread(target=user, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for i, image in enumerate(images):
+        record, files = results[i]
+        noisy = add_noise(to_float(image), 20, i)
+        direct = denoisers.get("ffdnet").denoise(noisy, 20)
+        assert record["seed"] == i
+        assert record["methods"]["ffdnet"]["psnr"] == pytest.approx(score(image, direct)[0])
+        assert np.array_equal(np.asarray(Image.open(files[1])), to_uint8(direct))

@@ -1,0 +1,96 @@
+"""The engine and session steps with the real fast methods on small images."""
+import time
+
+import numpy as np
+import pytest
+
+import denoisers
+from app import session
+from app.cache import ResultCache
+from app.convert import InputError, image_id
+from app.engine import Engine, synthetic_noisy
+from app_support import needs_nets, smooth_image
+from denoisers.metrics import add_noise, score
+from denoisers.io import to_float
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    e = Engine(ResultCache(tmp_path_factory.mktemp("cache"), max_bytes=10**8))
+    yield e
+    e.close()
+
+
+def source(h=48, w=64, seed=0):
+    img = smooth_image(h, w, seed)
+    return session.Source("upload", img, image_id(img))
+
+
+def test_noise_is_the_protocols():
+    clean = smooth_image()
+    assert np.array_equal(synthetic_noisy(clean, 25, 3), add_noise(to_float(clean), 25, 3))
+
+
+@needs_nets
+def test_results_match_running_the_denoiser_directly_and_are_cached(engine):
+    src = source()
+    comp, noisy = session.new_comparison(engine, src, 25, 0, False, ["ffdnet", "dncnn"])
+    assert comp.methods == ["dncnn", "ffdnet"]  # display order
+    list(session.run(engine, comp, noisy))
+    for name in ("dncnn", "ffdnet"):
+        r = comp.results[name]
+        direct = denoisers.get(name).denoise(add_noise(to_float(src.image), 25, 0), 25)
+        assert (r.psnr, r.ssim) == pytest.approx(score(src.image, direct))
+        assert not r.cached and r.seconds > 0
+    again, noisy2 = session.new_comparison(engine, src, 25, 0, False, ["dncnn", "ffdnet"])
+    start = time.perf_counter()
+    list(session.run(engine, again, noisy2))
+    assert time.perf_counter() - start < 1.0
+    for name in ("dncnn", "ffdnet"):
+        assert again.results[name].cached
+        assert np.array_equal(again.results[name].output, comp.results[name].output)
+        assert again.results[name].psnr == comp.results[name].psnr
+    assert again.noisy.cached and again.noisy.psnr == comp.noisy.psnr
+    # Another seed is another key: computed afresh.
+    other, noisy3 = session.new_comparison(engine, src, 25, 1, False, ["ffdnet"])
+    list(session.run(engine, other, noisy3))
+    assert not other.results["ffdnet"].cached and other.results["ffdnet"].psnr != comp.results["ffdnet"].psnr
+
+
+@needs_nets
+def test_already_noisy_input_has_no_scores(engine):
+    clean = smooth_image(48, 64)
+    noisy_u8 = np.clip(clean + np.random.default_rng(0).normal(0, 20, clean.shape), 0, 255).round().astype(np.uint8)
+    src = session.Source("upload", noisy_u8, image_id(noisy_u8))
+    comp, noisy = session.new_comparison(engine, src, 20, 0, True, ["ffdnet"])
+    assert comp.clean is None and comp.seed is None and np.array_equal(comp.noisy.output, noisy_u8)
+    list(session.run(engine, comp, noisy))
+    r = comp.results["ffdnet"]
+    assert r.output.shape == noisy_u8.shape and r.psnr is None and r.ssim is None
+
+
+def test_unready_and_unknown_methods_never_run(engine):
+    src = source()
+    with pytest.raises(InputError, match="unknown methods"):
+        session.new_comparison(engine, src, 25, 0, False, ["nope"])
+    comp, noisy = session.new_comparison(engine, src, 25, 0, False, ["idresnet"])
+    list(session.run(engine, comp, noisy))
+    if not engine.denoisers["idresnet"].readiness(25).ready:
+        r = comp.results["idresnet"]
+        assert r.output is None and "not ready" in r.error
+
+
+def test_cbm3d_runs_in_its_own_process_beside_the_networks(engine):
+    if not engine.denoisers["cbm3d"].readiness(25).ready:
+        pytest.skip("bm3d not installed")
+    src = source(40, 40)
+    methods = ["cbm3d"] + (["ffdnet"] if engine.denoisers["ffdnet"].readiness(25).ready else [])
+    comp, noisy = session.new_comparison(engine, src, 25, 0, False, methods)
+    order = [c.results.keys() for c in session.run(engine, comp, noisy)]
+    r = comp.results["cbm3d"]
+    assert r.error is None and r.output.shape == (40, 40, 3)
+    direct = denoisers.get("cbm3d").denoise(add_noise(to_float(src.image), 25, 0), 25)
+    assert r.psnr == pytest.approx(score(src.image, direct)[0])
+    assert engine._pool is not None  # it went through the process pool
+    assert len(order) == len(methods)
+    assert "Best PSNR" in session.summary(comp, 1.0)

@@ -1,0 +1,131 @@
+"""Panels, labels, best mark, error maps, A/B pairs and exports, on hand-made results."""
+import csv
+import io
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app import crops, errormap, export, handlers
+from app.engine import MethodResult
+from app_support import smooth_image
+from denoisers.metrics import psnr, ssim
+
+
+def result(name, clean, out, seconds=1.0, cached=False):
+    return MethodResult(name, name.upper(), out, psnr(clean, out), ssim(clean, out), seconds, cached)
+
+
+def shifted(clean, amount, seed):
+    noise = np.random.default_rng(seed).normal(0, amount, clean.shape)
+    return np.clip(clean + noise, 0, 255).round().astype(np.uint8)
+
+
+@pytest.fixture
+def comp():
+    clean = smooth_image(64, 96)
+    noisy = shifted(clean, 25, 0)
+    c = handlers.Comparison("kodim01", "id", clean, result("noisy", clean, noisy), 25.0, 0, ["dncnn", "ffdnet", "cbm3d"])
+    c.results["dncnn"] = result("dncnn", clean, shifted(clean, 6, 1), 2.0)
+    c.results["ffdnet"] = result("ffdnet", clean, shifted(clean, 3, 2), 0.5, cached=True)
+    c.results["cbm3d"] = MethodResult("cbm3d", "CBM3D", None, error="not ready: bm3d missing")
+    return c
+
+
+def test_best_is_the_highest_psnr(comp):
+    assert handlers.best_method(comp) == "ffdnet"
+    labels = {p.key: p.label for p in handlers.panels(comp)}
+    assert handlers.BEST_MARK in labels["ffdnet"] and handlers.BEST_MARK not in labels["dncnn"]
+    r = comp.results["ffdnet"]
+    assert f"{r.psnr:.2f} dB" in labels["ffdnet"] and f"SSIM {r.ssim:.3f}" in labels["ffdnet"]
+    assert "0.5 s (cached)" in labels["ffdnet"] and "2.0 s" in labels["dncnn"]
+    assert "bm3d missing" in labels["cbm3d"]
+    assert f"{comp.noisy.psnr:.2f} dB" in labels["noisy"]
+
+
+def test_panel_order_and_pending(comp):
+    comp.methods.insert(0, "idgan")
+    keys = [p.key for p in handlers.panels(comp)]
+    assert keys == ["clean", "noisy", "idgan", "dncnn", "ffdnet", "cbm3d"]
+    pending = handlers.panels(comp)[2]
+    assert pending.image is None and "running" in pending.label
+
+
+def test_without_ground_truth_there_are_no_scores(comp):
+    comp.clean = None
+    comp.seed = None
+    for r in comp.results.values():
+        r.psnr = r.ssim = None
+    comp.noisy = MethodResult("noisy", "Noisy", comp.noisy.output)
+    panels = handlers.panels(comp)
+    assert [p.key for p in panels][0] == "noisy" and "already noisy" in panels[0].label
+    assert handlers.best_method(comp) is None
+    assert "dB" not in " ".join(p.label for p in panels)
+    assert handlers.error_views(comp) == ({}, 1.0)
+
+
+def test_every_crop_is_taken_at_the_same_place(comp):
+    box = crops.crop_box((70, 10), 32, comp.shape)
+    for p in handlers.panels(comp):
+        if p.image is None:
+            assert handlers.crop_view(p, box, 3) is None
+            continue
+        c = handlers.crop_view(p, box, 3)
+        assert c.shape == (96, 96, 3)
+        assert np.array_equal(c[::3, ::3], p.image[box.y0:box.y1, box.x0:box.x1])
+        full = handlers.full_view(p, box)
+        assert np.array_equal(full[box.y0:box.y1, box.x0:box.x1], p.image[box.y0:box.y1, box.x0:box.x1])
+        assert not np.array_equal(full, p.image)  # the box is drawn
+
+
+def test_error_maps_share_one_scale(comp):
+    maps, vmax = handlers.error_views(comp)
+    assert set(maps) == {"noisy", "dncnn", "ffdnet"}
+    err_d = errormap.abs_error(comp.clean, comp.results["dncnn"].output)
+    assert vmax == errormap.shared_scale([err_d, errormap.abs_error(comp.clean, comp.results["ffdnet"].output)])
+    # One scale: the same error value gets the same colour in every map, so the method
+    # with smaller errors has a darker map (per-image min-max scaling would hide this).
+    brightness = {k: m.astype(float).mean() for k, m in maps.items()}
+    assert brightness["ffdnet"] < brightness["dncnn"] < brightness["noisy"]
+    assert np.array_equal(errormap.colourize(np.array([[vmax]]), vmax), errormap.colourize(np.array([[1e6]]), vmax))
+
+
+def test_colourize_is_monotonic_in_brightness():
+    bar = errormap.colour_bar(10.0, width=64, height=16)
+    lum = bar[0].astype(float) @ [0.299, 0.587, 0.114]
+    assert bar.shape == (16, 64, 3) and np.all(np.diff(lum) >= -1.0) and lum[-1] > lum[0] + 200
+
+
+def test_slider(comp):
+    keys = [k for _, k in handlers.slider_choices(comp)]
+    assert keys == ["clean", "noisy", "dncnn", "ffdnet"]  # cbm3d failed: not offered
+    a, b = handlers.slider_pair(comp, "clean", "ffdnet")
+    assert a is comp.clean and b is comp.results["ffdnet"].output
+    assert handlers.slider_pair(comp, "clean", "cbm3d") is None
+
+
+def test_zip_has_full_resolution_outputs_and_the_numbers(comp):
+    zf = zipfile.ZipFile(io.BytesIO(export.zip_bytes(comp)))
+    assert sorted(zf.namelist()) == ["clean.png", "dncnn.png", "ffdnet.png", "noisy.png", "results.csv"]
+    out = np.asarray(Image.open(io.BytesIO(zf.read("dncnn.png"))))
+    assert np.array_equal(out, comp.results["dncnn"].output)  # lossless
+    rows = list(csv.DictReader(io.StringIO(zf.read("results.csv").decode())))
+    by_method = {r["method"]: r for r in rows}
+    assert set(by_method) == {"noisy", "dncnn", "ffdnet", "cbm3d"}
+    assert float(by_method["dncnn"]["psnr"]) == pytest.approx(comp.results["dncnn"].psnr)
+    assert by_method["cbm3d"]["error"] and by_method["cbm3d"]["psnr"] == ""
+
+
+def test_figure_has_the_reference_and_every_crop(comp):
+    box = crops.crop_box((20, 20), 32, comp.shape)
+    fig = export.figure(comp, box, tile=128)
+    shown = [p for p in handlers.panels(comp) if p.image is not None]
+    ref_w = round(96 * 128 / 64)
+    assert fig.dtype == np.uint8 and fig.shape[0] > 128
+    assert fig.shape[1] == ref_w + len(shown) * (128 + 6) + 6
+    # The last tile is the ffdnet crop magnified 4x with nearest neighbour.
+    x = ref_w + 6 + (len(shown) - 1) * (128 + 6)
+    tile = fig[:128, x:x + 128]
+    assert np.array_equal(tile[::4, ::4], comp.results["ffdnet"].output[box.y0:box.y1, box.x0:box.x1])
+    assert Image.open(io.BytesIO(export.png_bytes(fig))).format == "PNG"

@@ -1,0 +1,45 @@
+from urllib.parse import parse_qsl
+
+from app.state import ViewState, from_query, to_query
+
+IMAGES = [f"kodim{i:02d}" for i in range(1, 25)]
+METHODS = ["idresnet", "idgan", "dncnn", "ffdnet", "cbm3d"]
+
+
+def parse(query: str):
+    return from_query(dict(parse_qsl(query)), IMAGES, METHODS, ["dncnn", "ffdnet", "cbm3d"])
+
+
+def test_round_trip():
+    state = ViewState("kodim05", 35.0, 7, 100, 200, 128, 6, ("dncnn", "cbm3d"))
+    query = to_query(state)
+    assert "image=kodim05" in query and "methods=dncnn,cbm3d" in query
+    back, problems = parse(query)
+    assert back == state and problems == []
+
+
+def test_defaults_when_empty():
+    state, problems = parse("")
+    assert state.image is None and state.sigma == 25 and state.seed == 0 and state.centre is None
+    assert state.methods == ("dncnn", "ffdnet", "cbm3d") and problems == []
+
+
+def test_bad_values_fall_back_and_are_reported():
+    state, problems = parse("image=../../etc/passwd&sigma=500&seed=-3&x=a&y=2&crop=9999&zoom=1&methods=dncnn,evil")
+    assert state.image is None and state.sigma == 25 and state.seed == 0 and state.centre is None
+    assert state.crop == 256 and state.zoom == 2  # clamped into range
+    assert state.methods == ("dncnn",)
+    text = " ".join(problems)
+    for word in ("unknown image", "sigma", "seed", "crop centre", "unknown methods evil"):
+        assert word in text
+
+
+def test_method_order_is_display_order_and_upload_has_no_image():
+    state, _ = parse("methods=cbm3d,dncnn")
+    assert state.methods == ("dncnn", "cbm3d")
+    assert "image=" not in to_query(ViewState(image=None))
+
+
+def test_image_with_extension_is_accepted():
+    state, problems = parse("image=kodim07.png")
+    assert state.image == "kodim07" and not problems

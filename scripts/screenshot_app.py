@@ -40,7 +40,7 @@ def main() -> None:
             page.goto(server.url + VIEW)
             page.wait_for_selector("#status", timeout=120_000)
             page.wait_for_function("document.querySelector('#status').innerText.includes('Done')", timeout=600_000)
-            page.wait_for_timeout(1500)
+            page.wait_for_timeout(6000)
             shot = page.screenshot(full_page=False)
             browser.close()
     img = Image.open(io.BytesIO(shot)).convert("RGB")

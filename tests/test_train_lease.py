@@ -19,7 +19,7 @@ from train import lease, leaselog
 from train.config import TINY
 from train.lease import LeaseError
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(600)  # a hang guard, not a speed check
 MIRRORS = bool(os.environ.get("DENOISERS_DATA_MIRROR") and os.environ.get("DENOISERS_WEIGHTS_MIRROR"))
 
 

@@ -3,6 +3,7 @@ methods, click a panel, and check that every crop moved to the clicked spot."""
 import io
 import os
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -45,6 +46,17 @@ def fetch_png(page, selector: str) -> np.ndarray:
     img = Image.open(io.BytesIO(body))
     assert img.format == "PNG", f"{selector} is served as {img.format}, not PNG"
     return np.asarray(img.convert("RGB"))
+
+
+def fetch_png_when(page, selector: str, ready, timeout_s: float = 30.0) -> np.ndarray:
+    """The panel's PNG once ``ready(image)`` holds: panels receive their new images one by
+    one after a click, so an early fetch may still get the previous one."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        img = fetch_png(page, selector)
+        if ready(img) or time.monotonic() > deadline:
+            return img
+        page.wait_for_timeout(250)
 
 
 def test_click_moves_every_crop(server, tmp_path):
@@ -91,16 +103,17 @@ def test_click_moves_every_crop(server, tmp_path):
             x, y = (int(v) for v in text.split(";")[0].replace("centre x=", "").split(", y="))
             assert abs(x - tx) <= 2 and abs(y - ty) <= 2, text
             box = crops.crop_box((x, y), crops.CROP_DEFAULT, clean.shape)
-            page.wait_for_timeout(500)  # let every panel receive its new image
 
             labels = {}
             for slot, key in enumerate(["clean", "noisy", *FAST]):
                 labels[key] = page.locator(f"#crop-{slot} label, #crop-{slot} [data-testid='block-label']").first.inner_text()
-                got = fetch_png(page, f"#crop-{slot}")
                 want = crops.zoomed_crop(expected_full[key], box, crops.ZOOM_DEFAULT)
+                got = fetch_png_when(page, f"#crop-{slot}",
+                                     lambda im: im.shape == want.shape and np.array_equal(im, want))
                 assert got.shape == want.shape, (key, got.shape)
                 assert np.array_equal(got, want), f"crop of {key} is not at x={x}, y={y}"
-                full = fetch_png(page, f"#full-{slot}")
+                full = fetch_png_when(page, f"#full-{slot}",
+                                      lambda im: (im[box.y0 - 1, box.x0:box.x1] == crops.BOX_COLOUR).all())
                 assert np.array_equal(crops.crop(full, box), crops.crop(expected_full[key], box))
                 assert (full[box.y0 - 1, box.x0:box.x1] == crops.BOX_COLOUR).all()  # box drawn there
             assert "dB" in labels["ffdnet"] and "SSIM" in labels["ffdnet"]

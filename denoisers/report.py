@@ -42,7 +42,7 @@ def table_markdown(results: pd.DataFrame, method_order: list[str], dataset: str 
     if results.empty:
         return "_no results yet_\n"
     table = summary(results)
-    kodak = dataset == "kodak24"
+    kodak = dataset.startswith("kodak24")
     head = "| sigma | method | images | PSNR (dB) | SSIM | s / image |"
     rule = "|---|---|---:|---:|---:|---:|"
     if kodak:

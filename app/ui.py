@@ -2,6 +2,7 @@
 ``crops``, ``export``, ``benchmark`` and ``state``. Every image goes out as PNG."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 import time
@@ -142,7 +143,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                 with gr.Row():
                     bench_sigma = gr.Dropdown([15, 25, 35, 50], value=25, label="σ for per-image PSNR")
                 per_image = gr.Dataframe(label="Per-image PSNR, largest spread between methods first "
-                                               "(click a Kodak image name to open it)", interactive=False)
+                                               "(click a Kodak image name to open it)", interactive=False,
+                                         elem_id="per-image")
 
         # Hidden components behind the /compare API endpoint.
         with gr.Row(visible=False):
@@ -271,7 +273,9 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             for comp in session.run(engine, comp, noisy):
                 tk += 1
                 yield comp, tk, gr.skip()  # the render triggered by tick shows the progress
-            comp.elapsed = time.perf_counter() - start
+            # A new object: renders still queued for earlier ticks hold the old one, so they
+            # cannot write "Done" before the final render (a click after "Done" is then safe).
+            comp = dataclasses.replace(comp, results=dict(comp.results), elapsed=time.perf_counter() - start)
             yield comp, tk + 1, gr.skip()
 
         compare_inputs = [source, sigma, seed, already_noisy, tick] + boxes

@@ -31,6 +31,12 @@ FAST = ("dncnn", "ffdnet")
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("app")
+    # Benchmark results where kodim07 shows the largest spread between two methods.
+    (root / "results" / "kodak24").mkdir(parents=True)
+    (root / "results" / "kodak24" / "results.csv").write_text(
+        "image,method,sigma,seed,psnr,ssim,seconds,weights\n"
+        "kodim05.png,dncnn,25,0,30.00,0.9,1,x\nkodim05.png,ffdnet,25,0,30.10,0.9,1,x\n"
+        "kodim07.png,dncnn,25,0,31.00,0.9,1,x\nkodim07.png,ffdnet,25,0,33.00,0.9,1,x\n")
     demo, engine, exports = create(results_root=root / "results", cache_dir=root / "cache")
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
@@ -122,3 +128,24 @@ def test_click_moves_every_crop(server, tmp_path):
         finally:
             browser.close()
     assert (tmp_path / "browser.png").stat().st_size > 10_000
+
+
+def test_benchmark_row_opens_that_image(server):
+    """A click on the per-image table's top row (the largest spread) opens it in Compare."""
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(server)
+            page.get_by_role("tab", name="Benchmark").click()
+            first = page.locator("#per-image [data-testid='cell-0-0']")
+            first.wait_for(timeout=60_000)
+            assert "kodim07" in first.inner_text()
+            first.click()
+            page.wait_for_function("document.querySelector('#status').innerText.includes('kodim07')",
+                                   timeout=60_000)
+            assert page.locator("#run").is_visible()  # back on the Compare tab
+            page.wait_for_function("location.search.includes('image=kodim07')", timeout=30_000)
+        finally:
+            browser.close()

@@ -1,8 +1,10 @@
 """Shared helpers for the app tests: what is available here, small test images, a free port."""
 from __future__ import annotations
 
+import contextlib
 import io
 import socket
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -45,3 +47,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_app(root, **options) -> Iterator[str]:
+    """The app on a free local port (results and cache under ``root``); yields its URL."""
+    from app.server import create, launch_kwargs
+
+    demo, engine, exports = create(results_root=root / "results", cache_dir=root / "cache", **options)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+        engine.close()
+        exports.close()

@@ -13,8 +13,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import denoisers  # noqa: E402
 from app import crops  # noqa: E402
-from app.server import create, launch_kwargs  # noqa: E402
-from app_support import free_port, needs_kodak, needs_nets  # noqa: E402
+from app_support import needs_kodak, needs_nets, running_app  # noqa: E402
 from denoisers import datasets  # noqa: E402
 from denoisers.io import read_image, to_float, to_uint8  # noqa: E402
 from denoisers.metrics import add_noise  # noqa: E402
@@ -37,13 +36,8 @@ def server(tmp_path_factory):
         "image,method,sigma,seed,psnr,ssim,seconds,weights\n"
         "kodim05.png,dncnn,25,0,30.00,0.9,1,x\nkodim05.png,ffdnet,25,0,30.10,0.9,1,x\n"
         "kodim07.png,dncnn,25,0,31.00,0.9,1,x\nkodim07.png,ffdnet,25,0,33.00,0.9,1,x\n")
-    demo, engine, exports = create(results_root=root / "results", cache_dir=root / "cache")
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
-    engine.close()
-    exports.close()
+    with running_app(root) as url:
+        yield url
 
 
 def fetch_png(page, selector: str) -> np.ndarray:

@@ -10,8 +10,7 @@ from PIL import Image
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import denoisers  # noqa: E402
-from app.server import create, launch_kwargs  # noqa: E402
-from app_support import free_port, needs_nets, png_bytes, smooth_image  # noqa: E402
+from app_support import needs_nets, png_bytes, smooth_image, running_app  # noqa: E402
 from denoisers.io import to_float, to_uint8  # noqa: E402
 from denoisers.metrics import add_noise, score  # noqa: E402
 
@@ -21,14 +20,8 @@ pytestmark = [needs_nets, pytest.mark.filterwarnings("ignore::Warning:gradio.que
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("app")
-    demo, engine, exports = create(results_root=root / "results", cache_dir=root / "cache", heavy_limit=2)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
-    engine.close()
-    exports.close()
+    with running_app(tmp_path_factory.mktemp("app"), heavy_limit=2) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -40,6 +40,18 @@ def server(tmp_path_factory):
         yield url
 
 
+@pytest.fixture
+def page():
+    """A fresh page in Debian's chromium (never a browser downloaded by a test tool)."""
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            yield browser.new_page(viewport={"width": 1400, "height": 1000})
+        finally:
+            browser.close()
+
+
 def fetch_png(page, selector: str) -> np.ndarray:
     src = page.locator(f"{selector} img").first.get_attribute("src")
     body = page.request.get(src).body()
@@ -59,87 +71,73 @@ def fetch_png_when(page, selector: str, ready, timeout_s: float = 30.0) -> np.nd
         page.wait_for_timeout(250)
 
 
-def test_click_moves_every_crop(server, tmp_path):
+def test_click_moves_every_crop(server, page, tmp_path):
     clean = read_image(datasets.files("kodak24")[IMAGE])
     noisy = add_noise(to_float(clean), 25, 0)
     expected_full = {"clean": clean, "noisy": to_uint8(noisy)}
     expected_full.update({m: to_uint8(denoisers.get(m).denoise(noisy, 25)) for m in FAST})
 
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(server)
-            page.wait_for_selector("#kodak img", timeout=60_000)
-            page.locator("#kodak img").nth(IMAGE).click()
-            page.wait_for_function("document.querySelector('#status').innerText.includes('Loaded kodim23')",
-                                   timeout=60_000)
-            for name in denoisers.names():
-                box = page.locator(f"#method-{name} input")
-                if name in FAST:
-                    box.check()
-                elif box.is_enabled():
-                    box.uncheck()
-            page.click("#run")
-            page.wait_for_function("document.querySelector('#status').innerText.includes('Done: 2 of 2')",
-                                   timeout=120_000)
+    page.goto(server)
+    page.wait_for_selector("#kodak img", timeout=60_000)
+    page.locator("#kodak img").nth(IMAGE).click()
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Loaded kodim23')",
+                           timeout=60_000)
+    for name in denoisers.names():
+        box = page.locator(f"#method-{name} input")
+        if name in FAST:
+            box.check()
+        elif box.is_enabled():
+            box.uncheck()
+    page.click("#run")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Done: 2 of 2')",
+                           timeout=120_000)
 
-            # Click the FFDNet full view (slot 3: truth, noisy, dncnn, ffdnet) at a known spot.
-            img = page.locator("#full-3 img").first
-            page.wait_for_function("document.querySelector('#full-3 img') && "
-                                   "document.querySelector('#full-3 img').naturalWidth === 768", timeout=30_000)
-            geo = img.evaluate("e => { const r = e.getBoundingClientRect(); return {w: r.width, h: r.height, "
-                               "nw: e.naturalWidth, nh: e.naturalHeight}; }")
-            scale = min(geo["w"] / geo["nw"], geo["h"] / geo["nh"], 1)
-            offx, offy = (geo["w"] - geo["nw"] * scale) / 2, (geo["h"] - geo["nh"] * scale) / 2
-            tx, ty = 600, 130  # the target pixel, away from the centre and the borders
-            img.click(position={"x": offx + tx * scale, "y": offy + ty * scale})
-            page.wait_for_function("document.querySelector('#centre textarea, #centre input').value"
-                                   f".includes('centre x=')"
-                                   f" && !document.querySelector('#centre textarea, #centre input').value"
-                                   f".startsWith('centre x=384')", timeout=30_000)
-            text = page.locator("#centre textarea, #centre input").first.input_value()
-            x, y = (int(v) for v in text.split(";")[0].replace("centre x=", "").split(", y="))
-            assert abs(x - tx) <= 2 and abs(y - ty) <= 2, text
-            box = crops.crop_box((x, y), crops.CROP_DEFAULT, clean.shape)
+    # Click the FFDNet full view (slot 3: truth, noisy, dncnn, ffdnet) at a known spot.
+    img = page.locator("#full-3 img").first
+    page.wait_for_function("document.querySelector('#full-3 img') && "
+                           "document.querySelector('#full-3 img').naturalWidth === 768", timeout=30_000)
+    geo = img.evaluate("e => { const r = e.getBoundingClientRect(); return {w: r.width, h: r.height, "
+                       "nw: e.naturalWidth, nh: e.naturalHeight}; }")
+    scale = min(geo["w"] / geo["nw"], geo["h"] / geo["nh"], 1)
+    offx, offy = (geo["w"] - geo["nw"] * scale) / 2, (geo["h"] - geo["nh"] * scale) / 2
+    tx, ty = 600, 130  # the target pixel, away from the centre and the borders
+    img.click(position={"x": offx + tx * scale, "y": offy + ty * scale})
+    page.wait_for_function("document.querySelector('#centre textarea, #centre input').value"
+                           f".includes('centre x=')"
+                           f" && !document.querySelector('#centre textarea, #centre input').value"
+                           f".startsWith('centre x=384')", timeout=30_000)
+    text = page.locator("#centre textarea, #centre input").first.input_value()
+    x, y = (int(v) for v in text.split(";")[0].replace("centre x=", "").split(", y="))
+    assert abs(x - tx) <= 2 and abs(y - ty) <= 2, text
+    box = crops.crop_box((x, y), crops.CROP_DEFAULT, clean.shape)
 
-            labels = {}
-            for slot, key in enumerate(["clean", "noisy", *FAST]):
-                labels[key] = page.locator(f"#crop-{slot} label, #crop-{slot} [data-testid='block-label']").first.inner_text()
-                want = crops.zoomed_crop(expected_full[key], box, crops.ZOOM_DEFAULT)
-                got = fetch_png_when(page, f"#crop-{slot}",
-                                     lambda im: im.shape == want.shape and np.array_equal(im, want))
-                assert got.shape == want.shape, (key, got.shape)
-                assert np.array_equal(got, want), f"crop of {key} is not at x={x}, y={y}"
-                full = fetch_png_when(page, f"#full-{slot}",
-                                      lambda im: (im[box.y0 - 1, box.x0:box.x1] == crops.BOX_COLOUR).all())
-                assert np.array_equal(crops.crop(full, box), crops.crop(expected_full[key], box))
-                assert (full[box.y0 - 1, box.x0:box.x1] == crops.BOX_COLOUR).all()  # box drawn there
-            assert "dB" in labels["ffdnet"] and "SSIM" in labels["ffdnet"]
-            assert f"x={x}" in page.url and f"y={y}" in page.url and "image=kodim23" in page.url
-            page.screenshot(path=str(tmp_path / "browser.png"), full_page=True)
-        finally:
-            browser.close()
+    labels = {}
+    for slot, key in enumerate(["clean", "noisy", *FAST]):
+        labels[key] = page.locator(f"#crop-{slot} label, #crop-{slot} [data-testid='block-label']").first.inner_text()
+        want = crops.zoomed_crop(expected_full[key], box, crops.ZOOM_DEFAULT)
+        got = fetch_png_when(page, f"#crop-{slot}",
+                             lambda im: im.shape == want.shape and np.array_equal(im, want))
+        assert got.shape == want.shape, (key, got.shape)
+        assert np.array_equal(got, want), f"crop of {key} is not at x={x}, y={y}"
+        full = fetch_png_when(page, f"#full-{slot}",
+                              lambda im: (im[box.y0 - 1, box.x0:box.x1] == crops.BOX_COLOUR).all())
+        assert np.array_equal(crops.crop(full, box), crops.crop(expected_full[key], box))
+        assert (full[box.y0 - 1, box.x0:box.x1] == crops.BOX_COLOUR).all()  # box drawn there
+    assert "dB" in labels["ffdnet"] and "SSIM" in labels["ffdnet"]
+    assert f"x={x}" in page.url and f"y={y}" in page.url and "image=kodim23" in page.url
+    page.screenshot(path=str(tmp_path / "browser.png"), full_page=True)
     assert (tmp_path / "browser.png").stat().st_size > 10_000
 
 
-def test_benchmark_row_opens_that_image(server):
+def test_benchmark_row_opens_that_image(server, page):
     """A click on the per-image table's top row (the largest spread) opens it in Compare."""
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(server)
-            page.get_by_role("tab", name="Benchmark").click()
-            first = page.locator("#per-image [data-testid='cell-0-0']")
-            first.wait_for(timeout=60_000)
-            assert "kodim07" in first.inner_text()
-            first.click()
-            page.wait_for_function("document.querySelector('#status').innerText.includes('kodim07')",
-                                   timeout=60_000)
-            assert page.locator("#run").is_visible()  # back on the Compare tab
-            page.wait_for_function("location.search.includes('image=kodim07')", timeout=30_000)
-        finally:
-            browser.close()
+    page.goto(server)
+    page.get_by_role("tab", name="Benchmark").click()
+    first = page.locator("#per-image [data-testid='cell-0-0']")
+    first.wait_for(timeout=60_000)
+    assert "kodim07" in first.inner_text()
+    first.click()
+    page.wait_for_function("document.querySelector('#status').innerText.includes('kodim07')",
+                           timeout=60_000)
+    assert page.locator("#run").is_visible()  # back on the Compare tab
+    page.wait_for_function("location.search.includes('image=kodim07')", timeout=30_000)

@@ -37,6 +37,17 @@ class Readiness:
     reason: str = ""  # why not ready, or a note such as "uses the sigma 25 network"
 
 
+def check_sigma(sigma: float) -> float:
+    """Validate sigma (0-255 scale, in (0, 100]); returns it as a float. Raises ``ValueError``."""
+    try:
+        sigma = float(sigma)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"sigma must be a number on the 0-255 scale, got {sigma!r}") from exc
+    if not (0.0 < sigma <= SIGMA_MAX) or math.isnan(sigma):
+        raise ValueError(f"sigma must be in (0, {SIGMA_MAX:g}] on the 0-255 scale, got {sigma}")
+    return sigma
+
+
 def check_input(noisy: np.ndarray, sigma: float) -> float:
     """Validate the contract's inputs; returns sigma as a float. Raises ``ValueError``."""
     if not isinstance(noisy, np.ndarray):
@@ -49,13 +60,7 @@ def check_input(noisy: np.ndarray, sigma: float) -> float:
         raise ValueError(f"images must be at least {MIN_SIZE}x{MIN_SIZE}, got {noisy.shape[1]}x{noisy.shape[0]}")
     if not np.isfinite(noisy).all():
         raise ValueError("noisy contains NaN or infinite values")
-    try:
-        sigma = float(sigma)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"sigma must be a number on the 0-255 scale, got {sigma!r}") from exc
-    if not (0.0 < sigma <= SIGMA_MAX) or math.isnan(sigma):
-        raise ValueError(f"sigma must be in (0, {SIGMA_MAX:g}] on the 0-255 scale, got {sigma}")
-    return sigma
+    return check_sigma(sigma)
 
 
 class Denoiser(ABC):
@@ -76,11 +81,15 @@ class Denoiser(ABC):
 
     def denoise(self, noisy: np.ndarray, sigma: float) -> np.ndarray:
         """See the module docstring for the contract."""
+        return self._checked(noisy, sigma, self._denoise)
+
+    def _checked(self, noisy: np.ndarray, sigma: float, run) -> np.ndarray:
+        """Validate, check readiness, ``run(noisy, sigma)``, check the shape and clip."""
         sigma = check_input(noisy, sigma)
         status = self.readiness(sigma)
         if not status.ready:
             raise NotReadyError(f"{self.label} is not ready: {status.reason}")
-        out = self._denoise(noisy, sigma)
+        out = run(noisy, sigma)
         if out.shape != noisy.shape:
             raise RuntimeError(f"{self.name} returned shape {out.shape} for input {noisy.shape}")
         return np.clip(out, 0.0, 1.0).astype(np.float32)
@@ -168,8 +177,4 @@ class TorchDenoiser(Denoiser):
 
     def denoise_tiled(self, noisy: np.ndarray, sigma: float, tile: int) -> np.ndarray:
         """``denoise`` forced through the tiling path with ``tile``-pixel tiles."""
-        sigma = check_input(noisy, sigma)
-        status = self.readiness(sigma)
-        if not status.ready:
-            raise NotReadyError(f"{self.label} is not ready: {status.reason}")
-        return np.clip(self._denoise(noisy, sigma, tile=tile), 0.0, 1.0).astype(np.float32)
+        return self._checked(noisy, sigma, lambda x, s: self._denoise(x, s, tile=tile))

@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from . import report
-from .base import check_input
+from .base import check_sigma
 from .io import read_image, to_float
 from .metrics import add_noise, score
 from .parallel import _instance, process_pool
@@ -121,11 +121,22 @@ def run(jobs: list[Job], results_csv: Path, workers: int) -> None:
                 pool.shutdown(cancel_futures=True)
 
 
-def write_outputs(out: Path, dataset: str) -> pd.DataFrame:
+def drop_superseded(results: pd.DataFrame, jobs: list[Job]) -> pd.DataFrame:
+    """Rows of a (method, sigma) that is being evaluated with other weights now: stale."""
+    current = {(j.method, float(j.sigma)): j.weights for j in jobs}
+    stale = [current.get((r.method, float(r.sigma)), str(r.weights)) != str(r.weights)
+             for r in results.itertuples()]
+    return results[[not s for s in stale]]
+
+
+def write_outputs(out: Path, dataset: str, seed: int) -> pd.DataFrame:
+    """Sort ``results.csv``; write ``table.md`` and ``chart.html`` for noise seed ``seed``."""
     results = report.read_results(out / "results.csv")
-    results = results.sort_values(["sigma", "method", "image"], kind="stable")
+    results = results.sort_values(["sigma", "method", "seed", "image"], kind="stable")
     results.to_csv(out / "results.csv", index=False)
-    (out / "table.md").write_text(f"# {dataset}\n\n" + report.table_markdown(results, names(), dataset))
+    results = report.one_seed(results, seed)
+    (out / "table.md").write_text(f"# {dataset} (noise seed {seed})\n\n"
+                                  + report.table_markdown(results, names(), dataset))
     (out / "chart.html").write_text(report.chart_html(results, f"{dataset}: mean PSNR"))
     return results
 
@@ -153,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"unknown methods: {', '.join(unknown)} (known: {', '.join(names())})")
     for sigma in args.sigma:
         try:
-            check_input_sigma(sigma)
+            check_sigma(sigma)
         except ValueError as exc:
             raise SystemExit(str(exc)) from None
     if args.limit is not None and args.limit < 1:
@@ -161,19 +172,20 @@ def main(argv: list[str] | None = None) -> int:
     images = list_images(args.data, args.limit)
     args.out.mkdir(parents=True, exist_ok=True)
     results_csv = args.out / "results.csv"
-    jobs = plan(images, methods, args.sigma, args.seed, done_keys(report.read_results(results_csv)))
+    existing = report.read_results(results_csv)
+    every = plan(images, methods, args.sigma, args.seed, set())
+    kept = drop_superseded(existing, every)
+    if len(kept) < len(existing):  # results of replaced weights would be averaged in otherwise
+        print(f"dropping {len(existing) - len(kept)} rows computed with other weights", file=sys.stderr)
+        kept.to_csv(results_csv, index=False)
+    done = done_keys(kept)
+    jobs = [job for job in every if job.key not in done]
     print(f"{len(images)} images x {len(methods)} methods x {len(args.sigma)} sigmas: "
           f"{len(jobs)} runs to do", file=sys.stderr)
     run(jobs, results_csv, max(1, args.workers))
-    results = write_outputs(args.out, args.name or args.data.name)
+    results = write_outputs(args.out, args.name or args.data.name, args.seed)
     print(report.table_markdown(results, names(), args.name or args.data.name))
     return 0
-
-
-def check_input_sigma(sigma: float) -> None:
-    import numpy as np
-
-    check_input(np.zeros((16, 16, 3), np.float32), sigma)
 
 
 if __name__ == "__main__":

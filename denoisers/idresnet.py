@@ -9,14 +9,15 @@ import torch
 from .base import Readiness, TorchDenoiser
 from .nets.idresnet import IDResNetGenerator
 from .registry import register
-from .weights import WeightsEntry, WeightsError, entries_for, is_available_locally, load_state_dict, manifest
+from . import weights
+from .weights import WeightsEntry, WeightsError
 
 
 class _GeneratorDenoiser(TorchDenoiser):
     method: ClassVar[str]
 
     def _entries(self) -> list[WeightsEntry]:
-        return sorted((e for e in entries_for(self.method) if e.sigma is not None), key=lambda e: e.sigma)
+        return sorted((e for e in weights.entries_for(self.method) if e.sigma is not None), key=lambda e: e.sigma)
 
     def trained_sigmas(self) -> list[float]:
         return [e.sigma for e in self._entries()]
@@ -30,7 +31,7 @@ class _GeneratorDenoiser(TorchDenoiser):
 
     def readiness(self, sigma: float | None = None) -> Readiness:
         entries = self._entries()
-        if not entries or not all(is_available_locally(e) for e in entries):
+        if not entries or not all(weights.is_available_locally(e) for e in entries):
             return Readiness(False, "not trained yet")
         trained = ", ".join(f"{e.sigma:g}" for e in entries)
         if sigma is None:
@@ -44,12 +45,14 @@ class _GeneratorDenoiser(TorchDenoiser):
         return self.nearest(sigma).sha256
 
     def _model_key(self, sigma: float) -> str:
-        return self.nearest(sigma).key
+        # By file content: a network trained over several sigmas is listed once per sigma
+        # but loaded once.
+        return self.nearest(sigma).sha256
 
     def _build(self, key: str) -> torch.nn.Module:
-        entry = manifest()[key]
+        entry = next(e for e in self._entries() if e.sha256 == key)
         model = IDResNetGenerator(**entry.arch)
-        state = {k: v.float() for k, v in load_state_dict(entry).items()}
+        state = {k: v.float() for k, v in weights.load_state_dict(entry).items()}
         model.load_state_dict(state)
         return model
 

@@ -6,7 +6,7 @@ from typing import ClassVar
 import torch
 
 from .base import Readiness, TorchDenoiser
-from .weights import is_available_locally, load_state_dict, manifest
+from . import weights
 
 
 class ReleasedNetworkDenoiser(TorchDenoiser):
@@ -16,18 +16,18 @@ class ReleasedNetworkDenoiser(TorchDenoiser):
     net: ClassVar[type[torch.nn.Module]]
 
     def readiness(self, sigma: float | None = None) -> Readiness:
-        if is_available_locally(manifest()[self.key]):
+        if weights.is_available_locally(weights.manifest()[self.key]):
             return Readiness(True)
         return Readiness(True, "weights are downloaded on first use")
 
     def weights_id(self, sigma: float) -> str:
-        return manifest()[self.key].sha256
+        return weights.manifest()[self.key].sha256
 
     def _model_key(self, sigma: float) -> str:
         return self.key
 
     def _build(self, key: str) -> torch.nn.Module:
-        entry = manifest()[key]
+        entry = weights.manifest()[key]
         model = self.net(**entry.arch)
-        model.load_state_dict(load_state_dict(entry))
+        model.load_state_dict(weights.load_state_dict(entry))
         return model

@@ -18,7 +18,7 @@ def _windows(length: int, tile: int, stride: int, align: int) -> list[tuple[int,
     if length <= tile:
         return [(0, length)]
     last = length - tile
-    starts = list(range(0, last, stride)) + [last - last % align]
+    starts = sorted(set(range(0, last, stride)) | {last - last % align})
     return [(s, min(s + tile, length)) for s in starts[:-1]] + [(starts[-1], length)]
 
 

@@ -48,9 +48,29 @@ def test_cli_writes_results_table_and_chart_and_resumes(crops_dir, tmp_path, wei
     assert planned == []
     assert evaluate.main(args) == 0
     assert (out / "results.csv").read_text() == before
-    # A new seed is new work.
+    # A new seed is new work, and its table holds that seed alone (means never mix seeds).
     assert evaluate.main(args[:-2] + ["--seed", "1", "--limit", "1", "--methods", "ffdnet"]) == 0
     assert len(pd.read_csv(out / "results.csv")) == 8 + 2
+    table = (out / "table.md").read_text()
+    assert "noise seed 1" in table and "| 25 | ffdnet | 1 |" in table and "cbm3d" not in table
+    assert "## kodak24\n\nNoise seed 0." in evaluate.report.document([out.rename(tmp_path / "kodak24")],
+                                                                   denoisers.names())
+
+
+def test_rows_of_replaced_weights_are_recomputed(crops_dir, tmp_path, weights_mirror):
+    """After new weights, old rows are dropped, never averaged with the new ones."""
+    out = tmp_path / "out"
+    args = ["--data", str(crops_dir), "--sigma", "25", "--methods", "ffdnet,dncnn", "--out", str(out)]
+    assert evaluate.main(args) == 0
+    fresh = pd.read_csv(out / "results.csv", dtype={"weights": str})
+    stale = fresh.copy()
+    stale.loc[stale.method == "ffdnet", ["weights", "psnr"]] = ["0" * 64, 1.0]
+    stale.to_csv(out / "results.csv", index=False)
+    assert evaluate.main(args) == 0
+    again = pd.read_csv(out / "results.csv", dtype={"weights": str})
+    assert len(again) == len(fresh) and (again["weights"] != "0" * 64).all()
+    assert again.sort_values(["method", "image"])["psnr"].tolist() == \
+        fresh.sort_values(["method", "image"])["psnr"].tolist()
 
 
 @pytest.mark.parametrize("bad, message", [

@@ -64,3 +64,14 @@ def test_large_images_go_through_tiles(weights_mirror, monkeypatch):
     _, noisy = _image(80, 90)
     d.denoise(noisy, 25)
     assert calls and calls[0]["margin"] >= 25
+
+
+def test_aligned_windows_cover_without_duplicates():
+    from denoisers.tiling import _windows
+
+    for length in (993, 992, 1000, 513, 600):
+        windows = _windows(length, 512, 480, 2)
+        assert len(set(windows)) == len(windows), windows
+        assert windows[0][0] == 0 and windows[-1][1] == length
+        assert all(start % 2 == 0 for start, _ in windows)
+        assert all(b[0] < a[1] for a, b in zip(windows, windows[1:]))  # consecutive windows overlap

@@ -197,12 +197,33 @@ def resolve_init(init: str, cfg, assets: Path | None = None) -> str | None:
     return None
 
 
+WORK_MARKER = "lease-work.json"  # written into every work folder this tool creates
+
+
+def fresh_work(work: Path) -> Path:
+    """An empty work folder at ``work``, carrying the marker file. An existing folder is
+    removed only when it carries the marker (this tool made it), or used when it is empty;
+    anything else (``.``, a home folder, a run folder) is refused and left as it is."""
+    if work.exists() or work.is_symlink():
+        if work.is_symlink() or not work.is_dir():
+            raise LeaseError(f"--work {work} is not a folder: not touching it")
+        if (work / WORK_MARKER).is_file():
+            shutil.rmtree(work)  # a lease starts fresh; only --init carries state over
+        elif any(work.iterdir()):
+            raise LeaseError(f"--work {work} exists and was not made by this tool (no {WORK_MARKER}): "
+                             f"not removing it; give a new or empty folder")
+    work.mkdir(parents=True, exist_ok=True)
+    (work / WORK_MARKER).write_text(json.dumps({"created": _now(), "by": "python -m train.lease device"}) + "\n")
+    return work
+
+
 def device(out: Path, plan: list[PhasePlan], cfg, work: Path, stage_dir: Path = STAGE,
            init: str | None = None) -> int:
     """Train the plan, then put the results into ``out`` within the device tool's limits."""
     from .__main__ import resolve_images
     from .loop import run
 
+    fresh_work(work)
     # The staged folder is the one mirror: the lease trains on exactly what was staged.
     os.environ["DENOISERS_DATA_MIRROR"] = str(stage_dir.resolve() / "datasets")
     os.environ["DENOISERS_WEIGHTS_MIRROR"] = str(stage_dir.resolve() / "weights")
@@ -210,7 +231,6 @@ def device(out: Path, plan: list[PhasePlan], cfg, work: Path, stage_dir: Path = 
     extra = {"commit": stage_info.get("commit", "unknown"), "dirty": stage_info.get("dirty", False),
              "data": "CBSD432 (432 images)"}
     out.mkdir(parents=True, exist_ok=True)
-    work.mkdir(parents=True, exist_ok=True)
     data = resolve_images("cbsd432", download=False)
     try:
         kodak = resolve_images("kodak24", limit=cfg.eval_images, download=False)
@@ -484,7 +504,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="generator to start from: a .pt, 'none', or 'auto' (default): the bundled "
                         "assets/weights/idresnet_<sigma>.pt of this sigma setting when there is one")
     p.add_argument("--stage", type=Path, default=STAGE)
-    p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lease-runs")
+    p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lease-runs",
+                   help=f"scratch folder for the phases' run folders; an existing one is replaced only "
+                        f"when it carries {WORK_MARKER} (made by this command), else it must be empty")
     p = sub.add_parser("import", help="turn $OUT files into assets/weights/ files and model cards")
     p.add_argument("src", type=Path, help="the folder the device call's files came back to")
     p.add_argument("--assets", type=Path, default=None, help="default: assets/weights")
@@ -502,8 +524,6 @@ def main(argv: list[str] | None = None) -> int:
             cfg = preset(args.preset)
             changes = dict(parse_override(t) for t in args.set)
             cfg = cfg.replace(**changes) if changes else cfg
-            if args.work.exists():
-                shutil.rmtree(args.work)  # a lease starts fresh; only --init carries state over
             return device(args.out, parse_plan(args.plan), cfg, args.work, args.stage, resolve_init(args.init, cfg))
         else:
             from denoisers import weights

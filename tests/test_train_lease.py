@@ -51,7 +51,7 @@ def test_travelling_tree_is_measured_and_limited(tmp_path):
     carry.mkdir()
     (carry / "data.bin").write_bytes(b"0" * 3 * lease.MIB)
     sizes = lease.travelling_bytes(repo, [carry])
-    assert sizes["tracked"] > 0 and sizes[f"carry {carry}"] == 3 * lease.MIB
+    assert sizes["tracked"] > 0 and sizes[f"sent along {carry}"] == 3 * lease.MIB
     total = lease.check_tree(repo, [], limit=10**12)
     with pytest.raises(LeaseError, match="over the"):
         lease.check_tree(repo, [], limit=total)

@@ -93,6 +93,38 @@ def test_presets_are_frozen_and_reject_unknown_keys(tmp_path):
         load_yaml(tmp_path / "bad.yaml")
 
 
+@pytest.mark.parametrize("key, value", [
+    ("sigma", [25]), ("sigma", [10, 20, 30]), ("sigma", "abc"), ("sigma", 0), ("sigma", [0, 25]),
+    ("sigma", [30, 20]), ("sigma", 300), ("sigma", True), ("sigma", ["a", 20]),
+    ("batch", "abc"), ("batch", 0), ("batch", 2.0), ("batch", True), ("crop", 100.5), ("crop", 8),
+    ("blocks", None), ("head_kernel", 4), ("seed", -1), ("eval_images", "3"),
+    ("lr", "1e-4"), ("lr", 0), ("lr", [1e-4]), ("lr_gamma", -0.1),
+    ("lr_milestones", 0.5), ("lr_milestones", [1.5]), ("lr_milestones", [0]), ("lr_milestones", ["x"]),
+    ("betas", [0.9]), ("betas", [0.9, 1.0]), ("betas", 0.9),
+    ("eval_sigmas", 25), ("eval_sigmas", []), ("eval_sigmas", [25, "x"]),
+    ("w_adv", -1), ("content_feature_scale", "big"), ("minutes", 0), ("minutes", "soon"),
+    ("amp", "fp16"), ("channels_last", "yes"), ("compile", 1), ("preset", None),
+])
+def test_config_refuses_bad_values_naming_the_key(key, value):
+    with pytest.raises(ConfigError, match=key):
+        tiny(**{key: value})
+
+
+def test_config_accepts_ints_for_floats_and_cli_errors_are_clean(tmp_path, capsys):
+    from train.__main__ import main as train_main
+
+    cfg = tiny(lr=1, sigma=30, lr_milestones=[0.25, 0.75], betas=[0, 0.5], minutes=2, eval_sigmas=[15, 50.5])
+    assert cfg.sigma_range == (30.0, 30.0) and cfg.lr_milestones == (0.25, 0.75) and cfg.betas == (0, 0.5)
+    assert tiny(sigma=[20, 20]).sigma_range == (20.0, 20.0)
+    for override in ("sigma=[25]", "sigma=abc", "batch=abc", "lr_milestones=0.5", "sigma=[10,20,30]",
+                     "crop=100.5", "sigma=[1,"):
+        argv = ["mse", "--preset", "tiny", "--set", override, "--out", str(tmp_path / "run")]
+        assert train_main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and override.split("=")[0] in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_lr_schedule_scales_with_run_length():
     cfg = preset("paper")
     assert lr_at(cfg, 0, 400_000) == 1e-4 and lr_at(cfg, 199_999, 400_000) == 1e-4

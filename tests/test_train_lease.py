@@ -51,10 +51,32 @@ def test_travelling_tree_is_measured_and_limited(tmp_path):
     carry.mkdir()
     (carry / "data.bin").write_bytes(b"0" * 3 * lease.MIB)
     sizes = lease.travelling_bytes(repo, [carry])
-    assert sizes["tracked"] > 0 and sizes[f"carry {carry}"] == 3 * lease.MIB
+    assert sizes["tracked"] > 0 and sizes[f"sent along {carry}"] == 3 * lease.MIB
     total = lease.check_tree(repo, [], limit=10**12)
     with pytest.raises(LeaseError, match="over the"):
         lease.check_tree(repo, [], limit=total)
+
+
+def test_work_folder_is_removed_only_when_this_tool_made_it(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    out = tmp_path / "OUT"
+    argv = ["device", "--out", str(out), "--init", "none", "--stage", str(tmp_path / "stage"), "--work", str(mine)]
+    assert lease.main(argv) == 1
+    assert "not made by this tool" in capsys.readouterr().err
+    assert (mine / "notes.txt").read_text() == "keep me" and sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    with pytest.raises(LeaseError, match="not a folder"):
+        lease.fresh_work(mine / "notes.txt")
+    # A new folder, or an empty one, gets the marker; a marked one is emptied and marked again.
+    work = lease.fresh_work(tmp_path / "new" / "work")
+    assert [p.name for p in work.iterdir()] == [lease.WORK_MARKER]
+    (work / "mse").mkdir()
+    (work / "mse" / "last.pt").write_bytes(b"old")
+    assert [p.name for p in lease.fresh_work(work).iterdir()] == [lease.WORK_MARKER]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert [p.name for p in lease.fresh_work(empty).iterdir()] == [lease.WORK_MARKER]
 
 
 def test_import_reads_the_evaluate_cli_results_and_checks_the_weights(monkeypatch, tmp_path):

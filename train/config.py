@@ -90,21 +90,111 @@ def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _show(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _need_int(cfg: Config, name: str, low: int) -> None:
+    value = getattr(cfg, name)
+    if not _is_int(value):
+        raise ConfigError(f"{name} must be an integer, got {_show(value)}")
+    if value < low:
+        raise ConfigError(f"{name} must be >= {low}, got {value}")
+
+
+def _need_number(name: str, value: Any) -> None:
+    if _is_number(value):
+        return
+    hint = ""
+    if isinstance(value, str):
+        try:
+            float(value)
+            hint = " (YAML reads a number like 1e-4 as text: write 1.0e-4)"
+        except ValueError:
+            pass
+    raise ConfigError(f"{name} must be a number, got {_show(value)}{hint}")
+
+
+def _need_sequence(name: str, value: Any, what: str) -> tuple[Any, ...]:
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{name} must be {what}, got {_show(value)}")
+    return tuple(value)
+
+
 def check(cfg: Config) -> None:
-    lo, hi = cfg.sigma_range
-    if not 0 <= lo <= hi <= 255:
-        raise ConfigError(f"sigma must be one value or a range (lo, hi) within 0..255, got {cfg.sigma}")
+    """Every field's type, shape and range; a ``ConfigError`` naming the key otherwise."""
+    if not isinstance(cfg.preset, str) or not cfg.preset:
+        raise ConfigError(f"preset must be a non-empty name, got {_show(cfg.preset)}")
+    for name in ("blocks", "channels", "d_channels", "d_dense", "batch", "mse_steps", "gan_steps",
+                 "log_every", "eval_every", "eval_images", "ckpt_every"):
+        _need_int(cfg, name, 1)
+    _need_int(cfg, "head_kernel", 1)
+    if cfg.head_kernel % 2 == 0:
+        raise ConfigError(f"head_kernel must be odd (the padding keeps the image size), got {cfg.head_kernel}")
+    _need_int(cfg, "crop", 16)
+    _need_int(cfg, "seed", 0)
+
+    sigma = cfg.sigma
+    if isinstance(sigma, (list, tuple)):
+        if len(sigma) != 2:
+            raise ConfigError(f"sigma must be one value or a pair [lo, hi], got {len(sigma)} values: {list(sigma)}")
+        for value in sigma:
+            _need_number("sigma", value)
+        lo, hi = sigma
+        if not 0 < lo <= hi <= 255:
+            raise ConfigError(f"sigma range [lo, hi] must have 0 < lo <= hi <= 255, got {list(sigma)}")
+    else:
+        _need_number("sigma", sigma)
+        if not 0 < sigma <= 255:
+            raise ConfigError(f"sigma must be in (0, 255], got {sigma}")
+
+    eval_sigmas = _need_sequence("eval_sigmas", cfg.eval_sigmas, "a list of noise levels")
+    if not eval_sigmas:
+        raise ConfigError("eval_sigmas must hold at least one noise level")
+    for value in eval_sigmas:
+        _need_number("eval_sigmas", value)
+        if not 0 < value <= 255:
+            raise ConfigError(f"eval_sigmas must be in (0, 255], got {list(eval_sigmas)}")
+
+    for name in ("lr", "lr_gamma"):
+        _need_number(name, getattr(cfg, name))
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(f"{name} must be positive, got {getattr(cfg, name)}")
+    betas = _need_sequence("betas", cfg.betas, "a pair [beta1, beta2]")
+    if len(betas) != 2:
+        raise ConfigError(f"betas must be a pair [beta1, beta2], got {len(betas)} values: {list(betas)}")
+    for value in betas:
+        _need_number("betas", value)
+        if not 0 <= value < 1:
+            raise ConfigError(f"betas must lie in [0, 1), got {list(betas)}")
+    milestones = _need_sequence("lr_milestones", cfg.lr_milestones, "a list of fractions in (0, 1), e.g. [0.5]")
+    for value in milestones:
+        _need_number("lr_milestones", value)
+        if not 0 < value < 1:
+            raise ConfigError(f"lr_milestones are fractions of the run in (0, 1), got {list(milestones)}")
+    for name in ("w_pix", "w_content", "w_adv", "content_feature_scale"):
+        _need_number(name, getattr(cfg, name))
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"{name} must be >= 0, got {getattr(cfg, name)}")
+
+    if cfg.minutes is not None:
+        _need_number("minutes", cfg.minutes)
+        if cfg.minutes <= 0:
+            raise ConfigError(f"minutes must be positive, got {cfg.minutes}")
     if cfg.amp not in ("bf16", "none"):
-        raise ConfigError(f"amp must be 'bf16' or 'none', got {cfg.amp!r}")
-    if cfg.crop < 16 or cfg.batch < 1 or cfg.blocks < 1 or cfg.channels < 1:
-        raise ConfigError("crop must be >= 16 and batch, blocks, channels >= 1")
-    if any(not 0 < m < 1 for m in cfg.lr_milestones):
-        raise ConfigError(f"lr_milestones are fractions of the run in (0, 1), got {cfg.lr_milestones}")
-    if cfg.minutes is not None and cfg.minutes <= 0:
-        raise ConfigError("minutes must be positive")
-    for name in ("log_every", "eval_every", "ckpt_every", "mse_steps", "gan_steps"):
-        if getattr(cfg, name) < 1:
-            raise ConfigError(f"{name} must be >= 1")
+        raise ConfigError(f"amp must be 'bf16' or 'none', got {_show(cfg.amp)}")
+    if not isinstance(cfg.channels_last, bool):
+        raise ConfigError(f"channels_last must be true or false, got {_show(cfg.channels_last)}")
+    if not isinstance(cfg.compile, str) or not cfg.compile:
+        raise ConfigError(f"compile must be 'none' or a torch.compile mode name, got {_show(cfg.compile)}")
 
 
 _TUPLES = {"sigma", "betas", "lr_milestones", "eval_sigmas"}
@@ -188,4 +278,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r} is not key=value")
     key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value)
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({exc})") from None

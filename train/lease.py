@@ -1,9 +1,15 @@
 """The GPU lease runbook in three steps: ``stage`` (here), ``device`` (there), ``import`` (here).
 
+A lease is one remote GPU job. It receives a copy of the working tree (tracked files,
+untracked files git does not ignore, and ignored paths sent along explicitly: the staged
+``.stage/`` folder), at most ``TREE_LIMIT`` (64 MiB) in all, runs one command, and returns at
+most ``OUT_FILES`` (8) files of at most ``OUT_FILE_LIMIT`` (16 MiB) each from its output
+folder ``$OUT``.
+
 1. ``stage`` copies the training set (CBSD432), the VGG19 file and a few Kodak images into the
-   ignored folder ``.stage/`` (the ``carry`` of the device call), records the commit, and
-   checks that the travelling tree (tracked + untracked-not-ignored files + ``.stage``) stays
-   under the device tool's 64 MiB.
+   ignored folder ``.stage/`` (which must be sent with the job's copy of the tree), records the
+   commit, and checks that the travelling tree (tracked + untracked-not-ignored files +
+   ``.stage``) stays under the job's 64 MiB.
 2. ``device`` trains a plan of phases for set numbers of minutes (``mse:5.5,gan:2.5``), with the
    ``.stage`` folder as the data and weights mirror, evaluates a few Kodak images before and
    after each phase, and writes at most 8 files of at most 16 MiB into ``$OUT``: the float16
@@ -32,11 +38,12 @@ from pathlib import Path
 from typing import Any
 
 MIB = 1 << 20
-TREE_LIMIT = 64 * MIB  # the working tree that travels to the device
-OUT_FILES = 8  # what comes back from $OUT
-OUT_FILE_LIMIT = 16 * MIB
-OUT_TOTAL_LIMIT = 64 * MIB
-OUT_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+# A GPU job's limits.
+TREE_LIMIT = 64 * MIB  # the copy of the working tree (with .stage/) the job receives
+OUT_FILES = 8  # files the job returns from its output folder $OUT
+OUT_FILE_LIMIT = 16 * MIB  # per returned file
+OUT_TOTAL_LIMIT = 64 * MIB  # all returned files together
+OUT_NAME = re.compile(r"^[A-Za-z0-9._-]+$")  # names of returned files
 REPO = Path(__file__).resolve().parent.parent
 STAGE = REPO / ".stage"
 METHODS = {"mse": "idresnet", "gan": "idgan"}
@@ -54,9 +61,9 @@ def folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def travelling_bytes(repo: Path, carry: list[Path]) -> dict[str, int]:
-    """Bytes the device call would send: tracked files, untracked files git does not ignore,
-    and each carried path (the rules of the device tool's 64 MiB limit)."""
+def travelling_bytes(repo: Path, extra: list[Path]) -> dict[str, int]:
+    """Bytes a GPU job would receive: tracked files, untracked files git does not ignore, and
+    each ignored path sent along (``extra``, e.g. ``.stage``): what ``TREE_LIMIT`` counts."""
     def listed(*args: str) -> list[Path]:
         out = subprocess.run(["git", "-C", str(repo), "ls-files", "-z", *args], check=True,
                              capture_output=True).stdout.decode()
@@ -67,14 +74,14 @@ def travelling_bytes(repo: Path, carry: list[Path]) -> dict[str, int]:
         "untracked, not ignored": sum(p.stat().st_size for p in listed("--others", "--exclude-standard")
                                       if p.is_file() and not p.is_symlink()),
     }
-    for path in carry:
+    for path in extra:
         name = path.relative_to(repo) if path.resolve().is_relative_to(repo.resolve()) else path
-        sizes[f"carry {name}"] = folder_bytes(path) if path.exists() else 0
+        sizes[f"sent along {name}"] = folder_bytes(path) if path.exists() else 0
     return sizes
 
 
-def check_tree(repo: Path, carry: list[Path], limit: int = TREE_LIMIT) -> int:
-    sizes = travelling_bytes(repo, carry)
+def check_tree(repo: Path, extra: list[Path], limit: int = TREE_LIMIT) -> int:
+    sizes = travelling_bytes(repo, extra)
     total = sum(sizes.values())
     for name, size in sizes.items():
         print(f"  {name:<28} {size / MIB:8.2f} MiB")
@@ -86,22 +93,22 @@ def check_tree(repo: Path, carry: list[Path], limit: int = TREE_LIMIT) -> int:
 
 
 def check_out(files: dict[str, Path]) -> None:
-    """Refuse, before anything is copied, a set of $OUT files the device tool would not return."""
+    """Refuse, before anything is copied, a set of $OUT files a GPU job would not return."""
     problems = []
     if len(files) > OUT_FILES:
-        problems.append(f"{len(files)} files, at most {OUT_FILES} come back")
+        problems.append(f"{len(files)} files, a job returns at most {OUT_FILES}")
     total = 0
     for name, path in files.items():
         size = path.stat().st_size
         total += size
         if not OUT_NAME.match(name):
-            problems.append(f"{name}: only letters, digits, '.', '_' and '-' come back")
+            problems.append(f"{name}: only letters, digits, '.', '_' and '-' are returned")
         if size > OUT_FILE_LIMIT:
             problems.append(f"{name} is {size / MIB:.2f} MiB, over {OUT_FILE_LIMIT / MIB:.0f} MiB")
     if total > OUT_TOTAL_LIMIT:
         problems.append(f"{total / MIB:.2f} MiB in all, over {OUT_TOTAL_LIMIT / MIB:.0f} MiB")
     if problems:
-        raise LeaseError("$OUT would break the device tool's limits: " + "; ".join(problems))
+        raise LeaseError("$OUT would break the GPU job's output limits: " + "; ".join(problems))
 
 
 # ----------------------------------------------------------------------------- 1. stage (CPU)
@@ -197,12 +204,33 @@ def resolve_init(init: str, cfg, assets: Path | None = None) -> str | None:
     return None
 
 
+WORK_MARKER = "lease-work.json"  # written into every work folder this tool creates
+
+
+def fresh_work(work: Path) -> Path:
+    """An empty work folder at ``work``, carrying the marker file. An existing folder is
+    removed only when it carries the marker (this tool made it), or used when it is empty;
+    anything else (``.``, a home folder, a run folder) is refused and left as it is."""
+    if work.exists() or work.is_symlink():
+        if work.is_symlink() or not work.is_dir():
+            raise LeaseError(f"--work {work} is not a folder: not touching it")
+        if (work / WORK_MARKER).is_file():
+            shutil.rmtree(work)  # a lease starts fresh; only --init carries state over
+        elif any(work.iterdir()):
+            raise LeaseError(f"--work {work} exists and was not made by this tool (no {WORK_MARKER}): "
+                             f"not removing it; give a new or empty folder")
+    work.mkdir(parents=True, exist_ok=True)
+    (work / WORK_MARKER).write_text(json.dumps({"created": _now(), "by": "python -m train.lease device"}) + "\n")
+    return work
+
+
 def device(out: Path, plan: list[PhasePlan], cfg, work: Path, stage_dir: Path = STAGE,
            init: str | None = None) -> int:
-    """Train the plan, then put the results into ``out`` within the device tool's limits."""
+    """Train the plan, then put the results into ``out`` within the GPU job's output limits."""
     from .__main__ import resolve_images
     from .loop import run
 
+    fresh_work(work)
     # The staged folder is the one mirror: the lease trains on exactly what was staged.
     os.environ["DENOISERS_DATA_MIRROR"] = str(stage_dir.resolve() / "datasets")
     os.environ["DENOISERS_WEIGHTS_MIRROR"] = str(stage_dir.resolve() / "weights")
@@ -210,7 +238,6 @@ def device(out: Path, plan: list[PhasePlan], cfg, work: Path, stage_dir: Path = 
     extra = {"commit": stage_info.get("commit", "unknown"), "dirty": stage_info.get("dirty", False),
              "data": "CBSD432 (432 images)"}
     out.mkdir(parents=True, exist_ok=True)
-    work.mkdir(parents=True, exist_ok=True)
     data = resolve_images("cbsd432", download=False)
     try:
         kodak = resolve_images("kodak24", limit=cfg.eval_images, download=False)
@@ -484,9 +511,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="generator to start from: a .pt, 'none', or 'auto' (default): the bundled "
                         "assets/weights/idresnet_<sigma>.pt of this sigma setting when there is one")
     p.add_argument("--stage", type=Path, default=STAGE)
-    p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lease-runs")
+    p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lease-runs",
+                   help=f"scratch folder for the phases' run folders; an existing one is replaced only "
+                        f"when it carries {WORK_MARKER} (made by this command), else it must be empty")
     p = sub.add_parser("import", help="turn $OUT files into assets/weights/ files and model cards")
-    p.add_argument("src", type=Path, help="the folder the device call's files came back to")
+    p.add_argument("src", type=Path, help="the folder holding the files the GPU job returned from $OUT")
     p.add_argument("--assets", type=Path, default=None, help="default: assets/weights")
     p.add_argument("--sigmas", default="25,35,50", help="manifest sigmas to serve (default 25,35,50)")
     p.add_argument("--psnr", choices=("cli", "inprocess", "skip"), default="cli")
@@ -502,8 +531,6 @@ def main(argv: list[str] | None = None) -> int:
             cfg = preset(args.preset)
             changes = dict(parse_override(t) for t in args.set)
             cfg = cfg.replace(**changes) if changes else cfg
-            if args.work.exists():
-                shutil.rmtree(args.work)  # a lease starts fresh; only --init carries state over
             return device(args.out, parse_plan(args.plan), cfg, args.work, args.stage, resolve_init(args.init, cfg))
         else:
             from denoisers import weights

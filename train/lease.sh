@@ -2,9 +2,11 @@
 # The GPU lease runbook (docs/training.md, "A GPU lease step by step").
 #
 #   here:   train/lease.sh stage [--kodak 3] [--no-vgg]
-#   device: bash train/lease.sh device [--plan mse:5.5,gan:2.5] [--init assets/weights/X.pt]   (carry: .stage)
-#           bash train/lease.sh bench [--phase gan] [--batches 16,64] [--compile-modes default]
-#   here:   train/lease.sh import DIR [--kodak-limit N]      (DIR: where the $OUT files came back)
+#   GPU job: bash train/lease.sh device [--plan mse:5.5,gan:2.5] [--init assets/weights/X.pt]
+#            bash train/lease.sh bench [--phase gan] [--batches 16,64] [--compile-modes default]
+#            (the job gets a copy of the working tree with the ignored .stage/ sent along, at most
+#            64 MiB, and returns at most 8 files of at most 16 MiB from its output folder $OUT)
+#   here:   train/lease.sh import DIR [--kodak-limit N]      (DIR: holds the files returned from $OUT)
 #           train/lease.sh log DIR                            (adds the lease to docs/training.md)
 #
 # PYTHON picks the interpreter (default: python3, the one with torch on the GPU machine).
@@ -20,19 +22,19 @@ case "$verb" in
     export PYTHONUNBUFFERED=1
     "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
       torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")'
-    exec "$PY" -m train.lease device --out "${OUT:?set OUT to the folder that comes back}" "$@" ;;
+    exec "$PY" -m train.lease device --out "${OUT:?set OUT to the output folder of the GPU job}" "$@" ;;
   bench)
     # Speed of the gpu preset against naive fp32 eager, on the staged data (docs/training.md).
     export PYTHONUNBUFFERED=1 DENOISERS_DATA_MIRROR="$PWD/.stage/datasets" DENOISERS_WEIGHTS_MIRROR="$PWD/.stage/weights"
     exec "$PY" -m train bench --preset gpu --data .stage/datasets/train/CBSD432 "$@" ;;
   import)
-    src="${1:?give the folder the \$OUT files came back to}"
+    src="${1:?give the folder holding the files returned from \$OUT}"
     shift
     exec "$PY" -m train.lease import "$src" "$@" ;;
   log)
-    src="${1:?give the folder the \$OUT files came back to}"
+    src="${1:?give the folder holding the files returned from \$OUT}"
     exec "$PY" -m train.leaselog "$src"/metrics_*.jsonl --write docs/training.md ;;
   *)
-    sed -n '2,11p' "$0"
+    sed -n '2,12p' "$0"
     exit 2 ;;
 esac

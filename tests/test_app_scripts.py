@@ -1,0 +1,31 @@
+"""The helper scripts' own logic: the child-process wrapper and the load check's file mapping."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+
+app_server = pytest.importorskip("app_server")
+
+
+def test_a_server_that_exits_shows_its_log_and_leaves_nothing(tmp_path):
+    server = app_server.AppServer(tmp_path, heavy_limit="not-a-number")  # argparse refuses it
+    with pytest.raises(RuntimeError, match="invalid int value"):
+        with server:
+            pass
+    assert server.proc.poll() is not None
+    assert not server.log_path.exists()
+
+
+def test_a_server_that_does_not_answer_in_time_is_stopped(tmp_path, capsys):
+    server = app_server.AppServer(tmp_path, start_timeout=0)
+    with pytest.raises(Exception):
+        with server:
+            pass
+    # __exit__ is never called when __enter__ raises; the child must be stopped all the same.
+    assert server.proc.poll() is not None
+    assert "did not answer" in capsys.readouterr().err

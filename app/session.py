@@ -67,7 +67,7 @@ def new_comparison(engine: Engine, source: Source, sigma: object, seed: object, 
     if unknown:
         raise InputError(f"unknown methods: {', '.join(unknown)}; known: {', '.join(engine.names())}")
     ordered = [m for m in engine.names() if m in methods]
-    noisy_result = engine.noisy_result(clean, noisy, source.image_id, sigma, seed_value)
+    noisy_result = engine.noisy_result(clean, noisy)
     comparison = Comparison(source.name, source.image_id, clean, noisy_result, sigma, seed_value, ordered)
     return comparison, noisy
 

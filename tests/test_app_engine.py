@@ -26,6 +26,19 @@ def source(h=48, w=64, seed=0):
     return session.Source("upload", img, image_id(img))
 
 
+def test_the_noisy_preview_is_scored_but_not_cached(tmp_path):
+    cache = ResultCache(tmp_path, max_bytes=10**8)
+    e = Engine(cache, methods=["ffdnet"])
+    try:
+        src = source()
+        comp, noisy = session.new_comparison(e, src, 25, 0, False, [])
+        assert (comp.noisy.psnr, comp.noisy.ssim) == pytest.approx(score(src.image, to_float(comp.noisy.output)))
+        assert not comp.noisy.cached
+        assert list(tmp_path.rglob("*.npy")) == [] and cache.size_bytes() == 0
+    finally:
+        e.close()
+
+
 def test_noise_is_the_protocols():
     clean = smooth_image()
     assert np.array_equal(synthetic_noisy(clean, 25, 3), add_noise(to_float(clean), 25, 3))
@@ -50,7 +63,7 @@ def test_results_match_running_the_denoiser_directly_and_are_cached(engine):
         assert again.results[name].cached
         assert np.array_equal(again.results[name].output, comp.results[name].output)
         assert again.results[name].psnr == comp.results[name].psnr
-    assert again.noisy.cached and again.noisy.psnr == comp.noisy.psnr
+    assert not again.noisy.cached and again.noisy.psnr == comp.noisy.psnr
     # Another seed is another key: computed afresh.
     other, noisy3 = session.new_comparison(engine, src, 25, 1, False, ["ffdnet"])
     list(session.run(engine, other, noisy3))

@@ -9,7 +9,7 @@ from app import session
 from app.cache import ResultCache
 from app.convert import InputError, image_id
 from app.engine import Engine, synthetic_noisy
-from app_support import needs_nets, smooth_image
+from app_support import needs_nets, png_bytes, smooth_image
 from denoisers.metrics import add_noise, score
 from denoisers.io import to_float
 
@@ -107,3 +107,13 @@ def test_cbm3d_runs_in_its_own_process_beside_the_networks(engine):
     assert engine._pool is not None  # it went through the process pool
     assert len(order) == len(methods)
     assert "Best PSNR" in session.summary(comp, 1.0)
+
+
+@pytest.mark.parametrize("methods, message", [
+    ('["dncnn"', "unknown methods"),  # not JSON, not a method: a clear input error
+    ("", "at least one method"),
+    (5, "list of method names"),
+])
+def test_api_methods_that_are_not_a_list_of_names_are_input_errors(engine, methods, message):
+    with pytest.raises(InputError, match=message):
+        session.api_compare(engine, png_bytes(smooth_image()), 25, 0, methods, 10**6)

@@ -279,9 +279,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             yield comp, tk + 1, gr.skip()
 
         compare_inputs = [source, sigma, seed, already_noisy, tick] + boxes
-        run_evt = run_btn.click(run_comparison, compare_inputs, [comparison, tick, status], concurrency_id="heavy",
-                                concurrency_limit=settings.heavy_limit, show_progress="minimal",
-                                api_visibility="private")
+        run_btn.click(run_comparison, compare_inputs, [comparison, tick, status], concurrency_id="heavy",
+                      concurrency_limit=settings.heavy_limit, show_progress="minimal", api_visibility="private")
 
         tick.change(render, render_inputs, render_outputs, api_visibility="private", show_progress="hidden")
 
@@ -411,7 +410,6 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                   + boxes + bench_outputs, api_visibility="private").then(
             auto_compare, [autorun] + compare_inputs, [comparison, tick, status], concurrency_id="heavy",
             concurrency_limit=settings.heavy_limit, show_progress="minimal", api_visibility="private")
-        _ = run_evt
     return demo, exports
 
 

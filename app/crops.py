@@ -4,6 +4,7 @@ Coordinates are pixels of the full image: ``x`` is the column, ``y`` the row.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,12 +37,20 @@ class Box:
         return (self.x0 + self.width // 2, self.y0 + self.height // 2)
 
 
+def _finite(value: object) -> float:
+    """``value`` as a float; ValueError for NaN and infinities (``?crop=inf`` in a link)."""
+    v = float(value)  # type: ignore[arg-type]
+    if not math.isfinite(v):
+        raise ValueError(f"not a finite number: {value!r}")
+    return v
+
+
 def clamp_size(size: object) -> int:
-    return int(min(CROP_MAX, max(CROP_MIN, round(float(size)))))
+    return int(min(CROP_MAX, max(CROP_MIN, round(_finite(size)))))
 
 
 def clamp_zoom(zoom: object) -> int:
-    return int(min(ZOOM_MAX, max(ZOOM_MIN, round(float(zoom)))))
+    return int(min(ZOOM_MAX, max(ZOOM_MIN, round(_finite(zoom)))))
 
 
 def crop_box(centre: tuple[int, int] | None, size: int, shape: tuple[int, ...]) -> Box:

@@ -96,20 +96,17 @@ class Engine:
         return {name: d.readiness(sigma) for name, d in self.denoisers.items()}
 
     # -- work ---------------------------------------------------------------------------
-    def noisy_result(self, clean_u8: np.ndarray | None, noisy: np.ndarray, image_id: str,
-                     sigma: float, seed: int | None) -> MethodResult:
-        """The noisy image as displayed (clipped, rounded) and, with ground truth, its scores."""
+    def noisy_result(self, clean_u8: np.ndarray | None, noisy: np.ndarray) -> MethodResult:
+        """The noisy image as displayed (clipped, rounded) and, with ground truth, its scores.
+
+        Computed every time, never cached: PSNR/SSIM of one image take a fraction of a
+        second, while a cache entry would store the whole image (and scan the cache to
+        evict) on every preview.
+        """
         shown = to_uint8(noisy)
         if clean_u8 is None:
             return MethodResult(NOISY, "Noisy", shown)
-        key = result_key(image_id, sigma, seed, NOISY, "")
-        hit = self.cache.get(key) if self.cache else None
-        if hit is not None and hit.image.shape == shown.shape:
-            return MethodResult(NOISY, "Noisy", shown, hit.meta["psnr"], hit.meta["ssim"], cached=True)
-        p, s = psnr(clean_u8, shown), ssim(clean_u8, shown)
-        if self.cache:
-            self.cache.put(key, shown, {"psnr": p, "ssim": s, "method": NOISY, "sigma": sigma, "seed": seed})
-        return MethodResult(NOISY, "Noisy", shown, p, s)
+        return MethodResult(NOISY, "Noisy", shown, psnr(clean_u8, shown), ssim(clean_u8, shown))
 
     def run(self, clean_u8: np.ndarray | None, noisy: np.ndarray, image_id: str, sigma: float,
             seed: int | None, methods: list[str]) -> Iterator[MethodResult]:

@@ -3,7 +3,6 @@ run it, answer the API. They take the shared ``Engine`` and return plain values;
 wiring in ``ui`` only moves these values in and out of components and ``gr.State``."""
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +66,7 @@ def new_comparison(engine: Engine, source: Source, sigma: object, seed: object, 
     if unknown:
         raise InputError(f"unknown methods: {', '.join(unknown)}; known: {', '.join(engine.names())}")
     ordered = [m for m in engine.names() if m in methods]
-    noisy_result = engine.noisy_result(clean, noisy, source.image_id, sigma, seed_value)
+    noisy_result = engine.noisy_result(clean, noisy)
     comparison = Comparison(source.name, source.image_id, clean, noisy_result, sigma, seed_value, ordered)
     return comparison, noisy
 
@@ -97,10 +96,16 @@ def summary(comparison: Comparison, seconds: float) -> str:
 
 def api_compare(engine: Engine, image: str | Path | bytes | None, sigma: object, seed: object,
                 methods: list[str] | str | None, max_pixels: int) -> tuple[dict, Comparison]:
-    """The ``/compare`` endpoint's work: the JSON record and the finished comparison."""
+    """The ``/compare`` endpoint's work: the JSON record and the finished comparison.
+
+    ``methods`` is a list (what the endpoint's multiselect dropdown passes on) or a
+    comma-separated string (gradio passes a lone choice sent as a plain string as is).
+    """
     if isinstance(methods, str):
-        methods = [m for m in (json.loads(methods) if methods.strip().startswith("[") else methods.split(",")) if m]
-    methods = list(methods or [])
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
+    elif methods is not None and not isinstance(methods, (list, tuple)):
+        raise InputError(f"methods must be a list of method names, got {type(methods).__name__}")
+    methods = [str(m) for m in methods or []]
     if not methods:
         raise InputError("choose at least one method")
     source = source_from_upload(image, max_pixels=max_pixels)

@@ -81,7 +81,7 @@ def from_query(query: Mapping[str, str], known_images: list[str], known_methods:
         if name in query:
             try:
                 state = replace(state, **{name: clamp(query[name])})
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 problems.append(f"bad {name} {query[name]!r}")
     if "methods" in query:
         wanted = [m for m in query["methods"].split(",") if m]

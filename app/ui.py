@@ -91,7 +91,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                         with gr.Row():
                             downscale = gr.Checkbox(False, label=f"Downscale uploads over {settings.max_pixels / 1e6:g} MP")
                             already_noisy = gr.Checkbox(False, label="My image is already noisy",
-                                                        info="no ground truth, no PSNR; σ is estimated")
+                                                        info="no ground truth, no PSNR; σ is estimated",
+                                                        elem_id="already-noisy")
                     with gr.Column(scale=2, min_width=280):
                         sigma = gr.Slider(SIGMA_MIN, SIGMA_MAX, value=25, step=1, label="Noise σ (0-255 scale)",
                                           elem_id="sigma")
@@ -207,11 +208,13 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                 return None
             return comp
 
-        def pick_kodak(sg, sd, noisy_mode, tk, evt: gr.SelectData):
+        def pick_kodak(sg, sd, tk, evt: gr.SelectData):
             name = kodak_names[evt.index] if isinstance(evt.index, int) and evt.index < len(kodak_names) else None
             if name is None:
                 raise gr.Error("unknown Kodak24 image")
-            return _load_source(lambda: session.source_from_kodak(name), sg, sd, noisy_mode, tk)
+            # A Kodak image is clean, with ground truth: never treat it as already noisy.
+            out = _load_source(lambda: session.source_from_kodak(name), sg, sd, False, tk)
+            return (*out, False)
 
         def _load_source(make, sg, sd, noisy_mode, tk):
             try:
@@ -230,7 +233,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                     note + ". Press Compare.")
 
         load_outputs = [source, centre, comparison, tick, sigma, status]
-        gallery.select(pick_kodak, [sigma, seed, already_noisy, tick], load_outputs, api_visibility="private")
+        gallery.select(pick_kodak, [sigma, seed, tick], load_outputs + [already_noisy],
+                       api_visibility="private")
 
         def on_upload(path, down, sg, sd, noisy_mode, tk):
             return _load_source(lambda: session.source_from_upload(path, settings.max_pixels, down),
@@ -240,13 +244,20 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                       api_visibility="private")
 
         def on_noisy_switch(src, noisy_mode, sg, sd, tk):
-            if src is None or not noisy_mode:
+            """Either way, the preview is rebuilt for the current input (the input as it is,
+            or with synthetic noise)."""
+            if src is None:
                 return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-            sg, note = session.suggested_sigma(src)
-            return sg, note, preview(src, sg, sd, True), tk + 1
+            if noisy_mode:
+                sg, note = session.suggested_sigma(src)
+                return sg, note, preview(src, sg, sd, True), tk + 1
+            note = f"Noise of σ {float(sg):g} is added to {src.name}. Press Compare."
+            return gr.skip(), note, preview(src, sg, sd, False), tk + 1
 
-        already_noisy.change(on_noisy_switch, [source, already_noisy, sigma, seed, tick],
-                             [sigma, status, comparison, tick], api_visibility="private")
+        # .input, not .change: only the user's own clicks. Loading an image unticks the box
+        # itself and builds the matching preview.
+        already_noisy.input(on_noisy_switch, [source, already_noisy, sigma, seed, tick],
+                            [sigma, status, comparison, tick], api_visibility="private")
 
         def fetch_kodak():
             try:
@@ -279,9 +290,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             yield comp, tk + 1, gr.skip()
 
         compare_inputs = [source, sigma, seed, already_noisy, tick] + boxes
-        run_evt = run_btn.click(run_comparison, compare_inputs, [comparison, tick, status], concurrency_id="heavy",
-                                concurrency_limit=settings.heavy_limit, show_progress="minimal",
-                                api_visibility="private")
+        run_btn.click(run_comparison, compare_inputs, [comparison, tick, status], concurrency_id="heavy",
+                      concurrency_limit=settings.heavy_limit, show_progress="minimal", api_visibility="private")
 
         tick.change(render, render_inputs, render_outputs, api_visibility="private", show_progress="hidden")
 
@@ -345,7 +355,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         bench_set.change(show_benchmark, [bench_set, bench_sigma], bench_outputs, api_visibility="private")
         bench_sigma.change(show_benchmark, [bench_set, bench_sigma], bench_outputs, api_visibility="private")
 
-        def open_from_table(dataset, sg, sd, noisy_mode, tk, evt: gr.SelectData):
+        def open_from_table(dataset, sg, sd, tk, evt: gr.SelectData):
             name = str(evt.row_value[0]) if evt.row_value else ""
             stem = name.rsplit(".", 1)[0]
             if dataset != "kodak24" or stem not in kodak_names:
@@ -355,10 +365,11 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             except (TypeError, ValueError):
                 sg = 25.0
             out = _load_source(lambda: session.source_from_kodak(stem), sg, sd, False, tk)
-            return (*out[:4], sg, out[5], gr.Tabs(selected="compare"))
+            # The image has ground truth: untick "already noisy" so Compare adds the noise.
+            return (*out[:4], sg, out[5], False, gr.Tabs(selected="compare"))
 
-        per_image.select(open_from_table, [bench_set, bench_sigma, seed, already_noisy, tick],
-                         load_outputs + [tabs], api_visibility="private")
+        per_image.select(open_from_table, [bench_set, bench_sigma, seed, tick],
+                         load_outputs + [already_noisy, tabs], api_visibility="private")
 
         # ---- API ----------------------------------------------------------------------
         def compare_api(image, sg, sd, methods):
@@ -411,7 +422,6 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                   + boxes + bench_outputs, api_visibility="private").then(
             auto_compare, [autorun] + compare_inputs, [comparison, tick, status], concurrency_id="heavy",
             concurrency_limit=settings.heavy_limit, show_progress="minimal", api_visibility="private")
-        _ = run_evt
     return demo, exports
 
 

@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -21,16 +22,25 @@ def free_port() -> int:
 
 
 class AppServer:
-    """``with AppServer(cache_dir) as server:`` -> ``server.url``, ``server.peak_rss``."""
+    """``with AppServer(cache_dir) as server:`` -> ``server.url``, ``server.peak_rss``.
 
-    def __init__(self, cache_dir: Path, heavy_limit: int = 2) -> None:
+    The server's stderr goes to a temporary log file (a pipe nobody reads would block the
+    server once its buffer fills); its tail is shown when the server fails to start.
+    """
+
+    def __init__(self, cache_dir: Path, heavy_limit: int = 2, start_timeout: float = 180) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
+        self.start_timeout = start_timeout
         env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "--port", str(self.port), "--cache-dir", str(cache_dir),
-             "--heavy-limit", str(heavy_limit)],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        fd, name = tempfile.mkstemp(prefix="app-server-", suffix=".log")
+        os.close(fd)
+        self.log_path = Path(name)
+        with open(self.log_path, "ab") as log:  # append mode: our reads never move the child's writes
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "app", "--port", str(self.port), "--cache-dir", str(cache_dir),
+                 "--heavy-limit", str(heavy_limit)],
+                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
         self.peak_rss = 0
         self._stop = threading.Event()
         self._sampler = threading.Thread(target=self._sample, daemon=True)
@@ -59,22 +69,42 @@ class AppServer:
         from gradio_client import Client
 
         self._sampler.start()
-        deadline = time.time() + 180
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the app exited: {self.proc.stderr.read().decode()[-2000:]}")
-            try:
-                Client(self.url, verbose=False)
-                return self
-            except Exception:
-                if time.time() > deadline:
-                    raise
-                time.sleep(1)
+        deadline = time.time() + self.start_timeout
+        try:
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"the app exited with code {self.proc.returncode}:\n{self.log_tail()}")
+                try:
+                    Client(self.url, verbose=False)
+                    return self
+                except Exception:
+                    if time.time() > deadline:
+                        print(f"the app did not answer within {self.start_timeout:g} s; its log ends:\n"
+                              f"{self.log_tail()}", file=sys.stderr)
+                        raise
+                    time.sleep(1)
+        except BaseException:
+            self.__exit__()  # __exit__ is not called when __enter__ raises: stop the server here
+            raise
+
+    def log_tail(self, limit: int = 4000) -> str:
+        """The last ``limit`` bytes of the server's stderr."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - limit))
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
-        self._sampler.join(timeout=5)
-        children = psutil.Process(self.proc.pid).children(recursive=True) if self.proc.poll() is None else []
+        if self._sampler.is_alive():
+            self._sampler.join(timeout=5)
+        try:
+            children = psutil.Process(self.proc.pid).children(recursive=True) if self.proc.poll() is None else []
+        except psutil.NoSuchProcess:
+            children = []
         self.proc.terminate()
         try:
             self.proc.wait(timeout=20)
@@ -85,3 +115,4 @@ class AppServer:
                 child.terminate()
             except psutil.NoSuchProcess:
                 pass
+        self.log_path.unlink(missing_ok=True)

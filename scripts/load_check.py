@@ -30,6 +30,19 @@ from denoisers.metrics import add_noise, score  # noqa: E402
 LIMIT_BYTES = 6 * 2**30
 
 
+def outputs_by_key(record: dict, paths: list[str]) -> dict[str, str]:
+    """The downloaded files of one ``/compare`` answer by key ("noisy" or a method).
+
+    The answer lists the files in display order and leaves out failed methods, so the
+    record's ``files`` names (``dncnn.png``, ...), which come in the same order as the
+    returned files, say which is which; the request's method order says nothing.
+    """
+    names = record.get("files") or []
+    if len(names) != len(paths):
+        raise ValueError(f"{len(paths)} files for the {len(names)} names in the record")
+    return {Path(name).stem: path for name, path in zip(names, paths)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=8)
@@ -89,10 +102,21 @@ def main() -> int:
             record, paths = answer
             if (record["sigma"], record["seed"]) != (job["sigma"], job["seed"]):
                 failures.append(f"client {i} {name}: got sigma/seed {record['sigma']}/{record['seed']}")
-            if not np.array_equal(np.asarray(Image.open(paths[0]).convert("RGB")), to_uint8(noisy)):
+            try:
+                outputs = outputs_by_key(record, paths)
+            except ValueError as exc:
+                failures.append(f"client {i} {name}: {exc}")
+                continue
+            if "noisy" not in outputs:
+                failures.append(f"client {i} {name}: no noisy image")
+            elif not np.array_equal(np.asarray(Image.open(outputs["noisy"]).convert("RGB")), to_uint8(noisy)):
                 failures.append(f"client {i} {name}: noisy image is not this client's")
-            for m, path in zip(args.methods, paths[1:]):
-                got = np.asarray(Image.open(path).convert("RGB"))
+            for m in args.methods:
+                if m not in outputs:
+                    error = record["methods"].get(m, {}).get("error", "not in the answer")
+                    failures.append(f"client {i} {name}: no {m} output ({error})")
+                    continue
+                got = np.asarray(Image.open(outputs[m]).convert("RGB"))
                 if not np.array_equal(got, expected[m]):
                     failures.append(f"client {i} {name}: {m} output differs from a direct run")
                 p, _ = score(job["clean"], expected[m].astype(np.float32) / 255)

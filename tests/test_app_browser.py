@@ -132,6 +132,8 @@ def test_click_moves_every_crop(server, page, tmp_path):
 def test_benchmark_row_opens_that_image(server, page):
     """A click on the per-image table's top row (the largest spread) opens it in Compare."""
     page.goto(server)
+    noisy_box = page.locator("#already-noisy input[type=checkbox]")
+    noisy_box.check()  # left ticked from an earlier upload: opening a Kodak image must untick it
     page.get_by_role("tab", name="Benchmark").click()
     first = page.locator("#per-image [data-testid='cell-0-0']")
     first.wait_for(timeout=60_000)
@@ -141,3 +143,4 @@ def test_benchmark_row_opens_that_image(server, page):
                            timeout=60_000)
     assert page.locator("#run").is_visible()  # back on the Compare tab
     page.wait_for_function("location.search.includes('image=kodim07')", timeout=30_000)
+    assert not noisy_box.is_checked()

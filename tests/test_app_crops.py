@@ -34,6 +34,15 @@ def test_size_and_zoom_are_clamped():
     assert crops.clamp_zoom("3") == 3
 
 
+@pytest.mark.parametrize("bad", ["inf", "-inf", "nan", "1e999", float("inf")])
+def test_non_finite_size_and_zoom_are_refused(bad):
+    # round(float("inf")) raises OverflowError; both clamps must raise ValueError instead.
+    with pytest.raises(ValueError):
+        crops.clamp_size(bad)
+    with pytest.raises(ValueError):
+        crops.clamp_zoom(bad)
+
+
 def test_zoom_is_nearest_neighbour():
     img = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
     z = crops.zoom_nearest(img, 4)

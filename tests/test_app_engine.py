@@ -9,7 +9,7 @@ from app import session
 from app.cache import ResultCache
 from app.convert import InputError, image_id
 from app.engine import Engine, synthetic_noisy
-from app_support import needs_nets, smooth_image
+from app_support import needs_nets, png_bytes, smooth_image
 from denoisers.metrics import add_noise, score
 from denoisers.io import to_float
 
@@ -24,6 +24,19 @@ def engine(tmp_path_factory):
 def source(h=48, w=64, seed=0):
     img = smooth_image(h, w, seed)
     return session.Source("upload", img, image_id(img))
+
+
+def test_the_noisy_preview_is_scored_but_not_cached(tmp_path):
+    cache = ResultCache(tmp_path, max_bytes=10**8)
+    e = Engine(cache, methods=["ffdnet"])
+    try:
+        src = source()
+        comp, noisy = session.new_comparison(e, src, 25, 0, False, [])
+        assert (comp.noisy.psnr, comp.noisy.ssim) == pytest.approx(score(src.image, to_float(comp.noisy.output)))
+        assert not comp.noisy.cached
+        assert list(tmp_path.rglob("*.npy")) == [] and cache.size_bytes() == 0
+    finally:
+        e.close()
 
 
 def test_noise_is_the_protocols():
@@ -50,7 +63,7 @@ def test_results_match_running_the_denoiser_directly_and_are_cached(engine):
         assert again.results[name].cached
         assert np.array_equal(again.results[name].output, comp.results[name].output)
         assert again.results[name].psnr == comp.results[name].psnr
-    assert again.noisy.cached and again.noisy.psnr == comp.noisy.psnr
+    assert not again.noisy.cached and again.noisy.psnr == comp.noisy.psnr
     # Another seed is another key: computed afresh.
     other, noisy3 = session.new_comparison(engine, src, 25, 1, False, ["ffdnet"])
     list(session.run(engine, other, noisy3))
@@ -94,3 +107,13 @@ def test_cbm3d_runs_in_its_own_process_beside_the_networks(engine):
     assert engine._pool is not None  # it went through the process pool
     assert len(order) == len(methods)
     assert "Best PSNR" in session.summary(comp, 1.0)
+
+
+@pytest.mark.parametrize("methods, message", [
+    ('["dncnn"', "unknown methods"),  # not JSON, not a method: a clear input error
+    ("", "at least one method"),
+    (5, "list of method names"),
+])
+def test_api_methods_that_are_not_a_list_of_names_are_input_errors(engine, methods, message):
+    with pytest.raises(InputError, match=message):
+        session.api_compare(engine, png_bytes(smooth_image()), 25, 0, methods, 10**6)

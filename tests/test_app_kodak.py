@@ -1,5 +1,6 @@
 """Without Kodak24 (no mirror, empty cache, offline) the app still builds and says where to get it."""
 import os
+import shutil
 
 import pytest
 
@@ -47,3 +48,19 @@ def test_kodak_source_is_the_checked_file():
     assert src.image.shape == (512, 768, 3) and src.name == "kodim23"
     with pytest.raises(InputError, match="unknown Kodak24 image"):
         session.source_from_kodak("kodim99")
+
+
+@needs_kodak
+def test_one_image_needs_only_its_own_file(tmp_path, monkeypatch):
+    # A mirror holding kodim05 alone: opening it must not check (or fetch) the other 23.
+    original = kodak.path("kodim05", download=False)
+    (tmp_path / "mirror" / "kodak24").mkdir(parents=True)
+    shutil.copy(original, tmp_path / "mirror" / "kodak24" / "kodim05.png")
+    monkeypatch.setenv("DENOISERS_DATA_MIRROR", str(tmp_path / "mirror"))
+    monkeypatch.setenv("DENOISERS_CACHE", str(tmp_path / "cache"))
+    assert kodak.path("kodim05", download=False) == tmp_path / "mirror" / "kodak24" / "kodim05.png"
+    with pytest.raises(InputError, match="r0k"):
+        kodak.path("kodim06", download=False)
+    (tmp_path / "mirror" / "kodak24" / "kodim05.png").write_bytes(b"not the image")
+    with pytest.raises(InputError):  # still sha256-checked
+        kodak.path("kodim05", download=False)

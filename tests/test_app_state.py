@@ -43,3 +43,11 @@ def test_method_order_is_display_order_and_upload_has_no_image():
 def test_image_with_extension_is_accepted():
     state, problems = parse("image=kodim07.png")
     assert state.image == "kodim07" and not problems
+
+
+def test_non_finite_crop_and_zoom_are_reported_not_raised():
+    for query in ("crop=inf&zoom=1e999", "crop=-inf&zoom=nan", "crop=1e999&zoom=-1e999"):
+        state, problems = parse(query)
+        assert state.crop == 96 and state.zoom == 4  # defaults kept
+        text = " ".join(problems)
+        assert "bad crop" in text and "bad zoom" in text

@@ -1,0 +1,43 @@
+"""The helper scripts' own logic: the child-process wrapper and the load check's file mapping."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+
+app_server = pytest.importorskip("app_server")
+
+
+def test_a_server_that_exits_shows_its_log_and_leaves_nothing(tmp_path):
+    server = app_server.AppServer(tmp_path, heavy_limit="not-a-number")  # argparse refuses it
+    with pytest.raises(RuntimeError, match="invalid int value"):
+        with server:
+            pass
+    assert server.proc.poll() is not None
+    assert not server.log_path.exists()
+
+
+def test_a_server_that_does_not_answer_in_time_is_stopped(tmp_path, capsys):
+    server = app_server.AppServer(tmp_path, start_timeout=0)
+    with pytest.raises(Exception):
+        with server:
+            pass
+    # __exit__ is never called when __enter__ raises; the child must be stopped all the same.
+    assert server.proc.poll() is not None
+    assert "did not answer" in capsys.readouterr().err
+
+
+def test_load_check_maps_files_by_the_record_not_the_request_order():
+    load_check = pytest.importorskip("load_check")
+    # Asked for cbm3d, dncnn, ffdnet; dncnn failed, the rest come back in display order.
+    record = {"files": ["noisy.png", "ffdnet.png", "cbm3d.png"],
+              "methods": {"dncnn": {"error": "boom"}, "ffdnet": {}, "cbm3d": {}}}
+    paths = ["/d/1/noisy.png", "/d/2/ffdnet.png", "/d/3/cbm3d.png"]
+    assert load_check.outputs_by_key(record, paths) == {
+        "noisy": "/d/1/noisy.png", "ffdnet": "/d/2/ffdnet.png", "cbm3d": "/d/3/cbm3d.png"}
+    with pytest.raises(ValueError):
+        load_check.outputs_by_key(record, paths[:2])

@@ -75,3 +75,13 @@ def test_unreadable_csv(tmp_path):
     (tmp_path / "kodak24" / "results.csv").write_text("a,b\n1,2\n")
     df, notes = benchmark.load(tmp_path, "kodak24")
     assert df is None and "lacks columns" in notes[0]
+
+
+def test_means_never_mix_noise_seeds(tmp_path):
+    seed0 = rows(images=24)
+    seed1 = [[r[0], r[1], r[2], 1, r[4] - 5.0, *r[5:]] for r in seed0]  # a much worse second draw
+    write(tmp_path, "kodak24", seed0 + seed1)
+    df, _ = benchmark.load(tmp_path, "kodak24")
+    assert set(df["seed"]) == {0}
+    expected = sum(r[4] for r in seed0 if r[1] == "dncnn" and r[2] == 25) / 24
+    assert benchmark.summary_table(df).set_index("method").loc["dncnn", "σ=25 ours"] == pytest.approx(expected, abs=0.01)

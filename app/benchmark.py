@@ -10,9 +10,8 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from denoisers.reference import PAPER_TABLE1, PUBLISHED
 from denoisers import report
-from denoisers.report import one_seed
+from denoisers.reference import PAPER_TABLE1, PUBLISHED
 
 DATASETS = ("kodak24", "cbsd68", "mcmaster")
 EXPECTED_IMAGES = {"kodak24": 24, "cbsd68": 68, "mcmaster": 18}
@@ -42,7 +41,7 @@ def load(root: Path, dataset: str) -> tuple[pd.DataFrame | None, list[str]]:
     df["psnr"] = pd.to_numeric(df["psnr"], errors="coerce")
     df = df.dropna(subset=["sigma", "psnr"])
     if "seed" in df.columns and df["seed"].nunique() > 1:
-        df = one_seed(df)  # a mean over two noise draws of one image is no published mean
+        df = report.one_seed(df)  # a mean over two noise draws of one image is no published mean
     notes = []
     expected = EXPECTED_IMAGES.get(dataset)
     if expected:

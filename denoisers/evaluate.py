@@ -137,7 +137,7 @@ def write_outputs(out: Path, dataset: str, seed: int) -> pd.DataFrame:
     results = report.one_seed(results, seed)
     (out / "table.md").write_text(f"# {dataset} (noise seed {seed})\n\n"
                                   + report.table_markdown(results, names(), dataset))
-    (out / "chart.html").write_text(report.chart_html(results, f"{dataset}: mean PSNR"))
+    (out / "chart.html").write_text(report.chart_html(results, dataset, f"{dataset}: mean PSNR"))
     return results
 
 

@@ -42,6 +42,24 @@ def summary(results: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def display_order(methods) -> list[str]:
+    """``methods`` in the registry's order (unknown names last, by name)."""
+    from .registry import names
+
+    known = names()
+    return sorted(set(methods), key=lambda m: (known.index(m) if m in known else len(known), m))
+
+
+def references(dataset: str) -> tuple[dict, dict]:
+    """The published numbers that may stand beside ours on ``dataset``: (the seed paper's
+    Table 1, the methods' own publications). Table 1 was measured on the full Kodak24 images;
+    the methods' own Kodak24 values agree with the full images and the centre crops alike.
+    Other sets get none, so that no number is read against a different test set."""
+    paper = PAPER_TABLE1 if dataset == "kodak24" else {}
+    published = PUBLISHED if dataset.startswith("kodak24") else {}
+    return paper, published
+
+
 def table_markdown(results: pd.DataFrame, method_order: list[str], dataset: str = "kodak24") -> str:
     """A table laid out like the paper's Table 1: per sigma, one row per method.
 
@@ -50,8 +68,8 @@ def table_markdown(results: pd.DataFrame, method_order: list[str], dataset: str 
     if results.empty:
         return "_no results yet_\n"
     table = summary(results)
-    kodak = dataset.startswith("kodak24")  # published values: full images and centre crops alike
-    paper_column = dataset == "kodak24"  # the seed paper's Table 1: the full images
+    paper, published = references(dataset)
+    kodak = bool(published)
     head = "| sigma | method | images | PSNR (dB) | SSIM | s / image |"
     rule = "|---|---|---:|---:|---:|---:|"
     if kodak:
@@ -69,32 +87,42 @@ def table_markdown(results: pd.DataFrame, method_order: list[str], dataset: str 
                     f"| {row.seconds:.2f} |")
             if kodak:
                 s = int(sigma) if float(sigma).is_integer() else sigma
-                paper = PAPER_TABLE1.get(row.method, {}).get(s) if paper_column else None
-                line += f" {_fmt(paper)} | {_fmt(PUBLISHED.get(row.method, {}).get(s))} |"
+                line += f" {_fmt(paper.get(row.method, {}).get(s))} | {_fmt(published.get(row.method, {}).get(s))} |"
             lines.append(line)
     return "\n".join(lines) + "\n"
 
 
-def chart_html(results: pd.DataFrame, title: str) -> str:
-    """An interactive plotly chart: mean PSNR against sigma per method, paper values dashed."""
+def psnr_figure(results: pd.DataFrame | None, dataset: str, title: str):
+    """Mean PSNR against sigma per method (ours: solid), with the seed paper's Table 1 dashed
+    where it applies to ``dataset`` (all its methods, so that the targets show before results)."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    table = summary(results)
-    for method, rows in table.groupby("method", sort=False):
-        rows = rows.sort_values("sigma")
-        fig.add_trace(go.Scatter(x=rows["sigma"], y=rows["psnr"], mode="lines+markers", name=method,
-                                 customdata=rows[["ssim", "images"]],
-                                 hovertemplate="sigma %{x}: %{y:.2f} dB, SSIM %{customdata[0]:.4f}"
-                                               " (%{customdata[1]} images)<extra>" + method + "</extra>"))
-        paper = PAPER_TABLE1.get(method)
-        if paper and "kodak" in title.lower():
-            xs = sorted(paper)
-            fig.add_trace(go.Scatter(x=xs, y=[paper[x] for x in xs], mode="lines+markers",
-                                     line={"dash": "dash"}, name=f"{method} (paper)"))
+    if results is not None and not results.empty:
+        aggregates = {"psnr": ("psnr", "mean"), "images": ("image", "nunique")}
+        if "ssim" in results.columns:
+            aggregates["ssim"] = ("ssim", "mean")
+        means = results.groupby(["method", "sigma"]).agg(**aggregates).reset_index()
+        extra = ", SSIM %{customdata[1]:.4f}" if "ssim" in means.columns else ""
+        for method in display_order(means["method"]):
+            rows = means[means["method"] == method].sort_values("sigma")
+            fig.add_trace(go.Scatter(x=rows["sigma"], y=rows["psnr"], mode="lines+markers", name=f"{method} (ours)",
+                                     customdata=rows[[c for c in ("images", "ssim") if c in rows.columns]],
+                                     hovertemplate="sigma %{x}: %{y:.2f} dB" + extra
+                                                   + " (%{customdata[0]} images)<extra></extra>"))
+    paper, _ = references(dataset)
+    for method in display_order(paper):
+        xs = sorted(paper[method])
+        fig.add_trace(go.Scatter(x=xs, y=[paper[method][x] for x in xs], mode="lines+markers",
+                                 name=f"{method} (paper)", line={"dash": "dash"}, marker={"symbol": "x"}))
     fig.update_layout(title=title, xaxis_title="noise sigma (0-255)", yaxis_title="mean PSNR (dB)",
                       template="plotly_white")
-    return fig.to_html(include_plotlyjs="cdn", full_html=True)
+    return fig
+
+
+def chart_html(results: pd.DataFrame, dataset: str, title: str) -> str:
+    """The PSNR chart of ``psnr_figure`` as a standalone interactive page."""
+    return psnr_figure(results, dataset, title).to_html(include_plotlyjs="cdn", full_html=True)
 
 
 def document(folders: list[Path], method_order: list[str]) -> str:

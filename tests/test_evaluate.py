@@ -96,3 +96,14 @@ def test_report_document(crops_dir, tmp_path, weights_mirror):
     text = evaluate.report.document([out], denoisers.names())
     assert "## kodak24" in text and "| 25 | dncnn | 2 | **" in text and "32.35" in text
     assert np.isfinite(pd.read_csv(out / "results.csv")["psnr"]).all()
+
+
+@pytest.mark.parametrize("dataset, paper_lines, published_column", [
+    ("kodak24", True, True), ("kodak24-crop500", False, True), ("cbsd68", False, False)])
+def test_published_numbers_only_beside_the_set_they_were_measured_on(dataset, paper_lines, published_column):
+    results = pd.DataFrame([["a.png", "dncnn", 25.0, 0, 31.0, 0.9, 1.0, "sha"]], columns=evaluate.report.COLUMNS)
+    table = evaluate.report.table_markdown(results, denoisers.names(), dataset)
+    assert ("32.35" in table) == paper_lines  # the paper's Table 1 (full Kodak24 images)
+    assert ("32.03" in table) == published_column  # DnCNN's own Kodak24 value
+    traces = [t.name for t in evaluate.report.psnr_figure(results, dataset, dataset).data]
+    assert ("dncnn (paper)" in traces) == paper_lines and "dncnn (ours)" in traces

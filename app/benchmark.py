@@ -11,7 +11,6 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from denoisers import report
-from denoisers.reference import PAPER_TABLE1, PUBLISHED
 
 DATASETS = ("kodak24", "cbsd68", "mcmaster")
 EXPECTED_IMAGES = {"kodak24": 24, "cbsd68": 68, "mcmaster": 18}
@@ -47,7 +46,7 @@ def load(root: Path, dataset: str) -> tuple[pd.DataFrame | None, list[str]]:
     if expected:
         counts = df.groupby(["method", "sigma"])["image"].nunique()
         sigmas = sorted(set(TABLE_SIGMAS) | set(df["sigma"].unique()))
-        for method in _order(df["method"].unique()):
+        for method in report.display_order(df["method"].unique()):
             for sigma in sigmas:
                 n = int(counts.get((method, sigma), 0))
                 if n < expected:
@@ -56,59 +55,48 @@ def load(root: Path, dataset: str) -> tuple[pd.DataFrame | None, list[str]]:
     return df, notes
 
 
-def _order(methods) -> list[str]:
-    import denoisers
-
-    known = denoisers.names()
-    return sorted(set(methods), key=lambda m: (known.index(m) if m in known else len(known), m))
-
-
-def summary_table(df: pd.DataFrame | None, sigmas=TABLE_SIGMAS, expected: int | None = None) -> pd.DataFrame:
-    """Mean PSNR per method and sigma (ours), with the paper's Table 1 and the method's own
-    publication beside it. Rows: methods in display order. With ``expected`` (images in
-    the set), a mean over fewer images is shown as text with the count, e.g. "31.83 (15/24)",
-    so that a partial mean is never read as the full one."""
-    methods = _order(list(df["method"].unique()) if df is not None else []) or _order(PAPER_TABLE1)
+def summary_table(df: pd.DataFrame | None, dataset: str = "kodak24", sigmas=TABLE_SIGMAS,
+                  expected: int | None = None) -> pd.DataFrame:
+    """Mean PSNR per method and sigma (ours), with the published numbers that apply to
+    ``dataset`` beside it (``report.references``: the paper's Table 1 and the methods' own
+    publications, Kodak24 only). Rows: methods in display order; on Kodak24 the paper's
+    methods have a row even before they have results. With ``expected`` (images in the set),
+    a mean over fewer images is shown as text with the count, e.g. "31.83 (15/24)", so that a
+    partial mean is never read as the full one."""
+    paper, published = report.references(dataset)
+    ours = set(df["method"].unique()) if df is not None else set()
     rows = []
-    for method in _order(set(methods) | set(PAPER_TABLE1)):
+    for method in report.display_order(ours | set(paper)):
         row: dict[str, object] = {"method": method}
         for s in sigmas:
-            ours = None
+            mean = None
             if df is not None:
                 sel = df[(df["method"] == method) & (df["sigma"] == s)]
                 if len(sel):
-                    ours = round(float(sel["psnr"].mean()), 2)
+                    mean = round(float(sel["psnr"].mean()), 2)
                     n = sel["image"].nunique()
                     if expected and n < expected:
-                        ours = f"{ours:.2f} ({n}/{expected})"
-            row[f"σ={s} ours"] = ours
-            row[f"σ={s} paper"] = PAPER_TABLE1.get(method, {}).get(s)
-            row[f"σ={s} published"] = PUBLISHED.get(method, {}).get(s)
+                        mean = f"{mean:.2f} ({n}/{expected})"
+            row[f"σ={s} ours"] = mean
+            if paper:
+                row[f"σ={s} paper"] = paper.get(method, {}).get(s)
+            if published:
+                row[f"σ={s} published"] = published.get(method, {}).get(s)
         if df is not None:
             row["images"] = int(df[df["method"] == method]["image"].nunique())
         rows.append(row)
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=["method"]) if not rows else pd.DataFrame(rows)
     # Drop "published" columns with no number at all (nobody published sigma 35); an empty
     # "ours" column stays, so that a missing result shows as missing.
     empty = [c for c in table.columns if c.endswith("published") and table[c].isna().all()]
     return table.drop(columns=empty)
 
 
-def psnr_chart(df: pd.DataFrame | None, title: str = "Kodak24: PSNR against σ") -> go.Figure:
-    """Mean PSNR against sigma per method (ours: solid; the paper's Table 1: dashed)."""
-    fig = go.Figure()
-    if df is not None:
-        means = df.groupby(["method", "sigma"])["psnr"].mean().reset_index()
-        for method in _order(means["method"]):
-            m = means[means["method"] == method].sort_values("sigma")
-            fig.add_trace(go.Scatter(x=m["sigma"], y=m["psnr"], mode="lines+markers", name=f"{method} (ours)"))
-    for method, values in PAPER_TABLE1.items():
-        xs = sorted(values)
-        fig.add_trace(go.Scatter(x=xs, y=[values[s] for s in xs], mode="lines+markers", name=f"{method} (paper)",
-                                 line={"dash": "dash"}, marker={"symbol": "x"}))
-    fig.update_layout(title=title, xaxis_title="σ (0-255 scale)", yaxis_title="mean PSNR (dB)",
-                      template="plotly_white", height=420, margin={"l": 50, "r": 20, "t": 50, "b": 40})
-    return fig
+def psnr_chart(df: pd.DataFrame | None, dataset: str = "kodak24", title: str | None = None) -> go.Figure:
+    """Mean PSNR against sigma per method (ours: solid; the paper's Table 1 on Kodak24: dashed)."""
+    figure = report.psnr_figure(df, dataset, title or f"{dataset}: mean PSNR against σ")
+    figure.update_layout(height=420, margin={"l": 50, "r": 20, "t": 50, "b": 40})
+    return figure
 
 
 def per_image(df: pd.DataFrame | None, sigma: float) -> pd.DataFrame:
@@ -120,7 +108,7 @@ def per_image(df: pd.DataFrame | None, sigma: float) -> pd.DataFrame:
     if sel.empty:
         return pd.DataFrame(columns=["image"])
     wide = sel.pivot_table(index="image", columns="method", values="psnr", aggfunc="mean")
-    wide = wide[_order(wide.columns)]
+    wide = wide[report.display_order(wide.columns)]
     wide["spread"] = wide.max(axis=1) - wide.min(axis=1)
     wide = wide.sort_values("spread", ascending=False).round(2).reset_index()
     wide.columns.name = None

@@ -347,9 +347,9 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         # ---- benchmark tab ------------------------------------------------------------
         def show_benchmark(dataset, sg):
             df, notes = benchmark.load(settings.results_root, dataset)
-            title = f"{dataset}: mean PSNR against σ"
+            table = benchmark.summary_table(df, dataset, expected=benchmark.EXPECTED_IMAGES.get(dataset))
             return ("\n".join(f"- {n}" for n in notes) or "All expected results are present.",
-                    benchmark.summary_table(df, expected=benchmark.EXPECTED_IMAGES.get(dataset)), benchmark.psnr_chart(df, title), benchmark.per_image(df, sg))
+                    table, benchmark.psnr_chart(df, dataset), benchmark.per_image(df, sg))
 
         bench_outputs = [bench_notes, bench_table, bench_plot, per_image]
         bench_set.change(show_benchmark, [bench_set, bench_sigma], bench_outputs, api_visibility="private")

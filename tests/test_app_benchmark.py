@@ -85,3 +85,13 @@ def test_means_never_mix_noise_seeds(tmp_path):
     assert set(df["seed"]) == {0}
     expected = sum(r[4] for r in seed0 if r[1] == "dncnn" and r[2] == 25) / 24
     assert benchmark.summary_table(df).set_index("method").loc["dncnn", "σ=25 ours"] == pytest.approx(expected, abs=0.01)
+
+
+def test_kodak24_references_stay_off_other_sets(tmp_path):
+    write(tmp_path, "cbsd68", rows(images=68))
+    df, _ = benchmark.load(tmp_path, "cbsd68")
+    table = benchmark.summary_table(df, "cbsd68", expected=68)
+    assert list(table["method"]) == ["dncnn", "ffdnet"]  # no paper-only rows
+    assert not [c for c in table.columns if c.endswith(("paper", "published"))]
+    names = [t.name for t in benchmark.psnr_chart(df, "cbsd68").data]
+    assert names == ["dncnn (ours)", "ffdnet (ours)"]

@@ -25,13 +25,10 @@ from tqdm import tqdm
 
 from . import report
 from .base import check_sigma
-from .io import read_image, to_float
+from .io import IMAGE_SUFFIXES, read_image, to_float
 from .metrics import add_noise, score
 from .parallel import _instance, process_pool
 from .registry import get, names
-
-IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"}
-
 
 @dataclass(frozen=True)
 class Job:

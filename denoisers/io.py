@@ -12,6 +12,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+# File endings of the image folders that evaluation and training read.
+IMAGE_SUFFIXES = frozenset({".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"})
+
 # Decompression bombs are refused by our own pixel limit (see ``read_image``), not by Pillow's.
 Image.MAX_IMAGE_PIXELS = None
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 VERSION = 1
 WRAPPER_PREFIXES = ("_orig_mod.", "module.")
@@ -26,17 +25,6 @@ WRAPPER_PREFIXES = ("_orig_mod.", "module.")
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, or does not fit the run."""
-
-
-def unwrap(module: nn.Module) -> nn.Module:
-    """The plain module inside DDP and/or torch.compile wrappers."""
-    while True:
-        if hasattr(module, "_orig_mod"):
-            module = module._orig_mod
-        elif isinstance(module, nn.parallel.DistributedDataParallel):
-            module = module.module
-        else:
-            return module
 
 
 def clean_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -18,10 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from denoisers.io import read_image
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-
+from denoisers.io import IMAGE_SUFFIXES, read_image
+from denoisers.nets.idresnet import IDResNetGenerator
 
 def image_files(folder: str | Path) -> list[Path]:
     """Image files directly inside ``folder``, in name order."""
@@ -104,7 +102,7 @@ class BatchMaker:
         sigma = self.sigma_lo + (self.sigma_hi - self.sigma_lo) * torch.rand(b, generator=g, device=dev)
         noise = torch.randn(clean.shape, generator=g, device=dev) * (sigma / 255.0).view(b, 1, 1, 1)
         noisy = clean + noise  # not clipped, as in the evaluation protocol
-        return noisy, clean * 2.0 - 1.0
+        return noisy, IDResNetGenerator.to_signed(clean)
 
 
 def _dihedral(x: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:

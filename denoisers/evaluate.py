@@ -25,8 +25,8 @@ from tqdm import tqdm
 
 from . import report
 from .base import check_sigma
-from .io import IMAGE_SUFFIXES, read_image, to_float
-from .metrics import add_noise, score
+from .io import IMAGE_SUFFIXES, read_image, to_float, to_uint8
+from .metrics import add_noise, high_frequency_energy, psnr, ssim
 from .parallel import _instance, process_pool
 from .registry import get, names
 
@@ -60,14 +60,19 @@ def evaluate_one(job: Job) -> dict:
     start = time.perf_counter()
     output = denoiser.denoise(noisy, job.sigma)
     seconds = time.perf_counter() - start
-    psnr, ssim = score(clean_u8, output)
+    out_u8 = to_uint8(output)
     return {"image": job.image.name, "method": job.method, "sigma": job.sigma, "seed": job.seed,
-            "psnr": round(psnr, 4), "ssim": round(ssim, 5), "seconds": round(seconds, 3),
-            "weights": job.weights}
+            "psnr": round(psnr(clean_u8, out_u8), 4), "ssim": round(ssim(clean_u8, out_u8), 5),
+            "seconds": round(seconds, 3), "weights": job.weights,
+            "hf": round(high_frequency_energy(out_u8), 3), "hf_clean": round(high_frequency_energy(clean_u8), 3)}
+
+
+def row_key(row) -> tuple[str, str, float, int, str]:
+    return (row.image, row.method, float(row.sigma), int(row.seed), str(row.weights))
 
 
 def done_keys(results: pd.DataFrame) -> set[tuple]:
-    return {(r.image, r.method, float(r.sigma), int(r.seed), str(r.weights)) for r in results.itertuples()}
+    return {row_key(r) for r in results.itertuples()}
 
 
 def plan(images: list[Path], methods: list[str], sigmas: list[float], seed: int,
@@ -126,6 +131,14 @@ def drop_superseded(results: pd.DataFrame, jobs: list[Job]) -> pd.DataFrame:
     return results[[not s for s in stale]]
 
 
+def lacking_measures(results: pd.DataFrame, jobs: list[Job]) -> pd.Series:
+    """True for rows of ``jobs`` written before a measure was added (the high-frequency
+    energies): they are recomputed rather than kept with a hole."""
+    planned = {job.key for job in jobs}
+    missing = results.reindex(columns=report.COLUMNS)[list(report.MEASURES)].isna().any(axis=1)
+    return missing & results.apply(lambda r: row_key(r) in planned, axis=1).astype(bool)
+
+
 def write_outputs(out: Path, dataset: str, seed: int) -> pd.DataFrame:
     """Sort ``results.csv``; write ``table.md`` and ``chart.html`` for noise seed ``seed``."""
     results = report.read_results(out / "results.csv")
@@ -174,7 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     kept = drop_superseded(existing, every)
     if len(kept) < len(existing):  # results of replaced weights would be averaged in otherwise
         print(f"dropping {len(existing) - len(kept)} rows computed with other weights", file=sys.stderr)
-        kept.to_csv(results_csv, index=False)
+    lacking = lacking_measures(kept, every) if len(kept) else pd.Series(dtype=bool)
+    if lacking.any():
+        print(f"recomputing {int(lacking.sum())} rows written before the {'/'.join(report.MEASURES)} "
+              "columns", file=sys.stderr)
+        kept = kept[~lacking]
+    if results_csv.exists() and (len(kept) < len(existing) or list(existing.columns) != report.COLUMNS):
+        kept.reindex(columns=report.COLUMNS).to_csv(results_csv, index=False)  # appends stay aligned
     done = done_keys(kept)
     jobs = [job for job in every if job.key not in done]
     print(f"{len(images)} images x {len(methods)} methods x {len(args.sigma)} sigmas: "

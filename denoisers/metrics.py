@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 from skimage.metrics import structural_similarity
 
 from .io import to_uint8
@@ -34,6 +35,28 @@ def score(clean_u8: np.ndarray, output: np.ndarray) -> tuple[float, float]:
     """(PSNR, SSIM) of a float output (clipped and rounded first) against the clean uint8 image."""
     out_u8 = to_uint8(output)
     return psnr(clean_u8, out_u8), ssim(clean_u8, out_u8)
+
+
+# ITU-R BT.601 luma weights (those of JPEG's YCbCr).
+LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def high_frequency_energy(image_u8: np.ndarray) -> float:
+    """Mean squared Laplacian of the luminance (0-255 scale): how much fine detail an image has.
+
+    The 3x3 Laplacian (``scipy.ndimage.laplace``, reflected borders) of the BT.601 luma. A
+    denoiser that smooths lowers it below the clean image's; leftover noise or invented texture
+    raises it. Grey images (H x W) are taken as their own luminance.
+    """
+    if image_u8.dtype != np.uint8:
+        raise ValueError(f"high_frequency_energy takes a uint8 image, got {image_u8.dtype}")
+    if image_u8.ndim == 3 and image_u8.shape[-1] == 3:
+        luma = image_u8.astype(np.float64) @ LUMA
+    elif image_u8.ndim == 2:
+        luma = image_u8.astype(np.float64)
+    else:
+        raise ValueError(f"high_frequency_energy takes an H x W x 3 or H x W image, got {image_u8.shape}")
+    return float(np.mean(ndimage.laplace(luma, mode="reflect") ** 2))
 
 
 def _check_pair(a: np.ndarray, b: np.ndarray) -> None:

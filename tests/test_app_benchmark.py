@@ -17,7 +17,7 @@ def rows(methods=("dncnn", "ffdnet"), sigmas=(25, 50), images=24):
         for s in sigmas:
             for i in range(1, images + 1):
                 p = 40 - s / 5 + m_i * 0.1 + (i % 3) * (0.5 if m == "ffdnet" and i == 7 else 0.01)
-                out.append([f"kodim{i:02d}.png", m, s, 0, p, 0.9, 1.0, "sha"])
+                out.append([f"kodim{i:02d}.png", m, s, 0, p, 0.9, 1.0, "sha", 90.0 - s, 120.0])
     return out
 
 

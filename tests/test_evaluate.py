@@ -9,7 +9,7 @@ from PIL import Image
 import denoisers
 from denoisers import evaluate
 from denoisers.io import read_image, to_float, to_uint8
-from denoisers.metrics import add_noise, psnr
+from denoisers.metrics import add_noise, high_frequency_energy, psnr
 
 
 @pytest.fixture
@@ -37,9 +37,12 @@ def test_cli_writes_results_table_and_chart_and_resumes(crops_dir, tmp_path, wei
     direct = psnr(clean, to_uint8(denoisers.get("ffdnet").denoise(add_noise(to_float(clean), 50, 0), 50)))
     assert row.psnr == pytest.approx(direct, abs=1e-3)
     assert row.weights == denoisers.get("ffdnet").weights_id(50)
+    assert row.hf_clean == pytest.approx(high_frequency_energy(clean), abs=1e-3)
+    assert 0 < row.hf < row.hf_clean  # the denoised output is smoother than the clean image
     assert results[results.method == "cbm3d"]["weights"].str.startswith("bm3d==").all()
     table = (out / "table.md").read_text()
     assert "| 25 | ffdnet | 2 |" in table and "paper Table 1" in table and "31.81" in table  # CBM3D's paper value
+    assert "| detail |" in table
     assert "plotly" in (out / "chart.html").read_text()
     # Resume: a second run computes nothing and keeps the rows.
     before = (out / "results.csv").read_text()
@@ -73,6 +76,42 @@ def test_rows_of_replaced_weights_are_recomputed(crops_dir, tmp_path, weights_mi
         fresh.sort_values(["method", "image"])["psnr"].tolist()
 
 
+def test_rows_written_before_the_detail_measure_are_recomputed(crops_dir, tmp_path, weights_mirror):
+    """A results file from before the hf/hf_clean columns: the rows this run plans are redone
+    (not duplicated), the others are kept as they were, and appends stay column-aligned."""
+    out = tmp_path / "out"
+    args = ["--data", str(crops_dir), "--sigma", "25", "--methods", "ffdnet,dncnn", "--out", str(out)]
+    assert evaluate.main(args) == 0
+    fresh = pd.read_csv(out / "results.csv", dtype={"weights": str})
+    old = fresh.drop(columns=list(evaluate.report.MEASURES))
+    old.loc[old.method == "dncnn", "psnr"] = 1.0  # marks the rows that must stay untouched
+    old.to_csv(out / "results.csv", index=False)
+    assert evaluate.main(args[:-3] + ["ffdnet", "--out", str(out)]) == 0
+    again = pd.read_csv(out / "results.csv", dtype={"weights": str})
+    assert list(again.columns) == evaluate.report.COLUMNS and len(again) == len(fresh)
+    ffdnet, dncnn = again[again.method == "ffdnet"], again[again.method == "dncnn"]
+    assert ffdnet[["hf", "hf_clean"]].notna().all().all()
+    assert sorted(ffdnet["psnr"]) == sorted(fresh[fresh.method == "ffdnet"]["psnr"])
+    assert (dncnn["psnr"] == 1.0).all() and dncnn["hf"].isna().all()
+    lines = [[c.strip() for c in line.strip("|").split("|")] for line in
+             (out / "table.md").read_text().splitlines() if line.startswith("| ")]
+    detail = {cells[1]: cells[lines[0].index("detail")] for cells in lines[1:]}
+    assert 0 < float(detail["ffdnet"]) < 1 and detail["dncnn"] == ""  # no mean over part of the set
+
+
+def test_detail_is_the_ratio_of_mean_energies():
+    rows = [["a.png", "m", 25.0, 0, 30.0, 0.9, 1.0, "w", 50.0, 100.0],
+            ["b.png", "m", 25.0, 0, 30.0, 0.9, 1.0, "w", 30.0, 300.0],
+            ["a.png", "n", 25.0, 0, 30.0, 0.9, 1.0, "w", 90.0, 100.0],
+            ["b.png", "n", 25.0, 0, 30.0, 0.9, 1.0, "w", None, 300.0]]
+    summary = evaluate.report.summary(pd.DataFrame(rows, columns=evaluate.report.COLUMNS)).set_index("method")
+    assert summary.loc["m", "detail"] == pytest.approx(40.0 / 200.0)
+    assert pd.isna(summary.loc["n", "detail"])  # a row without the measure: no mean over part of the set
+    old = pd.DataFrame([r[:8] for r in rows], columns=evaluate.report.COLUMNS[:8])
+    assert evaluate.report.summary(old)["detail"].isna().all()
+    assert "detail" not in evaluate.report.table_markdown(old, ["m", "n"], "other")
+
+
 @pytest.mark.parametrize("bad, message", [
     (["--sigma", "0"], "sigma"),
     (["--sigma", "25", "--methods", "nlm"], "unknown methods"),
@@ -101,7 +140,8 @@ def test_report_document(crops_dir, tmp_path, weights_mirror):
 @pytest.mark.parametrize("dataset, paper_lines, published_column", [
     ("kodak24", True, True), ("kodak24-crop500", False, True), ("cbsd68", False, False)])
 def test_published_numbers_only_beside_the_set_they_were_measured_on(dataset, paper_lines, published_column):
-    results = pd.DataFrame([["a.png", "dncnn", 25.0, 0, 31.0, 0.9, 1.0, "sha"]], columns=evaluate.report.COLUMNS)
+    results = pd.DataFrame([["a.png", "dncnn", 25.0, 0, 31.0, 0.9, 1.0, "sha", 80.0, 100.0]],
+                           columns=evaluate.report.COLUMNS)
     table = evaluate.report.table_markdown(results, denoisers.names(), dataset)
     assert ("32.35" in table) == paper_lines  # the paper's Table 1 (full Kodak24 images)
     assert ("32.03" in table) == published_column  # DnCNN's own Kodak24 value

@@ -6,9 +6,10 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
 from denoisers.io import ImageReadError, read_image, to_float, to_uint8
-from denoisers.metrics import add_noise, psnr, score, ssim
+from denoisers.metrics import add_noise, high_frequency_energy, psnr, score, ssim
 
 
 def test_noise_follows_the_protocol():
@@ -53,6 +54,30 @@ def _png(img: Image.Image, fmt: str = "PNG", **kwargs) -> bytes:
     buf = io.BytesIO()
     img.save(buf, fmt, **kwargs)
     return buf.getvalue()
+
+
+def test_high_frequency_energy_known_values():
+    assert high_frequency_energy(np.full((9, 9, 3), 77, np.uint8)) == 0.0  # flat: no detail
+    dot = np.zeros((9, 9, 3), np.uint8)
+    dot[4, 4] = 255  # white: luminance 255; the Laplacian is -4*255 there and 255 at 4 neighbours
+    assert high_frequency_energy(dot) == pytest.approx(20 * 255.0**2 / 81)
+    red = np.zeros((9, 9, 3), np.uint8)
+    red[4, 4, 0] = 255  # only red: luminance 0.299 * 255
+    assert high_frequency_energy(red) == pytest.approx(20 * (0.299 * 255) ** 2 / 81)
+    assert high_frequency_energy(dot[..., 0]) == pytest.approx(high_frequency_energy(dot))  # grey
+
+
+def test_high_frequency_energy_falls_with_smoothing_and_rises_with_noise():
+    y, x = np.mgrid[0:64, 0:64]
+    image = np.repeat((128 + 60 * np.sin(x / 2.0) * np.cos(y / 3.0))[..., None], 3, axis=2)
+    clean = to_uint8(image / 255)
+    blurred = to_uint8(ndimage.uniform_filter(image, size=(3, 3, 1), mode="reflect") / 255)
+    noisy = to_uint8(add_noise(to_float(clean), 15, 0))
+    assert high_frequency_energy(blurred) < high_frequency_energy(clean) < high_frequency_energy(noisy)
+    with pytest.raises(ValueError, match="uint8"):
+        high_frequency_energy(image)
+    with pytest.raises(ValueError, match="H x W"):
+        high_frequency_energy(clean[..., :2])
 
 
 def test_read_conversions():

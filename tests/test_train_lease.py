@@ -87,18 +87,23 @@ def test_import_reads_the_evaluate_cli_results_and_checks_the_weights(monkeypatc
         out = Path(cmd[cmd.index("--out") + 1])
         with open(out / "results.csv", "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["image", "method", "sigma", "seed", "psnr", "ssim", "seconds", "weights"])
-            w.writerow(["kodim01.png", "idresnet", "25", "0", "30.0", "0.8", "1.0", "abc"])
-            w.writerow(["kodim02.png", "idresnet", "25", "0", "32.0", "0.8", "1.0", "abc"])
-            w.writerow(["kodim01.png", "dncnn", "25", "0", "20.0", "0.8", "1.0", "zzz"])
+            w.writerow(["image", "method", "sigma", "seed", "psnr", "ssim", "seconds", "weights", "hf", "hf_clean"])
+            w.writerow(["kodim01.png", "idresnet", "25", "0", "30.0", "0.8", "1.0", "abc", "60", "100"])
+            w.writerow(["kodim02.png", "idresnet", "25", "0", "32.0", "0.8", "1.0", "abc", "20", "300"])
+            w.writerow(["kodim01.png", "idresnet", "25", "1", "10.0", "0.8", "1.0", "abc", "1", "100"])  # seed 1
+            w.writerow(["kodim01.png", "dncnn", "25", "0", "20.0", "0.8", "1.0", "zzz", "1", "100"])
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
     monkeypatch.setattr(lease.subprocess, "run", fake_run)
     monkeypatch.setattr("denoisers.datasets.files", lambda name, limit=None, download=True: [tmp_path / "k.png"])
-    assert lease.kodak_psnr_cli("idresnet", 25.0, "abc", 2) == (31.0, 2)
+    results = tmp_path / "kodak24"
+    measured = lease.kodak_psnr_cli("idresnet", 25.0, "abc", 2, results)
+    assert measured == (31.0, 2, pytest.approx(80 / 400))  # detail: mean energy over the clean images'
     assert calls[0][1:4] == ["-m", "denoisers.evaluate", "--data"] and calls[0][-2:] == ["--limit", "2"]
+    assert calls[0][calls[0].index("--out") + 1] == str(results)  # the rows stay for docs/results
+    assert "detail 0.20 (2 images)" in lease._measured_text(measured)
     with pytest.raises(LeaseError, match="not the imported"):
-        lease.kodak_psnr_cli("idresnet", 25.0, "other", None)
+        lease.kodak_psnr_cli("idresnet", 25.0, "other", None, results)
 
 
 def test_init_auto_continues_from_the_bundled_file(tmp_path):

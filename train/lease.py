@@ -35,7 +35,7 @@ import tempfile
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 MIB = 1 << 20
 # A GPU job's limits.
@@ -46,6 +46,7 @@ OUT_TOTAL_LIMIT = 64 * MIB  # all returned files together
 OUT_NAME = re.compile(r"^[A-Za-z0-9._-]+$")  # names of returned files
 REPO = Path(__file__).resolve().parent.parent
 STAGE = REPO / ".stage"
+RESULTS = REPO / "docs" / "results"  # evaluation folders of denoisers.evaluate
 METHODS = {"mse": "idresnet", "gan": "idgan"}
 
 
@@ -294,29 +295,43 @@ def _add_extra(path: Path, extra: dict[str, Any]) -> None:
 
 # ----------------------------------------------------------------------------- 3. import (CPU)
 
-def kodak_psnr_cli(method: str, sigma: float, sha256: str, limit: int | None) -> tuple[float, int]:
-    """Mean PSNR of ``method`` at ``sigma`` on Kodak24 by ``python -m denoisers.evaluate``;
-    checks that the evaluated weights are the imported file (by sha256)."""
+class Measured(NamedTuple):
+    """Kodak24 quality of one imported file at one sigma (``detail``: None where not measured)."""
+
+    psnr: float
+    images: int
+    detail: float | None = None
+
+
+def kodak_psnr_cli(method: str, sigma: float, sha256: str, limit: int | None,
+                   results: Path = RESULTS / "kodak24") -> Measured:
+    """Mean PSNR and detail (high-frequency energy over the clean images') of ``method`` at
+    ``sigma`` on Kodak24, by ``python -m denoisers.evaluate`` into ``results`` (the folder that
+    docs/results.md is built from: the rows are kept, and a later full run only adds the rest).
+    Checks that the evaluated weights are the imported file (by sha256)."""
     from denoisers import datasets
 
     kodak_dir = datasets.files("kodak24", limit=1)[0].parent
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "denoisers.evaluate", "--data", str(kodak_dir), "--sigma", f"{sigma:g}",
-               "--methods", method, "--out", tmp] + (["--limit", str(limit)] if limit else [])
-        done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise LeaseError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-        with open(Path(tmp) / "results.csv", newline="") as f:
-            rows = [r for r in csv.DictReader(f) if r["method"] == method and float(r["sigma"]) == sigma]
+    results.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "denoisers.evaluate", "--data", str(kodak_dir), "--sigma", f"{sigma:g}",
+           "--methods", method, "--out", str(results), "--name", results.name] + (["--limit", str(limit)] if limit else [])
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise LeaseError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    with open(results / "results.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f)
+                if r["method"] == method and float(r["sigma"]) == sigma and int(r["seed"]) == 0]
     if not rows:
         raise LeaseError(f"denoisers.evaluate wrote no {method} rows for sigma {sigma:g}")
     wrong = {r["weights"] for r in rows} - {sha256}
     if wrong:
         raise LeaseError(f"denoisers.evaluate used weights {', '.join(sorted(wrong))}, not the imported {sha256}")
-    return sum(float(r["psnr"]) for r in rows) / len(rows), len(rows)
+    hf = [(float(r["hf"]), float(r["hf_clean"])) for r in rows if r.get("hf") and r.get("hf_clean")]
+    detail = sum(h for h, _ in hf) / sum(c for _, c in hf) if len(hf) == len(rows) else None
+    return Measured(sum(float(r["psnr"]) for r in rows) / len(rows), len(rows), detail)
 
 
-def kodak_psnr_inprocess(path: Path, sigma: float, limit: int | None) -> tuple[float, int]:
+def kodak_psnr_inprocess(path: Path, sigma: float, limit: int | None) -> Measured:
     """The same protocol in this process (for imports into a folder other than assets/weights)."""
     import torch
 
@@ -331,7 +346,7 @@ def kodak_psnr_inprocess(path: Path, sigma: float, limit: int | None) -> tuple[f
     g.load_state_dict(state)
     images = load_eval_images(datasets.files("kodak24", limit=limit))
     with torch.inference_mode():
-        return evaluate(g.eval(), images, (sigma,), torch.device("cpu"))[f"psnr_s{sigma:g}"], len(images)
+        return Measured(evaluate(g.eval(), images, (sigma,), torch.device("cpu"))[f"psnr_s{sigma:g}"], len(images))
 
 
 def covered_sigmas(meta: dict[str, Any], sigmas: list[float]) -> list[float]:
@@ -392,7 +407,7 @@ def import_results(src: Path, assets: Path, sigmas: list[float], psnr: str = "cl
         (assets / name).with_suffix(".md").write_text(card)
         imported.append(name)
         print(f"imported {name} ({digest[:12]}), entries " + ", ".join(f"{method}_s{s:g}" for s in chosen)
-              + "".join(f"; Kodak24 sigma {s:g}: {v[0]:.2f} dB ({v[1]} images)" for s, v in measured.items()))
+              + "".join(f"; Kodak24 sigma {s:g}: {_measured_text(v)}" for s, v in measured.items()))
     if not imported:
         raise LeaseError(f"no idresnet.pt or idgan.pt in {src}")
     _remove_unreferenced(assets, manifest)
@@ -412,7 +427,7 @@ def _remove_unreferenced(assets: Path, manifest: dict[str, Any]) -> None:
 
 
 def model_card(name: str, digest: str, meta: dict[str, Any], metrics: list[dict], summary: dict,
-               measured: dict[float, tuple[float, int]], psnr: str, hardware: str | None) -> str:
+               measured: dict[float, Measured], psnr: str, hardware: str | None) -> str:
     cfg = meta["config"]
     lo, hi = meta["sigma"]
     method = meta["method"]
@@ -456,11 +471,16 @@ def model_card(name: str, digest: str, meta: dict[str, Any], metrics: list[dict]
     if measured:
         how = "`python -m denoisers.evaluate`" if psnr == "cli" else "the evaluation protocol in-process"
         lines.append(f"| Kodak24 PSNR (CPU, {how}) | "
-                     + "; ".join(f"sigma {s:g}: {v:.2f} dB ({n} images)" for s, (v, n) in measured.items()) + " |")
+                     + "; ".join(f"sigma {s:g}: {_measured_text(m)}" for s, m in measured.items()) + " |")
     else:
         lines.append("| Kodak24 PSNR | not measured at import |")
     lines += ["", "Evaluation protocol: shared EVALUATION.md (seed 0, unclipped noise, uint8-rounded output).", ""]
     return "\n".join(lines)
+
+
+def _measured_text(m: Measured) -> str:
+    detail = "" if m.detail is None else f", detail {m.detail:.2f}"
+    return f"{m.psnr:.2f} dB{detail} ({m.images} images)"
 
 
 def _steps_text(meta: dict[str, Any]) -> str:

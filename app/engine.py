@@ -17,7 +17,7 @@ import numpy as np
 
 import denoisers
 from denoisers.io import to_float, to_uint8
-from denoisers.metrics import add_noise, psnr, ssim
+from denoisers.metrics import add_noise, detail_ratio, psnr, ssim
 from denoisers.parallel import denoise_by_name, process_pool
 
 from .cache import ResultCache, result_key
@@ -37,6 +37,7 @@ class MethodResult:
     seconds: float | None = None  # the method's own run time (also when served from the cache)
     cached: bool = False
     error: str | None = None
+    detail: float | None = None  # high-frequency energy over the ground truth's (metrics.detail_ratio)
 
 
 def timed_denoise_by_name(name: str, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, float]:
@@ -127,7 +128,8 @@ class Engine:
             hit = self.cache.get(key) if key else None
             if hit is not None and hit.image.shape == noisy.shape:
                 yield MethodResult(name, d.label, hit.image, hit.meta.get("psnr"), hit.meta.get("ssim"),
-                                   hit.meta.get("seconds"), cached=True)
+                                   hit.meta.get("seconds"), cached=True,
+                                   detail=None if clean_u8 is None else detail_ratio(clean_u8, hit.image))
                 continue
             if d.separate_process:
                 future = self._process_pool().submit(timed_denoise_by_name, name, noisy, sigma)
@@ -159,11 +161,11 @@ class Engine:
             return MethodResult(name, label, None, error=str(exc))
         except Exception as exc:  # a crashed worker must not take the whole comparison down
             return MethodResult(name, label, None, error=f"{type(exc).__name__}: {exc}")
-        p = s = None
+        p = s = detail = None
         if clean_u8 is not None:
-            p, s = psnr(clean_u8, out), ssim(clean_u8, out)
+            p, s, detail = psnr(clean_u8, out), ssim(clean_u8, out), detail_ratio(clean_u8, out)
         if self.cache and key:
             meta = {"psnr": p, "ssim": s, "seconds": seconds, "method": name, "sigma": sigma, "seed": seed,
                     "weights": self.denoisers[name].weights_id(sigma)}
             self.cache.put(key, out, meta)
-        return MethodResult(name, label, out, p, s, seconds)
+        return MethodResult(name, label, out, p, s, seconds, detail=detail)

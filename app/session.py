@@ -122,8 +122,8 @@ def api_compare(engine: Engine, image: str | Path | bytes | None, sigma: object,
     }
     for name in comparison.methods:
         r = comparison.results[name]
-        entry = {"psnr": r.psnr, "ssim": r.ssim, "seconds": r.seconds, "cached": r.cached}
+        entry = {"psnr": r.psnr, "ssim": r.ssim, "detail": r.detail, "seconds": r.seconds, "cached": r.cached}
         if r.error:
-            entry = {"psnr": None, "ssim": None, "seconds": None, "error": r.error}
+            entry = {"psnr": None, "ssim": None, "detail": None, "seconds": None, "error": r.error}
         record["methods"][name] = entry
     return record, comparison

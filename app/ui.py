@@ -76,7 +76,9 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
 
         gr.Markdown("## Denoiser comparison\nEvery method side by side on Kodak24 or your own image. "
                     "Numbers follow one protocol: PSNR/SSIM on the clipped, rounded 8-bit output against the "
-                    "8-bit ground truth, computed on the server. Images are lossless PNG.")
+                    "8-bit ground truth, computed on the server; *detail* is an output's high-frequency "
+                    "energy over the ground truth's (1 = as much fine texture, below 1 = smoothed away). "
+                    "Images are lossless PNG.")
         with gr.Tabs() as tabs:
             with gr.Tab("Compare", id="compare"):
                 with gr.Row():

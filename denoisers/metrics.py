@@ -59,6 +59,14 @@ def high_frequency_energy(image_u8: np.ndarray) -> float:
     return float(np.mean(ndimage.laplace(luma, mode="reflect") ** 2))
 
 
+def detail_ratio(clean_u8: np.ndarray, test_u8: np.ndarray) -> float | None:
+    """``test_u8``'s high-frequency energy over ``clean_u8``'s (1 = as much fine detail as the
+    clean image, below 1 = smoothed); None for a flat clean image, which has none to keep."""
+    _check_pair(clean_u8, test_u8)
+    clean = high_frequency_energy(clean_u8)
+    return None if clean == 0 else high_frequency_energy(test_u8) / clean
+
+
 def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
     if a.dtype != np.uint8 or b.dtype != np.uint8:
         raise ValueError(f"metrics take uint8 arrays, got {a.dtype} and {b.dtype}")

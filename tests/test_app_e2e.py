@@ -12,7 +12,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import denoisers  # noqa: E402
 from app_support import needs_nets, png_bytes, smooth_image, running_app  # noqa: E402
 from denoisers.io import to_float, to_uint8  # noqa: E402
-from denoisers.metrics import add_noise, score  # noqa: E402
+from denoisers.metrics import add_noise, detail_ratio, score  # noqa: E402
 
 # gradio 6.31 itself calls deprecated pandas options in its queue (not ours).
 pytestmark = [needs_nets, pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")]
@@ -62,6 +62,7 @@ def test_compare_matches_the_denoisers_run_directly(client, tmp_path):
         p, s = score(clean, direct)
         assert record["methods"][name]["psnr"] == pytest.approx(p, abs=1e-9)
         assert record["methods"][name]["ssim"] == pytest.approx(s, abs=1e-9)
+        assert record["methods"][name]["detail"] == pytest.approx(detail_ratio(clean, to_uint8(direct)))
         assert record["methods"][name]["seconds"] > 0
         assert np.array_equal(np.asarray(Image.open(path)), to_uint8(direct))  # lossless PNG
     again, _ = call(client, write_png(tmp_path, clean, "again.png"), 30, 2, ["dncnn", "ffdnet"])

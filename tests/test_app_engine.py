@@ -10,8 +10,8 @@ from app.cache import ResultCache
 from app.convert import InputError, image_id
 from app.engine import Engine, synthetic_noisy
 from app_support import needs_nets, png_bytes, smooth_image
-from denoisers.metrics import add_noise, score
-from denoisers.io import to_float
+from denoisers.io import to_float, to_uint8
+from denoisers.metrics import add_noise, detail_ratio, score
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,8 @@ def test_results_match_running_the_denoiser_directly_and_are_cached(engine):
         r = comp.results[name]
         direct = denoisers.get(name).denoise(add_noise(to_float(src.image), 25, 0), 25)
         assert (r.psnr, r.ssim) == pytest.approx(score(src.image, direct))
+        assert r.detail == pytest.approx(detail_ratio(src.image, to_uint8(direct)))
+        assert 0 < r.detail < 1  # a denoiser smooths some of the clean image's fine detail away
         assert not r.cached and r.seconds > 0
     again, noisy2 = session.new_comparison(engine, src, 25, 0, False, ["dncnn", "ffdnet"])
     start = time.perf_counter()
@@ -63,6 +65,7 @@ def test_results_match_running_the_denoiser_directly_and_are_cached(engine):
         assert again.results[name].cached
         assert np.array_equal(again.results[name].output, comp.results[name].output)
         assert again.results[name].psnr == comp.results[name].psnr
+        assert again.results[name].detail == comp.results[name].detail
     assert not again.noisy.cached and again.noisy.psnr == comp.noisy.psnr
     # Another seed is another key: computed afresh.
     other, noisy3 = session.new_comparison(engine, src, 25, 1, False, ["ffdnet"])
@@ -79,7 +82,7 @@ def test_already_noisy_input_has_no_scores(engine):
     assert comp.clean is None and comp.seed is None and np.array_equal(comp.noisy.output, noisy_u8)
     list(session.run(engine, comp, noisy))
     r = comp.results["ffdnet"]
-    assert r.output.shape == noisy_u8.shape and r.psnr is None and r.ssim is None
+    assert r.output.shape == noisy_u8.shape and r.psnr is None and r.ssim is None and r.detail is None
 
 
 def test_unready_and_unknown_methods_never_run(engine):

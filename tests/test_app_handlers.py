@@ -10,11 +10,12 @@ from PIL import Image
 from app import crops, errormap, export, handlers
 from app.engine import MethodResult
 from app_support import smooth_image
-from denoisers.metrics import psnr, ssim
+from denoisers.metrics import detail_ratio, psnr, ssim
 
 
 def result(name, clean, out, seconds=1.0, cached=False):
-    return MethodResult(name, name.upper(), out, psnr(clean, out), ssim(clean, out), seconds, cached)
+    return MethodResult(name, name.upper(), out, psnr(clean, out), ssim(clean, out), seconds, cached,
+                        detail=detail_ratio(clean, out))
 
 
 def shifted(clean, amount, seed):
@@ -40,6 +41,7 @@ def test_best_is_the_highest_psnr(comp):
     r = comp.results["ffdnet"]
     assert f"{r.psnr:.2f} dB" in labels["ffdnet"] and f"SSIM {r.ssim:.3f}" in labels["ffdnet"]
     assert "0.5 s (cached)" in labels["ffdnet"] and "2.0 s" in labels["dncnn"]
+    assert f"detail {comp.results['dncnn'].detail:.2f}" in labels["dncnn"]
     assert "bm3d missing" in labels["cbm3d"]
     assert f"{comp.noisy.psnr:.2f} dB" in labels["noisy"]
 
@@ -56,12 +58,12 @@ def test_without_ground_truth_there_are_no_scores(comp):
     comp.clean = None
     comp.seed = None
     for r in comp.results.values():
-        r.psnr = r.ssim = None
+        r.psnr = r.ssim = r.detail = None
     comp.noisy = MethodResult("noisy", "Noisy", comp.noisy.output)
     panels = handlers.panels(comp)
     assert [p.key for p in panels][0] == "noisy" and "already noisy" in panels[0].label
     assert handlers.best_method(comp) is None
-    assert "dB" not in " ".join(p.label for p in panels)
+    assert "dB" not in " ".join(p.label for p in panels) and "detail" not in " ".join(p.label for p in panels)
     assert handlers.error_views(comp) == ({}, 1.0)
 
 
@@ -114,6 +116,7 @@ def test_zip_has_full_resolution_outputs_and_the_numbers(comp):
     by_method = {r["method"]: r for r in rows}
     assert set(by_method) == {"noisy", "dncnn", "ffdnet", "cbm3d"}
     assert float(by_method["dncnn"]["psnr"]) == pytest.approx(comp.results["dncnn"].psnr)
+    assert float(by_method["dncnn"]["detail"]) == pytest.approx(comp.results["dncnn"].detail)
     assert by_method["cbm3d"]["error"] and by_method["cbm3d"]["psnr"] == ""
 
 

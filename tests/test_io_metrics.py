@@ -9,7 +9,7 @@ from PIL import Image
 from scipy import ndimage
 
 from denoisers.io import ImageReadError, read_image, to_float, to_uint8
-from denoisers.metrics import add_noise, high_frequency_energy, psnr, score, ssim
+from denoisers.metrics import add_noise, detail_ratio, high_frequency_energy, psnr, score, ssim
 
 
 def test_noise_follows_the_protocol():
@@ -74,6 +74,9 @@ def test_high_frequency_energy_falls_with_smoothing_and_rises_with_noise():
     blurred = to_uint8(ndimage.uniform_filter(image, size=(3, 3, 1), mode="reflect") / 255)
     noisy = to_uint8(add_noise(to_float(clean), 15, 0))
     assert high_frequency_energy(blurred) < high_frequency_energy(clean) < high_frequency_energy(noisy)
+    assert detail_ratio(clean, blurred) == pytest.approx(high_frequency_energy(blurred) / high_frequency_energy(clean))
+    assert detail_ratio(clean, clean) == 1.0
+    assert detail_ratio(np.full_like(clean, 9), clean) is None  # a flat image has no detail to keep
     with pytest.raises(ValueError, match="uint8"):
         high_frequency_energy(image)
     with pytest.raises(ValueError, match="H x W"):

@@ -15,7 +15,7 @@ import torch
 import denoisers
 from denoisers import datasets
 from denoisers.io import read_image, to_float, to_uint8
-from denoisers.metrics import add_noise, psnr
+from denoisers.metrics import add_noise, detail_ratio, psnr
 from denoisers.nets.dncnn import DnCNN
 from denoisers.nets.ffdnet import FFDNet
 
@@ -110,3 +110,20 @@ def test_psnr_gain_regression(name, kodak_crops, weights_mirror):
     if expected is None:
         pytest.fail(f"{name} is ready but has no expected PSNR here: measure and add it")
     assert np.mean(scores) >= expected - 0.05
+
+
+@pytest.mark.parametrize("sigma", [25, 35, 50])
+def test_idgan_keeps_more_detail_than_idresnet_at_a_bounded_psnr_cost(sigma, kodak_crops, weights_mirror):
+    """Issue-level acceptance of the GAN phase: its outputs' high-frequency energy is nearer the
+    clean images' than the MSE generator's, and it costs at most 2.5 dB of PSNR against it."""
+    nets = {name: denoisers.get(name) for name in ("idresnet", "idgan")}
+    for name, d in nets.items():
+        if not d.readiness(sigma).ready:
+            pytest.skip(f"{name}: {d.readiness(sigma).reason}")
+    clean = np.concatenate(kodak_crops, axis=1)  # one 96x384 image: one energy over all three crops
+    noisy = add_noise(to_float(clean), sigma, 0)
+    outputs = {name: to_uint8(d.denoise(noisy, sigma)) for name, d in nets.items()}
+    detail = {name: detail_ratio(clean, out) for name, out in outputs.items()}
+    scores = {name: psnr(clean, out) for name, out in outputs.items()}
+    assert abs(detail["idgan"] - 1) < abs(detail["idresnet"] - 1), detail
+    assert scores["idresnet"] - scores["idgan"] <= 2.5, scores

@@ -92,6 +92,24 @@ def summary_table(df: pd.DataFrame | None, dataset: str = "kodak24", sigmas=TABL
     return table.drop(columns=empty)
 
 
+def detail_table(df: pd.DataFrame | None, sigmas=TABLE_SIGMAS) -> pd.DataFrame:
+    """Per method and sigma, the outputs' mean high-frequency energy over the clean images'
+    (``report.summary``'s ``detail``: 1 = as much fine texture as the ground truth, below 1 =
+    smoothed). Blank where a result lacks the measure (files from before it existed)."""
+    columns = ["method", *(f"σ={s}" for s in sigmas)]
+    if df is None or df.empty:
+        return pd.DataFrame(columns=columns)
+    means = report.summary(df)
+    rows = []
+    for method in report.display_order(means["method"]):
+        row: dict[str, object] = {"method": method}
+        for s in sigmas:
+            sel = means[(means["method"] == method) & (means["sigma"] == s)]["detail"].dropna()
+            row[f"σ={s}"] = round(float(sel.iloc[0]), 2) if len(sel) else None
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
 def psnr_chart(df: pd.DataFrame | None, dataset: str = "kodak24", title: str | None = None) -> go.Figure:
     """Mean PSNR against sigma per method (ours: solid; the paper's Table 1 on Kodak24: dashed)."""
     figure = report.psnr_figure(df, dataset, title or f"{dataset}: mean PSNR against σ")

@@ -95,3 +95,17 @@ def test_kodak24_references_stay_off_other_sets(tmp_path):
     assert not [c for c in table.columns if c.endswith(("paper", "published"))]
     names = [t.name for t in benchmark.psnr_chart(df, "cbsd68").data]
     assert names == ["dncnn (ours)", "ffdnet (ours)"]
+
+
+def test_detail_table_is_the_ratio_of_mean_energies(tmp_path):
+    data = rows()  # hf = 90 - sigma, hf_clean = 120 for every row
+    data[0] = data[0][:8] + [None, 120.0]  # dncnn, sigma 25: one row from before the measure
+    write(tmp_path, "kodak24", data)
+    df, _ = benchmark.load(tmp_path, "kodak24")
+    table = benchmark.detail_table(df).set_index("method")
+    assert list(table.columns) == ["σ=25", "σ=35", "σ=50"]
+    assert table.loc["ffdnet", "σ=25"] == pytest.approx(round(65 / 120, 2))
+    assert table.loc["ffdnet", "σ=50"] == pytest.approx(round(40 / 120, 2))
+    assert pd.isna(table.loc["dncnn", "σ=25"])  # never a mean over part of the set
+    assert pd.isna(table.loc["ffdnet", "σ=35"])  # no results at all
+    assert benchmark.detail_table(None).empty

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from . import report
+from . import datasets, report
 from .base import check_sigma
 from .io import IMAGE_SUFFIXES, read_image, to_float, to_uint8
 from .metrics import add_noise, high_frequency_energy, psnr, ssim
@@ -44,8 +44,16 @@ class Job:
 
 
 def list_images(folder: Path, limit: int | None = None) -> list[Path]:
+    """The clean images: a folder's, in name order, or those of a known test set named instead
+    of a folder (found in a mirror or downloaded, each checked by sha256)."""
+    if not folder.is_dir() and str(folder) in datasets.DATASETS:
+        try:
+            return datasets.files(str(folder), limit=limit)
+        except (OSError, RuntimeError) as exc:  # fetch's FetchError / ChecksumError
+            raise SystemExit(f"--data {folder}: {exc}") from None
     if not folder.is_dir():
-        raise SystemExit(f"--data {folder}: not a folder")
+        known = ", ".join(n for n in datasets.DATASETS if n != "cbsd432")
+        raise SystemExit(f"--data {folder}: not a folder, nor a test set's name ({known})")
     images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
         raise SystemExit(f"--data {folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
@@ -153,7 +161,8 @@ def write_outputs(out: Path, dataset: str, seed: int) -> pd.DataFrame:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m denoisers.evaluate", description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, required=True, help="folder of clean images")
+    parser.add_argument("--data", type=Path, required=True,
+                        help="folder of clean images, or a test set's name (kodak24, cbsd68, mcmaster)")
     parser.add_argument("--sigma", type=float, action="append", required=True,
                         help="noise sigma on the 0-255 scale (repeat for several)")
     parser.add_argument("--methods", default=",".join(n for n in names()),

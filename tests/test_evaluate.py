@@ -1,6 +1,8 @@
 """The evaluation CLI: protocol, outputs, resume, CBM3D in a worker process, bad arguments."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -122,6 +124,23 @@ def test_cli_refuses_bad_arguments(bad, message, crops_dir, tmp_path, monkeypatc
     monkeypatch.setattr(denoisers.weights, "entries_for", lambda method: [])
     with pytest.raises(SystemExit, match=message):
         evaluate.main(["--data", str(crops_dir), "--out", str(tmp_path / "o")] + bad)
+
+
+def test_a_test_set_can_be_named_instead_of_a_folder(tmp_path, data_mirror, monkeypatch):
+    images = evaluate.list_images(Path("mcmaster"), limit=2)
+    assert [p.name for p in images] == ["1.tif", "10.tif"] and all(p.exists() for p in images)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match="nor a test set's name.*kodak24"):
+        evaluate.list_images(Path("kodak25"))
+    monkeypatch.setenv("DENOISERS_DATA_MIRROR", str(tmp_path / "empty"))
+    monkeypatch.setenv("DENOISERS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("denoisers.fetch.urllib.request.urlopen", _offline)
+    with pytest.raises(SystemExit, match="--data mcmaster: .*1.tif"):
+        evaluate.list_images(Path("mcmaster"), limit=1)
+
+
+def _offline(*args, **kwargs):
+    raise OSError("no network in tests")
 
 
 def test_cli_refuses_a_folder_without_images(tmp_path):

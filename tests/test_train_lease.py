@@ -95,11 +95,10 @@ def test_import_reads_the_evaluate_cli_results_and_checks_the_weights(monkeypatc
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
     monkeypatch.setattr(lease.subprocess, "run", fake_run)
-    monkeypatch.setattr("denoisers.datasets.files", lambda name, limit=None, download=True: [tmp_path / "k.png"])
     results = tmp_path / "kodak24"
     measured = lease.kodak_psnr_cli("idresnet", 25.0, "abc", 2, results)
     assert measured == (31.0, 2, pytest.approx(80 / 400))  # detail: mean energy over the clean images'
-    assert calls[0][1:4] == ["-m", "denoisers.evaluate", "--data"] and calls[0][-2:] == ["--limit", "2"]
+    assert calls[0][1:5] == ["-m", "denoisers.evaluate", "--data", "kodak24"] and calls[0][-2:] == ["--limit", "2"]
     assert calls[0][calls[0].index("--out") + 1] == str(results)  # the rows stay for docs/results
     assert "detail 0.20 (2 images)" in lease._measured_text(measured)
     with pytest.raises(LeaseError, match="not the imported"):

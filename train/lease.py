@@ -309,11 +309,8 @@ def kodak_psnr_cli(method: str, sigma: float, sha256: str, limit: int | None,
     ``sigma`` on Kodak24, by ``python -m denoisers.evaluate`` into ``results`` (the folder that
     docs/results.md is built from: the rows are kept, and a later full run only adds the rest).
     Checks that the evaluated weights are the imported file (by sha256)."""
-    from denoisers import datasets
-
-    kodak_dir = datasets.files("kodak24", limit=1)[0].parent
     results.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "denoisers.evaluate", "--data", str(kodak_dir), "--sigma", f"{sigma:g}",
+    cmd = [sys.executable, "-m", "denoisers.evaluate", "--data", "kodak24", "--sigma", f"{sigma:g}",
            "--methods", method, "--out", str(results), "--name", results.name] + (["--limit", str(limit)] if limit else [])
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     if done.returncode != 0:

@@ -10,8 +10,10 @@ import csv
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -167,3 +169,17 @@ def test_runbook_dry_run_stage_device_import_log(tmp_path, monkeypatch):
     text = doc.read_text()
     assert text.count("| date |") == 1 and text.count("| mse |") == 2 and "| gan |" in text
     assert text.index("| mse |") < text.index("| gan |") and text.endswith("## After\n")
+
+
+def test_results_verb_evaluates_the_test_sets_and_writes_the_document(tmp_path, data_mirror, weights_mirror):
+    root = tmp_path / "results"
+    env = {**os.environ, "PYTHON": sys.executable, "RESULTS": str(root)}
+    done = subprocess.run(["bash", "train/lease.sh", "results", "ffdnet", "--limit", "1"], cwd=lease.REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("kodak24", "cbsd68", "mcmaster"):
+        rows = pd.read_csv(root / name / "results.csv")
+        assert sorted(rows["sigma"]) == [25, 35, 50] and set(rows["method"]) == {"ffdnet"} and rows["hf"].notna().all()
+    document = (tmp_path / "results.md").read_text()
+    assert [line for line in document.splitlines() if line.startswith("## ")] == \
+        ["## kodak24", "## cbsd68", "## mcmaster"]

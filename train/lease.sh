@@ -8,6 +8,7 @@
 #            64 MiB, and returns at most 8 files of at most 16 MiB from its output folder $OUT)
 #   here:   train/lease.sh import DIR [--kodak-limit N]      (DIR: holds the files returned from $OUT)
 #           train/lease.sh log DIR                            (adds the lease to docs/training.md)
+#           train/lease.sh results [METHODS] [--limit N]       (the test sets, then docs/results.md)
 #
 # PYTHON picks the interpreter (default: python3, the one with torch on the GPU machine).
 set -euo pipefail
@@ -34,7 +35,22 @@ case "$verb" in
   log)
     src="${1:?give the folder holding the files returned from \$OUT}"
     exec "$PY" -m train.leaselog "$src"/metrics_*.jsonl --write docs/training.md ;;
+  results)
+    # After an import: METHODS (default idresnet,idgan) on the three test sets at sigma 25/35/50
+    # into RESULTS (default docs/results; rows already there are kept), then the results document.
+    methods="${1:-idresnet,idgan}"
+    shift || true
+    root="${RESULTS:-docs/results}"
+    for set in kodak24 cbsd68 mcmaster; do
+      "$PY" -m denoisers.evaluate --data "$set" --sigma 25 --sigma 35 --sigma 50 --methods "$methods" \
+        --out "$root/$set" "$@"
+    done
+    folders=()
+    for set in kodak24 kodak24-crop500 cbsd68 mcmaster; do
+      if [ -f "$root/$set/results.csv" ]; then folders+=("$root/$set"); fi
+    done
+    exec "$PY" -m denoisers.report "${folders[@]}" --out "$root/../results.md" ;;
   *)
-    sed -n '2,12p' "$0"
+    sed -n '2,13p' "$0"
     exit 2 ;;
 esac

@@ -33,9 +33,9 @@ def server(tmp_path_factory):
     # Benchmark results where kodim07 shows the largest spread between two methods.
     (root / "results" / "kodak24").mkdir(parents=True)
     (root / "results" / "kodak24" / "results.csv").write_text(
-        "image,method,sigma,seed,psnr,ssim,seconds,weights\n"
-        "kodim05.png,dncnn,25,0,30.00,0.9,1,x\nkodim05.png,ffdnet,25,0,30.10,0.9,1,x\n"
-        "kodim07.png,dncnn,25,0,31.00,0.9,1,x\nkodim07.png,ffdnet,25,0,33.00,0.9,1,x\n")
+        "image,method,sigma,seed,psnr,ssim,seconds,weights,hf,hf_clean\n"
+        "kodim05.png,dncnn,25,0,30.00,0.9,1,x,50,100\nkodim05.png,ffdnet,25,0,30.10,0.9,1,x,60,100\n"
+        "kodim07.png,dncnn,25,0,31.00,0.9,1,x,70,200\nkodim07.png,ffdnet,25,0,33.00,0.9,1,x,84,200\n")
     with running_app(root) as url:
         yield url
 
@@ -138,6 +138,9 @@ def test_benchmark_row_opens_that_image(server, page):
     first = page.locator("#per-image [data-testid='cell-0-0']")
     first.wait_for(timeout=60_000)
     assert "kodim07" in first.inner_text()
+    detail = [page.locator(f"#bench-detail [data-testid='cell-{row}-{col}']").inner_text().strip()
+              for row in (0, 1) for col in (0, 1)]
+    assert detail == ["dncnn", "0.4", "ffdnet", "0.48"]  # (50+70)/(100+200), (60+84)/(100+200)
     first.click()
     page.wait_for_function("document.querySelector('#status').innerText.includes('kodim07')",
                            timeout=60_000)

@@ -143,10 +143,12 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                 bench_table = gr.Dataframe(label="Mean PSNR (dB): ours beside the paper's Table 1 and each "
                                                  "method's own publication", interactive=False)
                 bench_plot = gr.Plot(label="PSNR against σ")
-                bench_detail = gr.Dataframe(label="Detail: the outputs' high-frequency energy over the clean "
-                                                  "images' (1 = as much fine texture as the ground truth, "
-                                                  "below 1 = smoothed away)", interactive=False,
-                                            elem_id="bench-detail")
+                with gr.Row():
+                    bench_detail = gr.Dataframe(label="Detail: the outputs' high-frequency energy over the clean "
+                                                      "images' (1 = as much fine texture as the ground truth, "
+                                                      "below 1 = smoothed away)", interactive=False,
+                                                elem_id="bench-detail")
+                    bench_tradeoff = gr.Plot(label="PSNR against detail")
                 with gr.Row():
                     bench_sigma = gr.Dropdown([15, 25, 35, 50], value=25, label="σ for per-image PSNR")
                 per_image = gr.Dataframe(label="Per-image PSNR, largest spread between methods first "
@@ -355,9 +357,10 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             df, notes = benchmark.load(settings.results_root, dataset)
             table = benchmark.summary_table(df, dataset, expected=benchmark.EXPECTED_IMAGES.get(dataset))
             return ("\n".join(f"- {n}" for n in notes) or "All expected results are present.",
-                    table, benchmark.psnr_chart(df, dataset), benchmark.detail_table(df), benchmark.per_image(df, sg))
+                    table, benchmark.psnr_chart(df, dataset), benchmark.detail_table(df),
+                    benchmark.tradeoff_chart(df, dataset), benchmark.per_image(df, sg))
 
-        bench_outputs = [bench_notes, bench_table, bench_plot, bench_detail, per_image]
+        bench_outputs = [bench_notes, bench_table, bench_plot, bench_detail, bench_tradeoff, per_image]
         bench_set.change(show_benchmark, [bench_set, bench_sigma], bench_outputs, api_visibility="private")
         bench_sigma.change(show_benchmark, [bench_set, bench_sigma], bench_outputs, api_visibility="private")
 

@@ -109,3 +109,16 @@ def test_detail_table_is_the_ratio_of_mean_energies(tmp_path):
     assert pd.isna(table.loc["dncnn", "σ=25"])  # never a mean over part of the set
     assert pd.isna(table.loc["ffdnet", "σ=35"])  # no results at all
     assert benchmark.detail_table(None).empty
+
+
+def test_tradeoff_chart_places_each_method_by_detail_and_psnr(tmp_path):
+    write(tmp_path, "kodak24", rows())
+    df, _ = benchmark.load(tmp_path, "kodak24")
+    traces = {t.name: t for t in benchmark.tradeoff_chart(df).data}
+    assert list(traces) == ["dncnn", "ffdnet"]
+    dncnn = df[(df.method == "dncnn")].groupby("sigma")["psnr"].mean()
+    assert list(traces["dncnn"].x) == pytest.approx([65 / 120, 40 / 120])  # sigma 25, 50
+    assert list(traces["dncnn"].y) == pytest.approx(list(dncnn))
+    assert list(traces["dncnn"].text) == ["σ=25", "σ=50"]
+    old = df.drop(columns=["hf", "hf_clean"])  # results from before the measure: nothing to place
+    assert benchmark.tradeoff_chart(old).data == () and benchmark.tradeoff_chart(None).data == ()

@@ -141,6 +141,36 @@ def slider_pair(comparison: Comparison, a: str, b: str) -> tuple[np.ndarray, np.
     return images[a], images[b]
 
 
+SCORE_COLUMNS = ["method", "PSNR (dB)", "SSIM", "detail", "seconds", "note"]
+
+
+def scores_table(comparison: Comparison) -> list[list]:
+    """The numbers of the panel captions as rows of ``SCORE_COLUMNS`` (noisy input first, then
+    each requested method in display order), rounded as the captions show them; pending and
+    failed methods say so in ``note``."""
+    best = best_method(comparison)
+
+    def rounded(value: float | None, digits: int) -> float | None:
+        return None if value is None or math.isinf(value) else round(value, digits)
+
+    rows = []
+    if comparison.has_truth:
+        n = comparison.noisy
+        rows.append(["Noisy input", rounded(n.psnr, 2), rounded(n.ssim, 3), None, None, ""])
+    for name in comparison.methods:
+        r = comparison.results.get(name)
+        if r is None:
+            rows.append([name, None, None, None, None, "running…"])
+            continue
+        if r.error:
+            rows.append([r.label, None, None, None, None, r.error])
+            continue
+        note = "; ".join(t for t in (BEST_MARK if name == best else "", "cached" if r.cached else "") if t)
+        rows.append([r.label, rounded(r.psnr, 2), rounded(r.ssim, 3), rounded(r.detail, 2),
+                     rounded(r.seconds, 1), note])
+    return rows
+
+
 def metrics_rows(comparison: Comparison) -> list[dict]:
     """One row per shown image: the numbers behind the labels (for tables and CSV)."""
     rows = []

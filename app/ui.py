@@ -121,6 +121,9 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                                              elem_id="error-bar", buttons=[])
                         link = gr.Textbox(label="Link to this view (also in the address bar)", interactive=False,
                                           elem_id="link", buttons=["copy"])
+                scores = gr.Dataframe(headers=handlers.SCORE_COLUMNS, label="Scores (against the ground truth; "
+                                      "detail: high-frequency energy over the ground truth's)", interactive=False,
+                                      visible=False, elem_id="scores")
                 gr.Markdown("### Full views (the green box is the crop; click to move it)")
                 fulls = _grid(n_slots, "full", "panel", height=300)
                 gr.Markdown("### Zoomed crops")
@@ -169,7 +172,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         def render(comp, ctr, size, zm, errs):
             hidden = gr.update(value=None, visible=False)
             if comp is None:
-                return [hidden] * (2 * n_slots) + [gr.update(visible=False), "", gr.skip(), gr.skip()]
+                return [hidden] * (2 * n_slots) + [gr.update(visible=False), "", gr.skip(), gr.skip(),
+                                                   gr.update(visible=False)]
             box = crops.crop_box(ctr, crops.clamp_size(size), comp.shape)
             zm = crops.clamp_zoom(zm)
             maps, vmax = handlers.error_views(comp) if errs else ({}, 1.0)
@@ -201,10 +205,11 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             else:
                 # Written only here, so "Done" appears once the final panels are on screen.
                 progress = session.summary(comp, comp.elapsed)
-            return full_out + crop_out + [bar, text, to_query(view), progress]
+            table = gr.update(value=handlers.scores_table(comp), visible=bool(comp.methods))
+            return full_out + crop_out + [bar, text, to_query(view), progress, table]
 
         render_inputs = [comparison, centre, crop_size, zoom, show_errors]
-        render_outputs = fulls + crop_views + [error_bar, centre_text, link, status]
+        render_outputs = fulls + crop_views + [error_bar, centre_text, link, status, scores]
 
         def preview(src, sg, sd, noisy_mode):
             """A comparison without methods (ground truth and noisy) for a freshly picked input."""

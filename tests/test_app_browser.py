@@ -16,7 +16,7 @@ from app import crops  # noqa: E402
 from app_support import needs_kodak, needs_nets, running_app  # noqa: E402
 from denoisers import datasets  # noqa: E402
 from denoisers.io import read_image, to_float, to_uint8  # noqa: E402
-from denoisers.metrics import add_noise  # noqa: E402
+from denoisers.metrics import add_noise, detail_ratio, psnr  # noqa: E402
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 playwright = pytest.importorskip("playwright.sync_api")
@@ -91,6 +91,11 @@ def test_click_moves_every_crop(server, page, tmp_path):
     page.click("#run")
     page.wait_for_function("document.querySelector('#status').innerText.includes('Done: 2 of 2')",
                            timeout=120_000)
+    scores = [[page.locator(f"#scores [data-testid='cell-{row}-{col}']").inner_text().strip() for col in (0, 1, 3)]
+              for row in range(3)]
+    ffdnet = expected_full["ffdnet"]
+    assert scores[0][0] == "Noisy input" and scores[2] == [
+        "FFDNet", f"{round(psnr(clean, ffdnet), 2):g}", f"{round(detail_ratio(clean, ffdnet), 2):g}"]
 
     # Click the FFDNet full view (slot 3: truth, noisy, dncnn, ffdnet) at a known spot.
     img = page.locator("#full-3 img").first

@@ -132,3 +132,16 @@ def test_figure_has_the_reference_and_every_crop(comp):
     tile = fig[:128, x:x + 128]
     assert np.array_equal(tile[::4, ::4], comp.results["ffdnet"].output[box.y0:box.y1, box.x0:box.x1])
     assert Image.open(io.BytesIO(export.png_bytes(fig))).format == "PNG"
+
+
+def test_scores_table_holds_the_captions_numbers(comp):
+    comp.methods.insert(0, "idgan")  # requested, not finished yet
+    rows = {r[0]: r for r in handlers.scores_table(comp)}
+    assert list(rows) == ["Noisy input", "idgan", "DNCNN", "FFDNET", "CBM3D"]
+    assert [c for c in handlers.SCORE_COLUMNS] == ["method", "PSNR (dB)", "SSIM", "detail", "seconds", "note"]
+    d = comp.results["dncnn"]
+    assert rows["DNCNN"][1:5] == [round(d.psnr, 2), round(d.ssim, 3), round(d.detail, 2), 2.0]
+    assert rows["FFDNET"][5] == f"{handlers.BEST_MARK}; cached" and rows["DNCNN"][5] == ""
+    assert rows["idgan"][5] == "running…" and rows["CBM3D"][5] == "not ready: bm3d missing"
+    assert rows["CBM3D"][1] is None and rows["Noisy input"][3] is None
+    assert rows["Noisy input"][1] == round(comp.noisy.psnr, 2)

@@ -271,6 +271,7 @@ def test_mse_phase_runs_and_the_loss_falls(mse_run):
     assert rows[0]["lr"] == 1e-3 and rows[-1]["lr"] == pytest.approx(1e-4)  # milestone at half-way
     evals = records(mse_run, "eval")
     assert [e["step"] for e in evals] == [0, 30, 60] and evals[-1]["psnr_s25"] > evals[0]["psnr_s25"]
+    assert all(e["detail_s25"] > 0 for e in evals)  # the outputs' energy over the clean image's
     for name in ("config.yaml", "log.txt", "last.pt", "generator.pt"):
         assert (mse_run / name).is_file()
 

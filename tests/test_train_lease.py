@@ -156,7 +156,8 @@ def test_runbook_dry_run_stage_device_import_log(tmp_path, monkeypatch):
     assert entry["bundled"] and entry["sigma"] == 25 and entry["arch"] == TINY.arch
     assert entry["sha256"] == sha256_of(assets / "idgan_s25.pt")
     card = (assets / "idgan_s25.md").read_text()
-    for text in ("sha256", "CBSD432", "30 MSE steps then 3 GAN steps", "Kodak24 PSNR", "commit", "hardware"):
+    for text in ("sha256", "CBSD432", "30 MSE steps then 3 GAN steps", "Kodak24 PSNR", "commit", "hardware",
+                 "Kodak detail during training | sigma 25: "):
         assert text in card
     assert not (assets / "idresnet_s35.pt").exists()  # stale, unreferenced file removed
     assert read_manifest(assets / "manifest.json")["idresnet_s25"].file == "idresnet_s25.pt"
@@ -169,6 +170,13 @@ def test_runbook_dry_run_stage_device_import_log(tmp_path, monkeypatch):
     text = doc.read_text()
     assert text.count("| date |") == 1 and text.count("| mse |") == 2 and "| gan |" in text
     assert text.index("| mse |") < text.index("| gan |") and text.endswith("## After\n")
+    gan_row = next(line for line in text.splitlines() if "| gan |" in line)
+    assert gan_row.count("s25: ") == 2  # PSNR and detail, before -> after
+    # Rows under an older header are never dropped nor misaligned: the write is refused.
+    doc.write_text(text.replace("| Kodak detail before -> after ", ""))
+    with pytest.raises(ValueError, match="other columns"):
+        leaselog.write(doc, leaselog.entry([out / "metrics_mse.jsonl"]))
+    assert doc.read_text() == text.replace("| Kodak detail before -> after ", "")
 
 
 def test_results_verb_evaluates_the_test_sets_and_writes_the_document(tmp_path, data_mirror, weights_mirror):

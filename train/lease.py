@@ -465,6 +465,10 @@ def model_card(name: str, digest: str, meta: dict[str, Any], metrics: list[dict]
         keys = sorted(k for k in evals[0] if k.startswith("psnr_s"))
         lines.append(f"| Kodak PSNR during training ({len(evals[0]['images'])} images) | "
                      + "; ".join(f"sigma {k[6:]}: {evals[0][k]:.2f} -> {evals[-1][k]:.2f} dB" for k in keys) + " |")
+        details = [f"detail_s{k[6:]}" for k in keys if f"detail_s{k[6:]}" in evals[0] and f"detail_s{k[6:]}" in evals[-1]]
+        if details:
+            lines.append(f"| Kodak detail during training | "
+                         + "; ".join(f"sigma {k[8:]}: {evals[0][k]:.2f} -> {evals[-1][k]:.2f}" for k in details) + " |")
     if measured:
         how = "`python -m denoisers.evaluate`" if psnr == "cli" else "the evaluation protocol in-process"
         lines.append(f"| Kodak24 PSNR (CPU, {how}) | "

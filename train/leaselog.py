@@ -3,8 +3,9 @@
     python -m train.leaselog OUTDIR/metrics_mse.jsonl OUTDIR/metrics_gan.jsonl [--write docs/training.md]
 
 One table row per phase: date, GPU, minutes, steps, it/s (training steps only, evaluations
-left out), sigma, Kodak PSNR before -> after (the in-run evaluation on a few images). ``--write`` inserts the entry at the end of the
-Leases section (between its markers); without it the entry is printed.
+left out), sigma, Kodak PSNR and detail before -> after (the in-run evaluation on a few
+images). ``--write`` inserts the entry at the end of the Leases section (between its markers);
+without it the entry is printed.
 """
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import sys
 from pathlib import Path
 
 START, END = "<!-- leases:start -->", "<!-- leases:end -->"
-HEADER = ("| date | GPU | phase | minutes | steps (phase / all) | it/s | sigma | Kodak PSNR before -> after |\n"
-          "|---|---|---|---|---|---|---|---|")
+HEADER = ("| date | GPU | phase | minutes | steps (phase / all) | it/s | sigma | Kodak PSNR before -> after "
+          "| Kodak detail before -> after |\n"
+          "|---|---|---|---|---|---|---|---|---|")
 
 
 def summarize(path: Path) -> dict:
@@ -28,11 +30,10 @@ def summarize(path: Path) -> dict:
     evals = [r for r in rows if r.get("event") == "eval"]
     last_step = end.get("step") or (train[-1]["step"] if train else start["step"])
     seconds = end.get("seconds") or (train[-1]["elapsed_s"] if train else 0.0)
-    psnr = ""
+    psnr = detail = ""
     if evals:
-        keys = sorted(k for k in evals[0] if k.startswith("psnr_s"))
-        psnr = "; ".join(f"s{k[6:]}: {evals[0][k]:.2f} -> {evals[-1][k]:.2f}" for k in keys)
-        psnr += f" ({len(evals[0]['images'])} img)"
+        psnr = _before_after(evals, "psnr_s") + f" ({len(evals[0]['images'])} img)"
+        detail = _before_after(evals, "detail_s")
     # Training speed without the evaluations: each log window's steps over its duration.
     prev, steps, seconds_train = start["step"], 0, 0.0
     for r in train:
@@ -48,8 +49,16 @@ def summarize(path: Path) -> dict:
         "steps": f"{last_step - start['step']} / {start.get('steps_before', 0) + last_step}",
         "it_s": f"{it_s:.1f}" if it_s else "?",
         "sigma": f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}", "psnr": psnr or "not evaluated",
+        "detail": detail or "not measured",
         "finished": bool(end), "time": start["time"],
     }
+
+
+def _before_after(evals: list[dict], prefix: str) -> str:
+    """``s25: 28.10 -> 31.20; s50: ...`` for the evaluation keys starting with ``prefix`` (first
+    and last evaluation of the phase); empty when the runs did not record them."""
+    keys = sorted((k for k in evals[0] if k.startswith(prefix)), key=lambda k: float(k[len(prefix):]))
+    return "; ".join(f"s{k[len(prefix):]}: {evals[0][k]:.2f} -> {evals[-1][k]:.2f}" for k in keys if k in evals[-1])
 
 
 def entry(paths: list[Path]) -> str:
@@ -57,7 +66,7 @@ def entry(paths: list[Path]) -> str:
     for s in sorted(map(summarize, paths), key=lambda s: s["time"]):
         note = "" if s["finished"] else " (did not finish)"
         lines.append(f"| {s['date']} | {s['gpu']} | {s['phase']}{note} | {s['minutes']} | {s['steps']} | "
-                     f"{s['it_s']} | {s['sigma']} | {s['psnr']} |")
+                     f"{s['it_s']} | {s['sigma']} | {s['psnr']} | {s['detail']} |")
     return "\n".join(lines)
 
 
@@ -68,8 +77,11 @@ def write(doc: Path, rows: str) -> None:
     head, rest = text.split(START, 1)
     body, tail = rest.split(END, 1)
     body = body.strip()
-    if HEADER.splitlines()[0] not in body:
+    if not body:
         body = HEADER
+    elif HEADER.splitlines()[0] not in body:  # rows under another header: never dropped or misaligned
+        raise ValueError(f"{doc}: the Leases table has other columns than this version writes; "
+                         f"move its rows under the new header by hand:\n{HEADER}")
     doc.write_text(f"{head}{START}\n{body}\n{rows}\n{END}{tail}")
 
 

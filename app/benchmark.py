@@ -64,19 +64,18 @@ def summary_table(df: pd.DataFrame | None, dataset: str = "kodak24", sigmas=TABL
     a mean over fewer images is shown as text with the count, e.g. "31.83 (15/24)", so that a
     partial mean is never read as the full one."""
     paper, published = report.references(dataset)
+    means = report.summary(df).set_index(["method", "sigma"]) if df is not None and not df.empty else None
     ours = set(df["method"].unique()) if df is not None else set()
     rows = []
     for method in report.display_order(ours | set(paper)):
         row: dict[str, object] = {"method": method}
         for s in sigmas:
             mean = None
-            if df is not None:
-                sel = df[(df["method"] == method) & (df["sigma"] == s)]
-                if len(sel):
-                    mean = round(float(sel["psnr"].mean()), 2)
-                    n = sel["image"].nunique()
-                    if expected and n < expected:
-                        mean = f"{mean:.2f} ({n}/{expected})"
+            if means is not None and (method, s) in means.index:
+                mean = round(float(means.loc[(method, s), "psnr"]), 2)
+                n = int(means.loc[(method, s), "images"])
+                if expected and n < expected:
+                    mean = f"{mean:.2f} ({n}/{expected})"
             row[f"σ={s} ours"] = mean
             if paper:
                 row[f"σ={s} paper"] = paper.get(method, {}).get(s)

@@ -40,8 +40,8 @@ def one_seed(results: pd.DataFrame, seed: int | None = None) -> pd.DataFrame:
 def summary(results: pd.DataFrame) -> pd.DataFrame:
     """Mean PSNR/SSIM/seconds and image count per (sigma, method), and ``detail``: the outputs'
     mean high-frequency energy over the clean images' (1 = as much fine detail as the clean
-    images; below 1 = smoothed; NaN where a row lacks the measure)."""
-    results = results.reindex(columns=list(dict.fromkeys([*results.columns, *MEASURES])))
+    images; below 1 = smoothed; NaN where a row lacks the measure). Columns a file lacks give NaN."""
+    results = results.reindex(columns=list(dict.fromkeys([*results.columns, *COLUMNS])))  # older files
     grouped = results.groupby(["sigma", "method"], sort=False)
     table = grouped.agg(psnr=("psnr", "mean"), ssim=("ssim", "mean"), seconds=("seconds", "mean"),
                         images=("image", "nunique")).reset_index()

@@ -122,3 +122,13 @@ def test_tradeoff_chart_places_each_method_by_detail_and_psnr(tmp_path):
     assert list(traces["dncnn"].text) == ["σ=25", "σ=50"]
     old = df.drop(columns=["hf", "hf_clean"])  # results from before the measure: nothing to place
     assert benchmark.tradeoff_chart(old).data == () and benchmark.tradeoff_chart(None).data == ()
+
+
+def test_a_file_with_only_the_essential_columns_still_shows(tmp_path):
+    (tmp_path / "kodak24").mkdir()
+    (tmp_path / "kodak24" / "results.csv").write_text(
+        "image,method,sigma,psnr\nkodim01.png,dncnn,25,30.0\nkodim02.png,dncnn,25,31.0\n")
+    df, _ = benchmark.load(tmp_path, "kodak24")
+    assert benchmark.summary_table(df).set_index("method").loc["dncnn", "σ=25 ours"] == 30.5
+    assert pd.isna(benchmark.detail_table(df).set_index("method").loc["dncnn", "σ=25"])
+    assert benchmark.tradeoff_chart(df).data == ()

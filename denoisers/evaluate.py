@@ -153,8 +153,10 @@ def write_outputs(out: Path, dataset: str, seed: int) -> pd.DataFrame:
     results = results.sort_values(["sigma", "method", "seed", "image"], kind="stable")
     results.to_csv(out / "results.csv", index=False)
     results = report.one_seed(results, seed)
+    pairs = report.paired_markdown(results, names())
     (out / "table.md").write_text(f"# {dataset} (noise seed {seed})\n\n"
-                                  + report.table_markdown(results, names(), dataset))
+                                  + report.table_markdown(results, names(), dataset)
+                                  + (f"\n{pairs}" if pairs else ""))
     (out / "chart.html").write_text(report.chart_html(results, dataset, f"{dataset}: mean PSNR"))
     return results
 

@@ -45,6 +45,7 @@ def test_cli_writes_results_table_and_chart_and_resumes(crops_dir, tmp_path, wei
     table = (out / "table.md").read_text()
     assert "| 25 | ffdnet | 2 |" in table and "paper Table 1" in table and "31.81" in table  # CBM3D's paper value
     assert "| detail |" in table
+    assert "| 25 | cbm3d | ffdnet | 2 |" in table or "| 25 | ffdnet | cbm3d | 2 |" in table  # paired section
     assert "plotly" in (out / "chart.html").read_text()
     # Resume: a second run computes nothing and keeps the rows.
     before = (out / "results.csv").read_text()
@@ -95,8 +96,9 @@ def test_rows_written_before_the_detail_measure_are_recomputed(crops_dir, tmp_pa
     assert ffdnet[["hf", "hf_clean"]].notna().all().all()
     assert sorted(ffdnet["psnr"]) == sorted(fresh[fresh.method == "ffdnet"]["psnr"])
     assert (dncnn["psnr"] == 1.0).all() and dncnn["hf"].isna().all()
-    lines = [[c.strip() for c in line.strip("|").split("|")] for line in
-             (out / "table.md").read_text().splitlines() if line.startswith("| ")]
+    means_table = (out / "table.md").read_text().split("Paired")[0]
+    lines = [[c.strip() for c in line.strip("|").split("|")] for line in means_table.splitlines()
+             if line.startswith("| ")]
     detail = {cells[1]: cells[lines[0].index("detail")] for cells in lines[1:]}
     assert 0 < float(detail["ffdnet"]) < 1 and detail["dncnn"] == ""  # no mean over part of the set
 
@@ -166,3 +168,23 @@ def test_published_numbers_only_beside_the_set_they_were_measured_on(dataset, pa
     assert ("32.03" in table) == published_column  # DnCNN's own Kodak24 value
     traces = [t.name for t in evaluate.report.psnr_figure(results, dataset, dataset).data]
     assert ("dncnn (paper)" in traces) == paper_lines and "dncnn (ours)" in traces
+
+
+def test_paired_differences_against_the_best_mean():
+    diffs = [-0.5, -0.2, 0.1, -0.4]  # "b" minus "a", image by image: a leads on 3 of 4 images
+    rows = []
+    for i, d in enumerate(diffs):
+        rows += [[f"{i}.png", "a", 25.0, 0, 30.0 + i], [f"{i}.png", "b", 25.0, 0, 30.0 + i + d]]
+    rows += [["9.png", "a", 25.0, 0, 40.0]]  # only one method has it: not a pair
+    results = pd.DataFrame(rows, columns=["image", "method", "sigma", "seed", "psnr"])
+    table = evaluate.report.paired(results, ["b", "a"])
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert (row.method, row.reference, row.images, row.better) == ("b", "a", 4, 1)
+    half = 3.182446 * np.std(diffs, ddof=1) / 2  # t(0.975, 3) * sd / sqrt(4)
+    assert row["diff"] == pytest.approx(np.mean(diffs))
+    assert (row.low, row.high) == pytest.approx((np.mean(diffs) - half, np.mean(diffs) + half), abs=1e-5)
+    text = evaluate.report.paired_markdown(results, ["b", "a"])
+    assert f"| 25 | b | a | 4 | {np.mean(diffs):+.2f} | {np.mean(diffs) - half:+.2f} to {np.mean(diffs) + half:+.2f} " \
+           "| 1 of 4 |" in text
+    assert evaluate.report.paired_markdown(results[results.method == "a"], ["a"]) == ""  # nothing to pair

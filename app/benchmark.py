@@ -109,6 +109,21 @@ def detail_table(df: pd.DataFrame | None, sigmas=TABLE_SIGMAS) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def paired_table(df: pd.DataFrame | None) -> pd.DataFrame:
+    """``report.paired`` for the tab: per sigma, each method against the best mean, image by
+    image (mean ΔPSNR, its 95% interval, images where the method did better)."""
+    from denoisers.registry import names
+
+    columns = ["σ", "method", "against", "ΔPSNR (dB)", "95% interval", "better on"]
+    table = report.paired(df, names()) if df is not None and not df.empty else pd.DataFrame()
+    if table.empty:
+        return pd.DataFrame(columns=columns)
+    rows = [[f"{r.sigma:g}", r.method, r.reference, round(r.diff, 2),
+             "" if pd.isna(r.low) else f"{r.low:+.2f} to {r.high:+.2f}", f"{r.better} of {r.images}"]
+            for r in table.itertuples()]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def tradeoff_chart(df: pd.DataFrame | None, dataset: str = "kodak24") -> go.Figure:
     """Mean PSNR against detail, one line per method through its sigmas: smoothing moves a
     method left (less texture than the clean images, which sit at detail 1), noise moves it

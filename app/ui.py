@@ -152,6 +152,9 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                                                       "below 1 = smoothed away)", interactive=False,
                                                 elem_id="bench-detail")
                     bench_tradeoff = gr.Plot(label="PSNR against detail")
+                bench_paired = gr.Dataframe(label="Paired against the best mean at each σ (same images, same "
+                                                  "noise): is the lead consistent?", interactive=False,
+                                            elem_id="bench-paired")
                 with gr.Row():
                     bench_sigma = gr.Dropdown([15, 25, 35, 50], value=25, label="σ for per-image PSNR")
                 per_image = gr.Dataframe(label="Per-image PSNR, largest spread between methods first "
@@ -363,9 +366,9 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             table = benchmark.summary_table(df, dataset, expected=benchmark.EXPECTED_IMAGES.get(dataset))
             return ("\n".join(f"- {n}" for n in notes) or "All expected results are present.",
                     table, benchmark.psnr_chart(df, dataset), benchmark.detail_table(df),
-                    benchmark.tradeoff_chart(df, dataset), benchmark.per_image(df, sg))
+                    benchmark.tradeoff_chart(df, dataset), benchmark.paired_table(df), benchmark.per_image(df, sg))
 
-        bench_outputs = [bench_notes, bench_table, bench_plot, bench_detail, bench_tradeoff, per_image]
+        bench_outputs = [bench_notes, bench_table, bench_plot, bench_detail, bench_tradeoff, bench_paired, per_image]
         bench_set.change(show_benchmark, [bench_set, bench_sigma], bench_outputs, api_visibility="private")
         bench_sigma.change(show_benchmark, [bench_set, bench_sigma], bench_outputs, api_visibility="private")
 

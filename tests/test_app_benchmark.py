@@ -132,3 +132,16 @@ def test_a_file_with_only_the_essential_columns_still_shows(tmp_path):
     assert benchmark.summary_table(df).set_index("method").loc["dncnn", "σ=25 ours"] == 30.5
     assert pd.isna(benchmark.detail_table(df).set_index("method").loc["dncnn", "σ=25"])
     assert benchmark.tradeoff_chart(df).data == ()
+
+
+def test_paired_table_names_the_reference_and_counts_wins(tmp_path):
+    write(tmp_path, "kodak24", rows())
+    df, _ = benchmark.load(tmp_path, "kodak24")
+    table = benchmark.paired_table(df)
+    assert list(table.columns) == ["σ", "method", "against", "ΔPSNR (dB)", "95% interval", "better on"]
+    first = table.iloc[0]
+    assert (first["σ"], first["method"], first["against"]) == ("25", "dncnn", "ffdnet")
+    assert first["better on"] == "0 of 24" and first["ΔPSNR (dB)"] < 0
+    low, high = (float(v) for v in first["95% interval"].split(" to "))
+    assert low < first["ΔPSNR (dB)"] < high < 0
+    assert benchmark.paired_table(None).empty

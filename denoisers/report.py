@@ -110,10 +110,10 @@ def table_markdown(results: pd.DataFrame, method_order: list[str], dataset: str 
 
 
 def paired(results: pd.DataFrame, method_order: list[str]) -> pd.DataFrame:
-    """Per sigma, every method against the one with the best mean PSNR, image by image (the
-    same images under the same noise): mean PSNR difference (method minus best) with its 95%
-    t-interval, and on how many images the method did better. A lead that a few images make
-    shows here as a wide interval and a split count."""
+    """Per sigma, every method against the one with the best mean PSNR (among those run on the
+    most images), image by image on the images both have (same noise): mean PSNR difference
+    (method minus best) with its 95% t-interval, and on how many images the method did
+    better. A lead that a few images make shows here as a wide interval and a split count."""
     from scipy import stats
 
     columns = ["sigma", "method", "reference", "images", "diff", "low", "high", "better"]
@@ -125,12 +125,18 @@ def paired(results: pd.DataFrame, method_order: list[str]) -> pd.DataFrame:
         wide = at.pivot_table(index="image", columns="method", values="psnr", aggfunc="mean")
         if wide.shape[1] < 2:
             continue
-        reference = wide.mean().idxmax()
+        # The reference is the best of the methods run on the most images, judged on the images
+        # they share: a partial run on a few easy images must not become the yardstick.
+        counts = wide.notna().sum()
+        complete = wide[counts[counts == counts.max()].index]
+        reference = (complete.dropna() if complete.notna().all(axis=1).any() else complete).mean().idxmax()
         for method in sorted(wide.columns, key=lambda m: (order.get(m, len(order)), m)):
             if method == reference:
                 continue
             diff = (wide[method] - wide[reference]).dropna()
             n = len(diff)
+            if n == 0:  # no image in common: nothing to pair
+                continue
             half = (stats.t.ppf(0.975, n - 1) * diff.std(ddof=1) / n**0.5) if n > 1 else float("nan")
             rows.append([sigma, method, reference, n, diff.mean(), diff.mean() - half, diff.mean() + half,
                          int((diff > 0).sum())])

@@ -188,3 +188,9 @@ def test_paired_differences_against_the_best_mean():
     assert f"| 25 | b | a | 4 | {np.mean(diffs):+.2f} | {np.mean(diffs) - half:+.2f} to {np.mean(diffs) + half:+.2f} " \
            "| 1 of 4 |" in text
     assert evaluate.report.paired_markdown(results[results.method == "a"], ["a"]) == ""  # nothing to pair
+    # A partial run on the easiest image has the higher mean of its own, yet trails on that image:
+    # the reference is judged on the images both have.
+    partial = pd.concat([results, pd.DataFrame([["9.png", "c", 25.0, 0, 39.5]], columns=results.columns)])
+    table = evaluate.report.paired(partial, ["a", "b", "c"]).set_index("method")
+    assert table.loc["c", "reference"] == "a" and table.loc["c", "images"] == 1
+    assert table.loc["c", "diff"] == pytest.approx(-0.5) and pd.isna(table.loc["c", "low"])

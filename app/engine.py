@@ -17,7 +17,7 @@ import numpy as np
 
 import denoisers
 from denoisers.io import to_float, to_uint8
-from denoisers.metrics import add_noise, detail_ratio, psnr, ssim
+from denoisers.metrics import add_noise, detail_ratio, high_frequency_energy, psnr, ssim
 from denoisers.parallel import denoise_by_name, process_pool
 
 from .cache import ResultCache, result_key
@@ -115,6 +115,7 @@ class Engine:
         the order they finish. ``noisy`` is the unclipped float input every method gets;
         ``seed`` None means it was uploaded already noisy (``clean_u8`` is then None)."""
         pending: dict[Future, tuple[str, str | None]] = {}
+        clean_energy = None if clean_u8 is None else high_frequency_energy(clean_u8)  # once for all methods
         for name in methods:
             if name not in self.denoisers:
                 yield MethodResult(name, name, None, error=f"unknown method {name!r}")
@@ -129,7 +130,7 @@ class Engine:
             if hit is not None and hit.image.shape == noisy.shape:
                 yield MethodResult(name, d.label, hit.image, hit.meta.get("psnr"), hit.meta.get("ssim"),
                                    hit.meta.get("seconds"), cached=True,
-                                   detail=None if clean_u8 is None else detail_ratio(clean_u8, hit.image))
+                                   detail=None if clean_u8 is None else detail_ratio(clean_u8, hit.image, clean_energy))
                 continue
             if d.separate_process:
                 future = self._process_pool().submit(timed_denoise_by_name, name, noisy, sigma)
@@ -141,7 +142,7 @@ class Engine:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     name, key = pending.pop(future)
-                    yield self._finish(name, key, future, clean_u8, sigma, seed)
+                    yield self._finish(name, key, future, clean_u8, clean_energy, sigma, seed)
         finally:
             for future in pending:  # the caller went away: drop work not yet started
                 future.cancel()
@@ -153,7 +154,7 @@ class Engine:
         return to_uint8(out), time.perf_counter() - start
 
     def _finish(self, name: str, key: str | None, future: Future, clean_u8: np.ndarray | None,
-                sigma: float, seed: int | None) -> MethodResult:
+                clean_energy: float | None, sigma: float, seed: int | None) -> MethodResult:
         label = self.label(name)
         try:
             out, seconds = future.result()
@@ -163,7 +164,7 @@ class Engine:
             return MethodResult(name, label, None, error=f"{type(exc).__name__}: {exc}")
         p = s = detail = None
         if clean_u8 is not None:
-            p, s, detail = psnr(clean_u8, out), ssim(clean_u8, out), detail_ratio(clean_u8, out)
+            p, s, detail = psnr(clean_u8, out), ssim(clean_u8, out), detail_ratio(clean_u8, out, clean_energy)
         if self.cache and key:
             meta = {"psnr": p, "ssim": s, "seconds": seconds, "method": name, "sigma": sigma, "seed": seed,
                     "weights": self.denoisers[name].weights_id(sigma)}

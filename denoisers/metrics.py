@@ -59,11 +59,12 @@ def high_frequency_energy(image_u8: np.ndarray) -> float:
     return float(np.mean(ndimage.laplace(luma, mode="reflect") ** 2))
 
 
-def detail_ratio(clean_u8: np.ndarray, test_u8: np.ndarray) -> float | None:
+def detail_ratio(clean_u8: np.ndarray, test_u8: np.ndarray, clean_energy: float | None = None) -> float | None:
     """``test_u8``'s high-frequency energy over ``clean_u8``'s (1 = as much fine detail as the
-    clean image, below 1 = smoothed); None for a flat clean image, which has none to keep."""
+    clean image, below 1 = smoothed); None for a flat clean image, which has none to keep.
+    ``clean_energy``: ``high_frequency_energy(clean_u8)`` when the caller has it already."""
     _check_pair(clean_u8, test_u8)
-    clean = high_frequency_energy(clean_u8)
+    clean = high_frequency_energy(clean_u8) if clean_energy is None else clean_energy
     return None if clean == 0 else high_frequency_energy(test_u8) / clean
 
 

@@ -76,6 +76,7 @@ def test_high_frequency_energy_falls_with_smoothing_and_rises_with_noise():
     assert high_frequency_energy(blurred) < high_frequency_energy(clean) < high_frequency_energy(noisy)
     assert detail_ratio(clean, blurred) == pytest.approx(high_frequency_energy(blurred) / high_frequency_energy(clean))
     assert detail_ratio(clean, clean) == 1.0
+    assert detail_ratio(clean, blurred, high_frequency_energy(clean)) == detail_ratio(clean, blurred)
     assert detail_ratio(np.full_like(clean, 9), clean) is None  # a flat image has no detail to keep
     with pytest.raises(ValueError, match="uint8"):
         high_frequency_energy(image)

@@ -143,7 +143,7 @@ def lacking_measures(results: pd.DataFrame, jobs: list[Job]) -> pd.Series:
     """True for rows of ``jobs`` written before a measure was added (the high-frequency
     energies): they are recomputed rather than kept with a hole."""
     planned = {job.key for job in jobs}
-    missing = results.reindex(columns=report.COLUMNS)[list(report.MEASURES)].isna().any(axis=1)
+    missing = results.reindex(columns=list(report.MEASURES)).isna().any(axis=1)
     return missing & results.apply(lambda r: row_key(r) in planned, axis=1).astype(bool)
 
 

@@ -23,9 +23,9 @@ See docs/training.md for the exact commands.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as _dt
 import json
+import math
 import os
 import re
 import shutil
@@ -315,17 +315,18 @@ def kodak_psnr_cli(method: str, sigma: float, sha256: str, limit: int | None,
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     if done.returncode != 0:
         raise LeaseError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    with open(results / "results.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f)
-                if r["method"] == method and float(r["sigma"]) == sigma and int(r["seed"]) == 0]
-    if not rows:
+    from denoisers import report
+
+    rows = report.one_seed(report.read_results(results / "results.csv"), 0)
+    rows = rows[(rows["method"] == method) & (rows["sigma"].astype(float) == sigma)]
+    if rows.empty:
         raise LeaseError(f"denoisers.evaluate wrote no {method} rows for sigma {sigma:g}")
-    wrong = {r["weights"] for r in rows} - {sha256}
+    wrong = set(rows["weights"]) - {sha256}
     if wrong:
         raise LeaseError(f"denoisers.evaluate used weights {', '.join(sorted(wrong))}, not the imported {sha256}")
-    hf = [(float(r["hf"]), float(r["hf_clean"])) for r in rows if r.get("hf") and r.get("hf_clean")]
-    detail = sum(h for h, _ in hf) / sum(c for _, c in hf) if len(hf) == len(rows) else None
-    return Measured(sum(float(r["psnr"]) for r in rows) / len(rows), len(rows), detail)
+    mean = report.summary(rows).iloc[0]
+    detail = float(mean["detail"])
+    return Measured(float(mean["psnr"]), int(mean["images"]), None if math.isnan(detail) else detail)
 
 
 def kodak_psnr_inprocess(path: Path, sigma: float, limit: int | None) -> Measured:
@@ -343,7 +344,8 @@ def kodak_psnr_inprocess(path: Path, sigma: float, limit: int | None) -> Measure
     g.load_state_dict(state)
     images = load_eval_images(datasets.files("kodak24", limit=limit))
     with torch.inference_mode():
-        return Measured(evaluate(g.eval(), images, (sigma,), torch.device("cpu"))[f"psnr_s{sigma:g}"], len(images))
+        scores = evaluate(g.eval(), images, (sigma,), torch.device("cpu"))
+    return Measured(scores[f"psnr_s{sigma:g}"], len(images), scores[f"detail_s{sigma:g}"])
 
 
 def covered_sigmas(meta: dict[str, Any], sigmas: list[float]) -> list[float]:
@@ -465,7 +467,7 @@ def model_card(name: str, digest: str, meta: dict[str, Any], metrics: list[dict]
         keys = sorted(k for k in evals[0] if k.startswith("psnr_s"))
         lines.append(f"| Kodak PSNR during training ({len(evals[0]['images'])} images) | "
                      + "; ".join(f"sigma {k[6:]}: {evals[0][k]:.2f} -> {evals[-1][k]:.2f} dB" for k in keys) + " |")
-        details = [f"detail_s{k[6:]}" for k in keys if f"detail_s{k[6:]}" in evals[0] and f"detail_s{k[6:]}" in evals[-1]]
+        details = sorted(k for k in evals[0] if k.startswith("detail_s") and k in evals[-1])
         if details:
             lines.append(f"| Kodak detail during training | "
                          + "; ".join(f"sigma {k[8:]}: {evals[0][k]:.2f} -> {evals[-1][k]:.2f}" for k in details) + " |")

@@ -13,6 +13,7 @@ from . import crops
 from .convert import InputError, SIGMA_MAX, SIGMA_MIN, check_seed, check_sigma
 
 SIGMA_DEFAULT = 25.0
+QUERY_KEYS = ("image", "sigma", "seed", "x", "y", "crop", "zoom", "methods")  # what a link can set
 
 
 @dataclass(frozen=True)
@@ -92,4 +93,4 @@ def from_query(query: Mapping[str, str], known_images: list[str], known_methods:
     return state, problems
 
 
-__all__ = ["ViewState", "to_query", "from_query", "SIGMA_MIN", "SIGMA_MAX", "SIGMA_DEFAULT"]
+__all__ = ["ViewState", "to_query", "from_query", "QUERY_KEYS", "SIGMA_MIN", "SIGMA_MAX", "SIGMA_DEFAULT"]

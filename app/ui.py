@@ -14,7 +14,7 @@ import gradio as gr
 from . import benchmark, crops, errormap, export, handlers, kodak, session
 from .convert import MAX_PIXELS, SIGMA_MAX, SIGMA_MIN, InputError
 from .engine import Engine
-from .state import ViewState, from_query, to_query
+from .state import QUERY_KEYS, ViewState, from_query, to_query
 
 CSS = """
 #status {min-height: 2em}
@@ -411,8 +411,14 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                       api_name="compare", concurrency_id="heavy", concurrency_limit=settings.heavy_limit)
 
         # ---- URL state on load ----------------------------------------------------------
+        load_outputs_on_open = [source, comparison, centre, tick, sigma, seed, crop_size, zoom, autorun, status]
+
         def on_load(tk, request: gr.Request):
             query = dict(request.query_params) if request is not None else {}
+            if not any(k in query for k in QUERY_KEYS):
+                # A plain visit: the page already shows the defaults. Leave every output alone, so
+                # that an image picked before this event returns is not reset to "nothing loaded".
+                return [gr.skip()] * (len(load_outputs_on_open) + len(boxes))
             view, problems = from_query(query, kodak_names, names, [n for n in names if readiness[n].ready])
             box_updates = [gr.update(value=(n in view.methods and readiness[n].ready)) for n in names]
             src, comp, note = None, None, ""
@@ -426,8 +432,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             if problems:
                 note = (note + " " if note else "") + "Ignored in the link: " + "; ".join(problems)
             return ([src, comp, view.centre, tk + 1, view.sigma, view.seed, view.crop, view.zoom, bool(src),
-                     note or "Pick a Kodak24 image or upload one, then press Compare."]
-                    + box_updates + list(show_benchmark("kodak24", 25)))
+                     note or "Pick a Kodak24 image or upload one, then press Compare."] + box_updates)
 
         def auto_compare(go, src, sg, sd, noisy_mode, tk, *flags):
             if not go:
@@ -435,8 +440,9 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                 return
             yield from run_comparison(src, sg, sd, noisy_mode, tk, *flags)
 
-        demo.load(on_load, [tick], [source, comparison, centre, tick, sigma, seed, crop_size, zoom, autorun, status]
-                  + boxes + bench_outputs, api_visibility="private").then(
+        # The benchmark tab fills in on its own, so that restoring a link does not wait for it.
+        demo.load(show_benchmark, [bench_set, bench_sigma], bench_outputs, api_visibility="private")
+        demo.load(on_load, [tick], load_outputs_on_open + boxes, api_visibility="private").then(
             auto_compare, [autorun] + compare_inputs, [comparison, tick, status], concurrency_id="heavy",
             concurrency_limit=settings.heavy_limit, show_progress="minimal", api_visibility="private")
     return demo, exports

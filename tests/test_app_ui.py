@@ -59,3 +59,21 @@ def test_opening_a_kodak_image_unticks_already_noisy(ui, name, event):
     assert out[outputs.index("already-noisy")] is False
     comp = out[2]
     assert comp.source == "kodim05" and comp.clean is not None and comp.noisy.psnr is not None
+
+
+def test_a_plain_visit_leaves_the_view_alone(ui):
+    """The page-load event of a visit without a link must not overwrite an image picked while
+    it was on its way (the picked image was reset and Compare said "pick an image first")."""
+    import gradio as gr
+
+    fn, outputs = handler(ui, "on_load")
+    out = fn(0, SimpleNamespace(query_params={}))
+    assert len(out) == len(outputs) and all(isinstance(o, type(gr.skip())) for o in out)
+    assert not {"bench-detail", "bench-paired", "per-image"} & set(outputs)  # filled in by their own event
+
+
+def test_a_link_restores_its_view(ui):
+    fn, outputs = handler(ui, "on_load")
+    out = fn(0, SimpleNamespace(query_params={"sigma": "35", "seed": "7"}))
+    assert out[outputs.index("status")] == "Pick a Kodak24 image or upload one, then press Compare."
+    assert out[outputs.index("sigma")] == 35 and out[outputs.index("seed")] == 7

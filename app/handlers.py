@@ -142,6 +142,7 @@ def slider_pair(comparison: Comparison, a: str, b: str) -> tuple[np.ndarray, np.
 
 
 SCORE_COLUMNS = ["method", "PSNR (dB)", "SSIM", "detail", "seconds", "note"]
+SCORE_FORMATS = {"PSNR (dB)": ".2f", "SSIM": ".3f", "detail": ".2f", "seconds": ".1f"}  # as rounded
 
 
 def scores_table(comparison: Comparison) -> list[list]:

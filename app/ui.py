@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 
-from . import benchmark, crops, errormap, export, handlers, kodak, session
+from . import benchmark, crops, errormap, export, handlers, kodak, session, tables
 from .convert import MAX_PIXELS, SIGMA_MAX, SIGMA_MIN, InputError
 from .engine import Engine
 from .state import QUERY_KEYS, ViewState, from_query, to_query
@@ -208,7 +209,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             else:
                 # Written only here, so "Done" appears once the final panels are on screen.
                 progress = session.summary(comp, comp.elapsed)
-            table = gr.update(value=handlers.scores_table(comp), visible=bool(comp.methods))
+            frame = pd.DataFrame(handlers.scores_table(comp), columns=handlers.SCORE_COLUMNS)
+            table = gr.update(value=tables.fixed(frame, handlers.SCORE_FORMATS), visible=bool(comp.methods))
             return full_out + crop_out + [bar, text, to_query(view), progress, table]
 
         render_inputs = [comparison, centre, crop_size, zoom, show_errors]
@@ -365,8 +367,10 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             df, notes = benchmark.load(settings.results_root, dataset)
             table = benchmark.summary_table(df, dataset, expected=benchmark.EXPECTED_IMAGES.get(dataset))
             return ("\n".join(f"- {n}" for n in notes) or "All expected results are present.",
-                    table, benchmark.psnr_chart(df, dataset), benchmark.detail_table(df),
-                    benchmark.tradeoff_chart(df, dataset), benchmark.paired_table(df), benchmark.per_image(df, sg))
+                    tables.fixed(table), benchmark.psnr_chart(df, dataset),
+                    tables.fixed(benchmark.detail_table(df)), benchmark.tradeoff_chart(df, dataset),
+                    tables.fixed(benchmark.paired_table(df), {"ΔPSNR (dB)": "+.2f"}),
+                    tables.fixed(benchmark.per_image(df, sg)))
 
         bench_outputs = [bench_notes, bench_table, bench_plot, bench_detail, bench_tradeoff, bench_paired, per_image]
         bench_set.change(show_benchmark, [bench_set, bench_sigma], bench_outputs, api_visibility="private")

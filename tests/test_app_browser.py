@@ -95,7 +95,7 @@ def test_click_moves_every_crop(server, page, tmp_path):
               for row in range(3)]
     ffdnet = expected_full["ffdnet"]
     assert scores[0][0] == "Noisy input" and scores[2] == [
-        "FFDNet", f"{round(psnr(clean, ffdnet), 2):g}", f"{round(detail_ratio(clean, ffdnet), 2):g}"]
+        "FFDNet", f"{psnr(clean, ffdnet):.2f}", f"{detail_ratio(clean, ffdnet):.2f}"]
 
     # Click the FFDNet full view (slot 3: truth, noisy, dncnn, ffdnet) at a known spot.
     img = page.locator("#full-3 img").first
@@ -145,7 +145,7 @@ def test_benchmark_row_opens_that_image(server, page):
     assert "kodim07" in first.inner_text()
     detail = [page.locator(f"#bench-detail [data-testid='cell-{row}-{col}']").inner_text().strip()
               for row in (0, 1) for col in (0, 1)]
-    assert detail == ["dncnn", "0.4", "ffdnet", "0.48"]  # (50+70)/(100+200), (60+84)/(100+200)
+    assert detail == ["dncnn", "0.40", "ffdnet", "0.48"]  # (50+70)/(100+200), (60+84)/(100+200)
     first.click()
     page.wait_for_function("document.querySelector('#status').innerText.includes('kodim07')",
                            timeout=60_000)

@@ -145,3 +145,16 @@ def test_scores_table_holds_the_captions_numbers(comp):
     assert rows["idgan"][5] == "running…" and rows["CBM3D"][5] == "not ready: bm3d missing"
     assert rows["CBM3D"][1] is None and rows["Noisy input"][3] is None
     assert rows["Noisy input"][1] == round(comp.noisy.psnr, 2)
+
+
+def test_tables_show_fixed_decimals_and_keep_the_values():
+    import gradio as gr
+    import pandas as pd
+
+    from app import tables
+
+    frame = pd.DataFrame({"method": ["a", "b"], "psnr": [30.8, "31.83 (15/24)"], "detail": [0.7, None],
+                          "images": [24, 3]})
+    shown = gr.Dataframe().postprocess(tables.fixed(frame, {"detail": ".3f"}))
+    assert shown.metadata["display_value"] == [["a", "30.80", "0.700", "24"], ["b", "31.83 (15/24)", "", "3"]]
+    assert shown.data[0][1] == 30.8 and shown.data[0][2] == 0.7  # the numbers themselves are unchanged

@@ -90,7 +90,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                         kodak_note = gr.Markdown("" if thumbs else kodak.where_to_get(), elem_id="kodak-note")
                         get_kodak = gr.Button("Download Kodak24 (sha256-checked)", visible=not thumbs, size="sm")
                         upload = gr.File(label="…or upload an image (PNG, JPEG, TIFF, BMP, WebP)", type="filepath",
-                                         file_types=["image"], elem_id="upload", height=110)
+                                         file_types=["image"], elem_id="upload", height=140)
                         with gr.Row():
                             downscale = gr.Checkbox(False, label=f"Downscale uploads over {settings.max_pixels / 1e6:g} MP")
                             already_noisy = gr.Checkbox(False, label="My image is already noisy",

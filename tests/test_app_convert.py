@@ -130,3 +130,43 @@ def test_estimated_sigma_is_close(sigma):
     src = session.Source("upload", noisy, convert.image_id(noisy))
     chosen, note = session.suggested_sigma(src)
     assert chosen == pytest.approx(sigma, abs=2) and "estimated" in note
+
+
+def _clipped_noise(clean: np.ndarray, sigma: float) -> np.ndarray:
+    noise = np.random.default_rng(1).normal(0, sigma, clean.shape)
+    return np.clip(clean + noise, 0, 255).round().astype(np.uint8)
+
+
+def _whole_image_estimate(noisy: np.ndarray) -> float:
+    from skimage.restoration import estimate_sigma
+
+    return float(estimate_sigma(noisy / 255.0, channel_axis=-1, average_sigmas=True)) * 255.0
+
+
+@pytest.mark.parametrize("sigma", [25, 50])
+def test_estimated_sigma_is_not_pulled_down_by_clipped_areas(sigma):
+    # Near-black and near-white thirds, where clipping leaves about half the noise or none.
+    clean = np.zeros((128, 160, 3))
+    clean[:, :50], clean[:, 50:100] = 3, 252
+    clean[:, 100:] = np.linspace(90, 170, 60)[None, :, None]
+    noisy = _clipped_noise(clean, sigma)
+    assert _whole_image_estimate(noisy) < 0.75 * sigma  # what the whole-image estimate does
+    assert convert.estimate_noise_sigma(noisy) == pytest.approx(sigma, rel=0.06)
+
+
+@pytest.mark.parametrize("sigma", [5, 10])
+def test_estimated_sigma_is_not_pushed_up_by_texture(sigma):
+    from scipy import ndimage
+
+    texture = ndimage.gaussian_filter(np.random.default_rng(3).normal(0, 1, (128, 80)), 0.7)
+    clean = np.full((128, 160, 3), 128.0)
+    clean[:, :80] = (128 + 60 * texture / texture.std())[..., None]
+    noisy = _clipped_noise(clean, sigma)
+    assert _whole_image_estimate(noisy) > 1.4 * sigma
+    assert convert.estimate_noise_sigma(noisy) == pytest.approx(sigma, rel=0.06)
+
+
+def test_estimated_sigma_of_a_grey_image_and_a_tiny_one():
+    grey = _clipped_noise(np.full((40, 40), 128.0), 20)  # 2-D
+    assert convert.estimate_noise_sigma(grey) == pytest.approx(20, rel=0.1)
+    assert convert.estimate_noise_sigma(np.full((32, 32, 3), 200, np.uint8)) == pytest.approx(0, abs=1e-6)

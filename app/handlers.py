@@ -51,6 +51,11 @@ class Panel:
     title: str  # short name
     label: str  # name with numbers, for the panel caption
     image: np.ndarray | None  # full-size uint8, None while pending or on error
+    short: str = ""  # name and PSNR only, for the narrow full views (the scores table has the rest)
+
+    def __post_init__(self) -> None:
+        if not self.short:
+            object.__setattr__(self, "short", self.label)  # frozen
 
 
 def best_method(comparison: Comparison) -> str | None:
@@ -93,16 +98,20 @@ def panels(comparison: Comparison) -> list[Panel]:
     noisy = comparison.noisy
     sigma = f"σ={comparison.sigma:g}" + ("" if comparison.seed is None else f", seed {comparison.seed}")
     if comparison.has_truth:
-        noisy_label = f"Noisy ({sigma}) · {fmt_psnr(noisy.psnr)} · SSIM {noisy.ssim:.3f}"
+        noisy_short = f"Noisy ({sigma}) · {fmt_psnr(noisy.psnr)}"
+        noisy_label = f"{noisy_short} · SSIM {noisy.ssim:.3f}"
     else:
-        noisy_label = f"Input, already noisy (σ={comparison.sigma:g} used)"
-    out.append(Panel(NOISY, "Noisy" if comparison.has_truth else "Input", noisy_label, noisy.output))
+        noisy_label = noisy_short = f"Input, already noisy (σ={comparison.sigma:g} used)"
+    out.append(Panel(NOISY, "Noisy" if comparison.has_truth else "Input", noisy_label, noisy.output, noisy_short))
     for name in comparison.methods:
         result = comparison.results.get(name)
         if result is None:
             out.append(Panel(name, name, f"{name} · running…", None))
-        else:
-            out.append(Panel(name, result.label, result_label(result, best == name), result.output))
+            continue
+        short = ""
+        if result.output is not None and not result.error and result.psnr is not None:
+            short = f"{result.label} · {fmt_psnr(result.psnr)}" + (f" {BEST_MARK}" if best == name else "")
+        out.append(Panel(name, result.label, result_label(result, best == name), result.output, short))
     return out
 
 

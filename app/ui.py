@@ -191,7 +191,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                 p = panels[i]
                 shown = maps.get(p.key, p.image) if errs else p.image
                 full = None if shown is None else crops.draw_box(shown, box)
-                label = p.label + (" · error map" if errs and p.key in maps else "")
+                label = p.short + (" · error map" if errs and p.key in maps else "")
                 full_out.append(gr.update(value=full, label=label, visible=True))
                 crop_out.append(gr.update(value=handlers.crop_view(p, box, zm), label=p.label, visible=True))
             bar = gr.update(value=errormap.colour_bar(vmax), visible=bool(maps),

@@ -44,6 +44,12 @@ def test_best_is_the_highest_psnr(comp):
     assert f"detail {comp.results['dncnn'].detail:.2f}" in labels["dncnn"]
     assert "bm3d missing" in labels["cbm3d"]
     assert f"{comp.noisy.psnr:.2f} dB" in labels["noisy"]
+    # The full views (four to a row) carry only the name and PSNR; the scores table has the rest.
+    short = {p.key: p.short for p in handlers.panels(comp)}
+    assert short["ffdnet"] == f"FFDNET · {r.psnr:.2f} dB {handlers.BEST_MARK}"
+    assert short["dncnn"] == f"DNCNN · {comp.results['dncnn'].psnr:.2f} dB"
+    assert short["noisy"] == f"Noisy (σ=25, seed 0) · {comp.noisy.psnr:.2f} dB"
+    assert short["cbm3d"] == labels["cbm3d"] and short["clean"] == "Ground truth"  # errors in full
 
 
 def test_panel_order_and_pending(comp):

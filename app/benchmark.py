@@ -131,12 +131,14 @@ def tradeoff_chart(df: pd.DataFrame | None, dataset: str = "kodak24") -> go.Figu
     figure = go.Figure()
     means = report.summary(df).dropna(subset=["detail"]) if df is not None and not df.empty else None
     if means is not None and not means.empty:
-        for method in report.display_order(means["method"]):
+        # Methods' points lie close together: each method puts its sigma labels on another side.
+        sides = ("middle right", "middle left", "top center", "bottom center")
+        for i, method in enumerate(report.display_order(means["method"])):
             rows = means[means["method"] == method].sort_values("sigma")
             figure.add_trace(go.Scatter(
                 x=rows["detail"], y=rows["psnr"], mode="lines+markers+text", name=method,
-                text=[f"σ={s:g}" for s in rows["sigma"]], textposition="top center",
-                hovertemplate=method + " σ=%{text}: detail %{x:.2f}, %{y:.2f} dB<extra></extra>"))
+                text=[f"σ={s:g}" for s in rows["sigma"]], textposition=sides[i % len(sides)],
+                hovertemplate=method + " %{text}: detail %{x:.2f}, %{y:.2f} dB<extra></extra>"))
     figure.add_vline(x=1.0, line_dash="dot", annotation_text="clean image", annotation_position="top left")
     figure.update_layout(title=f"{dataset}: PSNR against detail", xaxis_title="detail (high-frequency energy / clean)",
                          yaxis_title="mean PSNR (dB)", template="plotly_white", height=420,

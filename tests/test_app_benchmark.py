@@ -120,6 +120,8 @@ def test_tradeoff_chart_places_each_method_by_detail_and_psnr(tmp_path):
     assert list(traces["dncnn"].x) == pytest.approx([65 / 120, 40 / 120])  # sigma 25, 50
     assert list(traces["dncnn"].y) == pytest.approx(list(dncnn))
     assert list(traces["dncnn"].text) == ["σ=25", "σ=50"]
+    assert "dncnn σ=%{text}" not in traces["dncnn"].hovertemplate  # the text already says "σ="
+    assert traces["dncnn"].textposition != traces["ffdnet"].textposition  # labels do not pile up
     old = df.drop(columns=["hf", "hf_clean"])  # results from before the measure: nothing to place
     assert benchmark.tradeoff_chart(old).data == () and benchmark.tradeoff_chart(None).data == ()
 

@@ -19,6 +19,11 @@ HARD_MAX_PIXELS = 64_000_000
 SIGMA_MIN, SIGMA_MAX = 5.0, 75.0
 
 
+def downscale_label(max_pixels: int) -> str:
+    """The text of the UI's downscale checkbox, which the over-the-limit message names."""
+    return f"Downscale uploads over {max_pixels / 1e6:g} MP"
+
+
 class InputError(ValueError):
     """A message meant for the user: what is wrong with the input and what to do."""
 
@@ -36,7 +41,7 @@ def load_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS, downsca
     except ImageReadError as exc:
         msg = str(exc)
         if "over the limit" in msg and not downscale:
-            msg += " (tick 'Downscale large uploads' or resize it yourself)"
+            msg += f" (tick '{downscale_label(max_pixels)}' or resize it yourself)"
         raise InputError(_short(msg, source)) from exc
     note = ""
     h, w = image.shape[:2]

@@ -13,7 +13,7 @@ import gradio as gr
 import pandas as pd
 
 from . import benchmark, crops, errormap, export, handlers, kodak, session, tables
-from .convert import MAX_PIXELS, SIGMA_MAX, SIGMA_MIN, InputError
+from .convert import MAX_PIXELS, SIGMA_MAX, SIGMA_MIN, InputError, downscale_label
 from .engine import Engine
 from .state import QUERY_KEYS, ViewState, from_query, to_query
 
@@ -92,7 +92,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                         upload = gr.File(label="…or upload an image (PNG, JPEG, TIFF, BMP, WebP)", type="filepath",
                                          file_types=["image"], elem_id="upload", height=140)
                         with gr.Row():
-                            downscale = gr.Checkbox(False, label=f"Downscale uploads over {settings.max_pixels / 1e6:g} MP")
+                            downscale = gr.Checkbox(False, label=downscale_label(settings.max_pixels))
                             already_noisy = gr.Checkbox(False, label="My image is already noisy",
                                                         info="no ground truth, no PSNR; σ is estimated",
                                                         elem_id="already-noisy")

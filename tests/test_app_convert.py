@@ -86,7 +86,7 @@ def test_tiny_images_are_refused(tmp_path):
 
 def test_over_the_pixel_limit_is_refused_or_downscaled(tmp_path):
     data = png_bytes(smooth_image(100, 200))
-    with pytest.raises(InputError, match="over the limit.*Downscale"):
+    with pytest.raises(InputError, match=r"over the limit.*tick 'Downscale uploads over 0\.005 MP'"):
         upload(data, tmp_path, max_pixels=5000)
     src = upload(data, tmp_path, max_pixels=5000, downscale=True)
     h, w = src.image.shape[:2]

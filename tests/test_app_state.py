@@ -51,3 +51,12 @@ def test_non_finite_crop_and_zoom_are_reported_not_raised():
         assert state.crop == 96 and state.zoom == 4  # defaults kept
         text = " ".join(problems)
         assert "bad crop" in text and "bad zoom" in text
+
+
+def test_query_keys_are_every_key_a_link_holds():
+    from urllib.parse import parse_qs
+
+    from app.state import QUERY_KEYS
+
+    full = ViewState(image="kodim05", sigma=35, seed=2, x=10, y=20, crop=64, zoom=3, methods=("dncnn",))
+    assert set(parse_qs(to_query(full))) == set(QUERY_KEYS)

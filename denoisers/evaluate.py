@@ -1,12 +1,16 @@
 """Evaluate denoisers on a folder of clean images, following the shared evaluation protocol.
 
     python -m denoisers.evaluate --data DIR --sigma 25 --sigma 35 \
-        --methods dncnn,ffdnet,cbm3d [--limit N] [--seed 0] --out DIR
+        --methods dncnn,ffdnet,cbm3d [--limit N] [--seed 0] [--save-images DIR] --out DIR
 
 Images are taken in name order. Methods that must run in their own process (CBM3D) run in
 ``--workers`` worker processes beside the networks. Rows already in ``OUT/results.csv``
 with the same weights are not recomputed, so an interrupted run resumes. Writes
 ``results.csv``, ``table.md`` (laid out like the paper's Table 1) and ``chart.html``.
+With ``--save-images DIR`` every output scored is kept as the 8-bit PNG the scores were taken
+on (``DIR/sigma25_seed0/ffdnet/kodim01.png``), with the noisy inputs clipped and rounded to 8
+bits (``DIR/sigma25_seed0/noisy/``; the methods got them unclipped), for other metrics or a closer look;
+rows whose PNG is missing there are recomputed rather than kept.
 """
 from __future__ import annotations
 
@@ -19,8 +23,10 @@ from concurrent.futures import Future, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 from tqdm import tqdm
 
 from . import datasets, report
@@ -37,6 +43,7 @@ class Job:
     sigma: float
     seed: int
     weights: str
+    save: Path | None = None  # the --save-images folder (not part of the key)
 
     @property
     def key(self) -> tuple[str, str, float, int, str]:
@@ -69,10 +76,36 @@ def evaluate_one(job: Job) -> dict:
     output = denoiser.denoise(noisy, job.sigma)
     seconds = time.perf_counter() - start
     out_u8 = to_uint8(output)
+    if job.save is not None:
+        save_png(out_u8, image_path(job.save, job.sigma, job.seed, job.method, job.image.name))
+        noisy_path = image_path(job.save, job.sigma, job.seed, "noisy", job.image.name)
+        if not noisy_path.exists():
+            save_png(to_uint8(noisy), noisy_path)
     return {"image": job.image.name, "method": job.method, "sigma": job.sigma, "seed": job.seed,
             "psnr": round(psnr(clean_u8, out_u8), 4), "ssim": round(ssim(clean_u8, out_u8), 5),
             "seconds": round(seconds, 3), "weights": job.weights,
             "hf": round(high_frequency_energy(out_u8), 3), "hf_clean": round(high_frequency_energy(clean_u8), 3)}
+
+
+def image_path(folder: Path, sigma: float, seed: int, method: str, image: str) -> Path:
+    """Where ``--save-images`` keeps one output: ``folder/sigma25_seed0/ffdnet/kodim01.png``."""
+    return folder / f"sigma{float(sigma):g}_seed{int(seed)}" / method / f"{Path(image).stem}.png"
+
+
+def save_png(image_u8: np.ndarray, path: Path) -> None:
+    """Write through a temporary file and a rename: an interrupted run leaves no half PNG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    Image.fromarray(image_u8).save(partial, format="PNG")
+    os.replace(partial, path)
+
+
+def lacking_images(results: pd.DataFrame, jobs: list[Job], folder: Path) -> pd.Series:
+    """True for rows of ``jobs`` whose output PNG is not in the ``--save-images`` folder."""
+    planned = {job.key for job in jobs}
+    return results.apply(lambda r: row_key(r) in planned
+                         and not image_path(folder, r.sigma, r.seed, r.method, r.image).exists(),
+                         axis=1).astype(bool)
 
 
 def row_key(row) -> tuple[str, str, float, int, str]:
@@ -84,7 +117,7 @@ def done_keys(results: pd.DataFrame) -> set[tuple]:
 
 
 def plan(images: list[Path], methods: list[str], sigmas: list[float], seed: int,
-         done: set[tuple]) -> list[Job]:
+         done: set[tuple], save: Path | None = None) -> list[Job]:
     jobs = []
     for method in methods:
         denoiser = get(method)
@@ -93,7 +126,7 @@ def plan(images: list[Path], methods: list[str], sigmas: list[float], seed: int,
             if not status.ready:
                 raise SystemExit(f"{method} cannot run at sigma {sigma:g}: {status.reason}")
             weights = denoiser.weights_id(sigma)
-            jobs += [Job(image, method, sigma, seed, weights) for image in images]
+            jobs += [Job(image, method, sigma, seed, weights, save) for image in images]
     return [job for job in jobs if job.key not in done]
 
 
@@ -174,6 +207,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--workers", type=int, default=1, help="processes for CBM3D")
     parser.add_argument("--name", help="dataset name in the table (default: the --data folder name)")
+    parser.add_argument("--save-images", type=Path, metavar="DIR",
+                        help="also keep every scored output (and the noisy inputs) as PNG under DIR")
     return parser.parse_args(argv)
 
 
@@ -191,10 +226,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit is not None and args.limit < 1:
         raise SystemExit("--limit must be at least 1")
     images = list_images(args.data, args.limit)
+    stems = [p.stem for p in images]
+    if args.save_images is not None and len(set(stems)) < len(stems):
+        twins = sorted({p.name for p in images if stems.count(p.stem) > 1})
+        raise SystemExit(f"--save-images: {', '.join(twins)} would be saved under one name; "
+                         "rename them or leave out --save-images")
     args.out.mkdir(parents=True, exist_ok=True)
     results_csv = args.out / "results.csv"
     existing = report.read_results(results_csv)
-    every = plan(images, methods, args.sigma, args.seed, set())
+    every = plan(images, methods, args.sigma, args.seed, set(), args.save_images)
     kept = drop_superseded(existing, every)
     if len(kept) < len(existing):  # results of replaced weights would be averaged in otherwise
         print(f"dropping {len(existing) - len(kept)} rows computed with other weights", file=sys.stderr)
@@ -203,6 +243,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"recomputing {int(lacking.sum())} rows written before the {'/'.join(report.MEASURES)} "
               "columns", file=sys.stderr)
         kept = kept[~lacking]
+    if args.save_images is not None and len(kept):
+        unsaved = lacking_images(kept, every, args.save_images)
+        if unsaved.any():
+            print(f"recomputing {int(unsaved.sum())} rows to save their images", file=sys.stderr)
+            kept = kept[~unsaved]
     if results_csv.exists() and (len(kept) < len(existing) or list(existing.columns) != report.COLUMNS):
         kept.reindex(columns=report.COLUMNS).to_csv(results_csv, index=False)  # appends stay aligned
     done = done_keys(kept)

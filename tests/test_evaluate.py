@@ -194,3 +194,33 @@ def test_paired_differences_against_the_best_mean():
     table = evaluate.report.paired(partial, ["a", "b", "c"]).set_index("method")
     assert table.loc["c", "reference"] == "a" and table.loc["c", "images"] == 1
     assert table.loc["c", "diff"] == pytest.approx(-0.5) and pd.isna(table.loc["c", "low"])
+
+
+def test_save_images_keeps_the_scored_outputs_and_fills_gaps(crops_dir, tmp_path, weights_mirror):
+    out, saved = tmp_path / "out", tmp_path / "images"
+    args = ["--data", str(crops_dir), "--sigma", "25", "--methods", "ffdnet", "--out", str(out)]
+    assert evaluate.main(args) == 0  # a first run without images
+    assert evaluate.main(args + ["--save-images", str(saved)]) == 0  # the rows are redone, not doubled
+    results = pd.read_csv(out / "results.csv")
+    assert len(results) == 2
+    folder = saved / "sigma25_seed0"
+    assert sorted(p.name for p in (folder / "ffdnet").iterdir()) == ["img1.png", "img2.png"]
+    clean = read_image(crops_dir / "img1.png")
+    noisy = add_noise(to_float(clean), 25, 0)
+    output = np.asarray(Image.open(folder / "ffdnet" / "img1.png"))
+    # The PNG is the very image the row was scored on, and the noisy PNG is the input, clipped.
+    assert psnr(clean, output) == pytest.approx(results[results.image == "img1.png"].psnr.iloc[0], abs=1e-3)
+    assert np.array_equal(np.asarray(Image.open(folder / "noisy" / "img1.png")), to_uint8(noisy))
+    (folder / "ffdnet" / "img2.png").unlink()
+    before = (folder / "ffdnet" / "img1.png").stat().st_mtime_ns
+    assert evaluate.main(args + ["--save-images", str(saved)]) == 0
+    assert (folder / "ffdnet" / "img2.png").exists() and len(pd.read_csv(out / "results.csv")) == 2
+    assert (folder / "ffdnet" / "img1.png").stat().st_mtime_ns == before  # only the gap was redone
+    assert not list(saved.rglob("*.partial"))
+
+
+def test_save_images_refuses_two_images_that_would_share_a_name(crops_dir, tmp_path):
+    (crops_dir / "img1.jpg").write_bytes((crops_dir / "img1.png").read_bytes())
+    with pytest.raises(SystemExit, match="img1.jpg, img1.png would be saved under one name"):
+        evaluate.main(["--data", str(crops_dir), "--sigma", "25", "--methods", "ffdnet",
+                       "--out", str(tmp_path / "out"), "--save-images", str(tmp_path / "images")])

@@ -11,9 +11,10 @@ from typing import Iterator
 import numpy as np
 
 from denoisers.io import to_float
+from denoisers.metrics import estimate_noise_sigma
 
 from . import kodak
-from .convert import InputError, check_seed, check_sigma, estimate_noise_sigma, image_id, load_image
+from .convert import InputError, check_seed, check_sigma, image_id, load_image
 from .engine import Engine, synthetic_noisy
 from .handlers import Comparison, best_method
 

@@ -18,10 +18,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.convert import estimate_noise_sigma  # noqa: E402
 from denoisers import datasets  # noqa: E402
 from denoisers.io import read_image, to_float, to_uint8  # noqa: E402
-from denoisers.metrics import add_noise  # noqa: E402
+from denoisers.metrics import add_noise, estimate_noise_sigma  # noqa: E402
 
 
 def whole_image_estimate(image: np.ndarray) -> float:

@@ -8,6 +8,7 @@ from PIL import Image
 from app import convert, session
 from app.convert import InputError
 from app_support import png_bytes, smooth_image
+from denoisers.metrics import estimate_noise_sigma
 
 MAXPX = convert.MAX_PIXELS
 
@@ -126,7 +127,7 @@ def test_image_id_depends_on_pixels_and_shape():
 def test_estimated_sigma_is_close(sigma):
     clean = np.full((128, 128, 3), 128, np.uint8)
     noisy = np.clip(clean + np.random.default_rng(1).normal(0, sigma, clean.shape), 0, 255).round().astype(np.uint8)
-    assert convert.estimate_noise_sigma(noisy) == pytest.approx(sigma, rel=0.1)
+    assert estimate_noise_sigma(noisy) == pytest.approx(sigma, rel=0.1)
     src = session.Source("upload", noisy, convert.image_id(noisy))
     chosen, note = session.suggested_sigma(src)
     assert chosen == pytest.approx(sigma, abs=2) and "estimated" in note
@@ -151,7 +152,7 @@ def test_estimated_sigma_is_not_pulled_down_by_clipped_areas(sigma):
     clean[:, 100:] = np.linspace(90, 170, 60)[None, :, None]
     noisy = _clipped_noise(clean, sigma)
     assert _whole_image_estimate(noisy) < 0.75 * sigma  # what the whole-image estimate does
-    assert convert.estimate_noise_sigma(noisy) == pytest.approx(sigma, rel=0.06)
+    assert estimate_noise_sigma(noisy) == pytest.approx(sigma, rel=0.06)
 
 
 @pytest.mark.parametrize("sigma", [5, 10])
@@ -163,10 +164,10 @@ def test_estimated_sigma_is_not_pushed_up_by_texture(sigma):
     clean[:, :80] = (128 + 60 * texture / texture.std())[..., None]
     noisy = _clipped_noise(clean, sigma)
     assert _whole_image_estimate(noisy) > 1.4 * sigma
-    assert convert.estimate_noise_sigma(noisy) == pytest.approx(sigma, rel=0.06)
+    assert estimate_noise_sigma(noisy) == pytest.approx(sigma, rel=0.06)
 
 
 def test_estimated_sigma_of_a_grey_image_and_a_tiny_one():
     grey = _clipped_noise(np.full((40, 40), 128.0), 20)  # 2-D
-    assert convert.estimate_noise_sigma(grey) == pytest.approx(20, rel=0.1)
-    assert convert.estimate_noise_sigma(np.full((32, 32, 3), 200, np.uint8)) == pytest.approx(0, abs=1e-6)
+    assert estimate_noise_sigma(grey) == pytest.approx(20, rel=0.1)
+    assert estimate_noise_sigma(np.full((32, 32, 3), 200, np.uint8)) == pytest.approx(0, abs=1e-6)

@@ -23,15 +23,13 @@ from concurrent.futures import Future, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from . import datasets, report
 from .base import check_sigma
-from .io import IMAGE_SUFFIXES, read_image, to_float, to_uint8
+from .io import IMAGE_SUFFIXES, read_image, to_float, to_uint8, write_png
 from .metrics import add_noise, high_frequency_energy, psnr, ssim
 from .parallel import _instance, process_pool
 from .registry import get, names
@@ -77,10 +75,10 @@ def evaluate_one(job: Job) -> dict:
     seconds = time.perf_counter() - start
     out_u8 = to_uint8(output)
     if job.save is not None:
-        save_png(out_u8, image_path(job.save, job.sigma, job.seed, job.method, job.image.name))
+        write_png(out_u8, image_path(job.save, job.sigma, job.seed, job.method, job.image.name))
         noisy_path = image_path(job.save, job.sigma, job.seed, "noisy", job.image.name)
         if not noisy_path.exists():
-            save_png(to_uint8(noisy), noisy_path)
+            write_png(to_uint8(noisy), noisy_path)
     return {"image": job.image.name, "method": job.method, "sigma": job.sigma, "seed": job.seed,
             "psnr": round(psnr(clean_u8, out_u8), 4), "ssim": round(ssim(clean_u8, out_u8), 5),
             "seconds": round(seconds, 3), "weights": job.weights,
@@ -90,14 +88,6 @@ def evaluate_one(job: Job) -> dict:
 def image_path(folder: Path, sigma: float, seed: int, method: str, image: str) -> Path:
     """Where ``--save-images`` keeps one output: ``folder/sigma25_seed0/ffdnet/kodim01.png``."""
     return folder / f"sigma{float(sigma):g}_seed{int(seed)}" / method / f"{Path(image).stem}.png"
-
-
-def save_png(image_u8: np.ndarray, path: Path) -> None:
-    """Write through a temporary file and a rename: an interrupted run leaves no half PNG."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    Image.fromarray(image_u8).save(partial, format="PNG")
-    os.replace(partial, path)
 
 
 def lacking_images(results: pd.DataFrame, jobs: list[Job], folder: Path) -> pd.Series:

@@ -73,6 +73,21 @@ def read_image(source: str | Path | bytes, max_pixels: int | None = None) -> np.
             raise ImageReadError(f"{name} is not a readable image ({exc})") from exc
 
 
+def write_png(image_u8: np.ndarray, path: Path) -> None:
+    """Save a uint8 image as PNG through a temporary file and a rename, so that an interrupted
+    run never leaves half a file under the final name; missing folders are made."""
+    import os
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        Image.fromarray(image_u8).save(partial, format="PNG")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def to_float(image_u8: np.ndarray) -> np.ndarray:
     """uint8 0-255 -> float32 [0, 1] (the protocol's ``clean = uint8 / 255``)."""
     return (image_u8.astype(np.float32) / np.float32(255.0)).astype(np.float32)

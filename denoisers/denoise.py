@@ -1,0 +1,149 @@
+"""Denoise your own noisy images with any of the methods, in a batch.
+
+    python -m denoisers.denoise IMAGE_OR_FOLDER... [--methods dncnn,ffdnet] [--sigma auto|N] --out DIR
+
+For images that are already noisy (no ground truth, so no PSNR): each method's output is
+written as ``DIR/<method>/<image name>.png``, and ``DIR/denoised.csv`` lists what was done
+(image, method, the sigma used and whether it was given or estimated, seconds, weights).
+``--sigma auto`` (the default) estimates each image's noise level as the app does
+(``denoisers.metrics.estimate_noise_sigma``); give a number when you know it. Folders are read
+in name order. The default methods are those ready to run (untrained generators are left out).
+Running again replaces the outputs of the same image and method, and keeps the other rows.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from .base import SIGMA_MAX, check_sigma
+from .io import IMAGE_SUFFIXES, ImageReadError, read_image, to_float, to_uint8, write_png
+from .metrics import estimate_noise_sigma
+from .registry import get, names
+
+COLUMNS = ["image", "method", "sigma", "sigma_from", "seconds", "weights"]
+MAX_PIXELS = 64_000_000  # decompression bombs are refused, as in the app
+SIGMA_FLOOR = 1.0  # an estimate below this (a clean or synthetic image) is raised to it
+
+
+def inputs(paths: list[Path]) -> list[Path]:
+    """The image files named, and those of the folders named (name order); duplicates once."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not images:
+                raise SystemExit(f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            found += images
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise SystemExit(f"{path}: no such file or folder")
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    stems = [p.stem for p in unique]
+    twins = sorted({str(p) for p in unique if stems.count(p.stem) > 1})
+    if twins:
+        raise SystemExit(f"these would be written under one output name: {', '.join(twins)}; rename one")
+    return unique
+
+
+def parse_sigma(text: str) -> float | None:
+    if text == "auto":
+        return None
+    try:
+        return check_sigma(text)
+    except ValueError as exc:
+        raise SystemExit(f"--sigma: {exc} (or 'auto')") from None
+
+
+def choose_methods(text: str | None) -> list[str]:
+    if text is None:
+        ready = [m for m in names() if get(m).readiness().ready]
+        if not ready:
+            raise SystemExit("no method is ready to run (see --methods)")
+        return ready
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in names()]
+    if unknown or not methods:
+        raise SystemExit(f"--methods: unknown {', '.join(unknown) or '(none given)'} (known: {', '.join(names())})")
+    return methods
+
+
+def output_path(out: Path, method: str, image: Path) -> Path:
+    return out / method / f"{image.stem}.png"
+
+
+def merge_rows(csv_path: Path, rows: list[dict]) -> pd.DataFrame:
+    """The CSV's rows with those of this run in place of any for the same image and method."""
+    new = pd.DataFrame(rows, columns=COLUMNS)
+    if csv_path.exists():
+        old = pd.read_csv(csv_path, dtype={"weights": str})
+        done = set(zip(new["image"], new["method"]))
+        old = old[[(i, m) not in done for i, m in zip(old["image"], old["method"])]]
+        new = pd.concat([old.reindex(columns=COLUMNS), new], ignore_index=True)
+    return new
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m denoisers.denoise", description=__doc__.split("\n")[0])
+    parser.add_argument("inputs", nargs="+", type=Path, help="noisy images, or folders of them")
+    parser.add_argument("--methods", help=f"comma-separated, from: {', '.join(names())} (default: those ready)")
+    parser.add_argument("--sigma", default="auto",
+                        help=f"noise sigma on the 0-255 scale (up to {SIGMA_MAX:g}), or 'auto' to estimate it per image")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    args = parser.parse_args(argv)
+
+    sigma_given = parse_sigma(args.sigma)
+    methods = choose_methods(args.methods)
+    images = inputs(args.inputs)
+    clashes = [str(p) for p in images for m in methods if output_path(args.out, m, p).resolve() == p]
+    if clashes:
+        raise SystemExit(f"--out {args.out}: the output would overwrite the input {clashes[0]}; choose another folder")
+    for method in methods:
+        status = get(method).readiness(sigma_given)
+        if not status.ready:
+            raise SystemExit(f"{method} cannot run: {status.reason}")
+
+    rows, failed = [], 0
+    for image in tqdm(images, unit="image", disable=None):
+        try:
+            noisy_u8 = read_image(image, max_pixels=MAX_PIXELS)
+        except ImageReadError as exc:
+            print(f"{image}: skipped, {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        if sigma_given is None:
+            estimate = estimate_noise_sigma(noisy_u8)
+            sigma, source = round(min(SIGMA_MAX, max(SIGMA_FLOOR, estimate)), 2), "estimated"
+        else:
+            sigma, source = sigma_given, "given"
+        noisy = to_float(noisy_u8)
+        for method in methods:
+            denoiser = get(method)
+            status = denoiser.readiness(sigma)
+            if not status.ready:
+                print(f"{image.name} {method}: skipped at sigma {sigma:g}, {status.reason}", file=sys.stderr)
+                failed += 1
+                continue
+            start = time.perf_counter()
+            output = denoiser.denoise(noisy, sigma)
+            seconds = time.perf_counter() - start
+            write_png(to_uint8(output), output_path(args.out, method, image))
+            rows.append({"image": image.name, "method": method, "sigma": sigma, "sigma_from": source,
+                         "seconds": round(seconds, 3), "weights": denoiser.weights_id(sigma)})
+    csv_path = args.out / "denoised.csv"
+    if rows:
+        table = merge_rows(csv_path, rows)
+        partial = csv_path.with_name(f".{csv_path.name}.partial")
+        table.to_csv(partial, index=False)
+        partial.replace(csv_path)
+    print(f"{len(rows)} outputs in {args.out}" + (f"; {failed} skipped (see above)" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""The batch command line for already-noisy images: outputs, the sigma used, reruns, refusals."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import denoisers
+from denoisers import denoise
+from denoisers.io import read_image, to_float, to_uint8
+from denoisers.metrics import add_noise
+
+
+@pytest.fixture
+def noisy_dir(tmp_path, kodak_crops):
+    folder = tmp_path / "noisy"
+    folder.mkdir()
+    for i, crop in enumerate(kodak_crops[:2]):
+        noisy = to_uint8(add_noise(to_float(crop), 30, i))
+        Image.fromarray(noisy).save(folder / f"shot{i}.png")
+    (folder / "readme.txt").write_text("not an image")
+    return folder
+
+
+def test_outputs_are_the_methods_results_at_the_estimated_sigma(noisy_dir, tmp_path, weights_mirror):
+    out = tmp_path / "out"
+    assert denoise.main([str(noisy_dir), "--methods", "ffdnet", "--out", str(out)]) == 0
+    table = pd.read_csv(out / "denoised.csv")
+    assert list(table.columns) == denoise.COLUMNS and sorted(table["image"]) == ["shot0.png", "shot1.png"]
+    row = table[table.image == "shot0.png"].iloc[0]
+    assert row.sigma_from == "estimated" and row.sigma == pytest.approx(30, abs=2)
+    noisy = read_image(noisy_dir / "shot0.png")
+    want = to_uint8(denoisers.get("ffdnet").denoise(to_float(noisy), row.sigma))
+    assert np.array_equal(read_image(out / "ffdnet" / "shot0.png"), want)
+    assert row.weights == denoisers.get("ffdnet").weights_id(row.sigma)
+
+
+def test_a_rerun_replaces_only_its_own_rows(noisy_dir, tmp_path, weights_mirror):
+    out = tmp_path / "out"
+    shot = str(noisy_dir / "shot1.png")
+    assert denoise.main([shot, "--methods", "ffdnet", "--sigma", "20", "--out", str(out)]) == 0
+    assert denoise.main([shot, "--methods", "dncnn", "--out", str(out)]) == 0
+    assert denoise.main([shot, "--methods", "ffdnet", "--sigma", "35", "--out", str(out)]) == 0
+    table = pd.read_csv(out / "denoised.csv").set_index("method")
+    assert sorted(table.index) == ["dncnn", "ffdnet"]
+    assert table.loc["ffdnet", "sigma"] == 35 and table.loc["ffdnet", "sigma_from"] == "given"
+    assert table.loc["dncnn", "sigma_from"] == "estimated"
+    assert not list(out.rglob("*.partial"))
+
+
+def test_an_unreadable_file_is_skipped_and_reported(noisy_dir, tmp_path, weights_mirror, capsys):
+    (noisy_dir / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    out = tmp_path / "out"
+    assert denoise.main([str(noisy_dir), "--methods", "dncnn", "--out", str(out)]) == 1
+    assert "broken.png: skipped" in capsys.readouterr().err
+    assert sorted(p.name for p in (out / "dncnn").iterdir()) == ["shot0.png", "shot1.png"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--methods", "nope"], "unknown nope"),
+    (["--methods", "ffdnet", "--sigma", "0"], "--sigma: sigma must be in"),
+    (["--methods", "ffdnet", "--sigma", "loud"], "or 'auto'"),
+    (["--methods", "dncnn,ffdnet"], "ffdnet cannot run: no weights here"),
+])
+def test_bad_requests_are_refused_before_any_work(noisy_dir, tmp_path, monkeypatch, extra, message):
+    monkeypatch.setattr(type(denoisers.get("ffdnet")), "readiness",
+                        lambda self, sigma=None: denoisers.Readiness(False, "no weights here"))
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit, match=message):
+        denoise.main([str(noisy_dir), "--out", str(out), *extra])
+    assert not out.exists()
+
+
+def test_an_output_never_replaces_an_input(noisy_dir, tmp_path):
+    inside = tmp_path / "dncnn"  # a folder named like a method, under the output folder
+    inside.mkdir()
+    (inside / "shot0.png").write_bytes((noisy_dir / "shot0.png").read_bytes())
+    before = (inside / "shot0.png").read_bytes()
+    with pytest.raises(SystemExit, match="would overwrite the input"):
+        denoise.main([str(inside), "--methods", "dncnn", "--out", str(tmp_path)])
+    assert (inside / "shot0.png").read_bytes() == before
+
+
+def test_two_inputs_with_one_output_name_are_refused(noisy_dir, tmp_path):
+    (noisy_dir / "shot0.tif").write_bytes(b"")
+    with pytest.raises(SystemExit, match="under one output name"):
+        denoise.main([str(noisy_dir), "--methods", "dncnn", "--out", str(tmp_path / "out")])

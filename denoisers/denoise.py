@@ -21,7 +21,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from .base import SIGMA_MAX, check_sigma
-from .io import IMAGE_SUFFIXES, ImageReadError, read_image, to_float, to_uint8, write_png
+from .io import IMAGE_SUFFIXES, ImageReadError, read_image, shared_stems, to_float, to_uint8, write_png
 from .metrics import estimate_noise_sigma
 from .registry import get, names
 
@@ -44,8 +44,7 @@ def inputs(paths: list[Path]) -> list[Path]:
         else:
             raise SystemExit(f"{path}: no such file or folder")
     unique = list(dict.fromkeys(p.resolve() for p in found))
-    stems = [p.stem for p in unique]
-    twins = sorted({str(p) for p in unique if stems.count(p.stem) > 1})
+    twins = shared_stems(unique)
     if twins:
         raise SystemExit(f"these would be written under one output name: {', '.join(twins)}; rename one")
     return unique

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from . import datasets, report
 from .base import check_sigma
-from .io import IMAGE_SUFFIXES, read_image, to_float, to_uint8, write_png
+from .io import IMAGE_SUFFIXES, read_image, shared_stems, to_float, to_uint8, write_png
 from .metrics import add_noise, high_frequency_energy, psnr, ssim
 from .parallel import _instance, process_pool
 from .registry import get, names
@@ -216,9 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit is not None and args.limit < 1:
         raise SystemExit("--limit must be at least 1")
     images = list_images(args.data, args.limit)
-    stems = [p.stem for p in images]
-    if args.save_images is not None and len(set(stems)) < len(stems):
-        twins = sorted({p.name for p in images if stems.count(p.stem) > 1})
+    twins = shared_stems([p.name for p in images]) if args.save_images is not None else []
+    if twins:
         raise SystemExit(f"--save-images: {', '.join(twins)} would be saved under one name; "
                          "rename them or leave out --save-images")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -73,6 +73,13 @@ def read_image(source: str | Path | bytes, max_pixels: int | None = None) -> np.
             raise ImageReadError(f"{name} is not a readable image ({exc})") from exc
 
 
+def shared_stems(paths: list[Path]) -> list[str]:
+    """The paths (as text, sorted) whose name without suffix another path has too: their
+    outputs, saved as ``<stem>.png``, would land on one file."""
+    stems = [Path(p).stem for p in paths]
+    return sorted({str(p) for p, stem in zip(paths, stems) if stems.count(stem) > 1})
+
+
 def write_png(image_u8: np.ndarray, path: Path) -> None:
     """Save a uint8 image as PNG through a temporary file and a rename, so that an interrupted
     run never leaves half a file under the final name; missing folders are made."""

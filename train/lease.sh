@@ -9,6 +9,7 @@
 #   here:   train/lease.sh import DIR [--kodak-limit N]      (DIR: holds the files returned from $OUT)
 #           train/lease.sh log DIR                            (adds the lease to docs/training.md)
 #           train/lease.sh results [METHODS] [--limit N]       (the test sets, then docs/results.md)
+#           train/lease.sh targets [DIR]                      (Kodak24 against the campaign's targets)
 #
 # PYTHON picks the interpreter (default: python3, the one with torch on the GPU machine).
 set -euo pipefail
@@ -49,8 +50,12 @@ case "$verb" in
     for set in kodak24 kodak24-crop500 cbsd68 mcmaster; do
       if [ -f "$root/$set/results.csv" ]; then folders+=("$root/$set"); fi
     done
-    exec "$PY" -m denoisers.report "${folders[@]}" --out "$root/../results.md" ;;
+    "$PY" -m denoisers.report "${folders[@]}" --out "$root/../results.md"
+    "$PY" -m train.targets "$root/kodak24" || true ;;  # where the campaign stands; not an error
+  targets)
+    # Kodak24 against the campaign's targets (IDResNet over DnCNN; IDGAN's cost and detail).
+    exec "$PY" -m train.targets "${1:-docs/results/kodak24}" ;;
   *)
-    sed -n '2,13p' "$0"
+    sed -n '2,14p' "$0"
     exit 2 ;;
 esac

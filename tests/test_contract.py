@@ -7,6 +7,7 @@ import torch
 
 import denoisers
 from denoisers import NotReadyError
+from denoisers.io import to_uint8
 
 ALL = denoisers.names()
 
@@ -68,8 +69,12 @@ def test_deterministic(ready_denoiser, noisy_image):
     a = ready_denoiser.denoise(noisy_image, 30)
     b = ready_denoiser.denoise(noisy_image, 30)
     if ready_denoiser.name == "cbm3d":
-        # bm3d's compiled code sums in a varying order: equal to ~1e-6, far below one 8-bit step.
-        np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+        # bm3d runs multi-threaded (twice as fast on two cores) and its aggregation then sums in
+        # a varying order: outputs agree to ~1e-6, and where that tips a near-tie in block
+        # matching a few values move by ~1e-4 (0.03 of an 8-bit step; seen under load).
+        np.testing.assert_allclose(a, b, atol=1e-3, rtol=0)
+        steps = np.abs(to_uint8(a).astype(int) - to_uint8(b).astype(int))
+        assert steps.max() <= 1 and (steps > 0).mean() < 0.005
     else:
         np.testing.assert_array_equal(a, b)
 

@@ -63,6 +63,17 @@ def check_input(noisy: np.ndarray, sigma: float) -> float:
     return check_sigma(sigma)
 
 
+def same_output(a_u8: np.ndarray, b_u8: np.ndarray, bit_exact: bool = True) -> bool:
+    """Whether two 8-bit outputs of one method on one input agree: identical, or for a method
+    that is not ``bit_exact``, at most one step apart in under 0.5% of the values."""
+    if a_u8.shape != b_u8.shape:
+        return False
+    if bit_exact:
+        return bool(np.array_equal(a_u8, b_u8))
+    steps = np.abs(a_u8.astype(np.int16) - b_u8.astype(np.int16))
+    return bool(steps.max(initial=0) <= 1 and (steps > 0).mean() < 0.005)
+
+
 class Denoiser(ABC):
     """Base class: validation, clipping and readiness; subclasses implement ``_denoise``."""
 
@@ -70,6 +81,9 @@ class Denoiser(ABC):
     label: ClassVar[str]
     #: CPU-bound work outside torch (CBM3D): callers should run it in its own process.
     separate_process: ClassVar[bool] = False
+    #: Two runs on one input give the same bits. False for CBM3D (multi-threaded sums): its runs
+    #: may differ by one 8-bit step in a few values; ``same_output`` says what is allowed.
+    bit_exact: ClassVar[bool] = True
 
     def readiness(self, sigma: float | None = None) -> Readiness:
         """Whether ``denoise`` can run (at ``sigma``, if given), and why not. Never downloads."""

@@ -23,6 +23,7 @@ class CBM3D(Denoiser):
     name = "cbm3d"
     label = "CBM3D"
     separate_process = True
+    bit_exact = False  # bm3d's multi-threaded aggregation (see the module docstring)
 
     def readiness(self, sigma: float | None = None) -> Readiness:
         if importlib.util.find_spec("bm3d") is None:

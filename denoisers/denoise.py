@@ -21,7 +21,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from .base import SIGMA_MAX, check_sigma
-from .io import IMAGE_SUFFIXES, ImageReadError, read_image, shared_stems, to_float, to_uint8, write_png
+from .io import ImageReadError, image_files, read_image, shared_stems, to_float, to_uint8, write_png
 from .metrics import estimate_noise_sigma
 from .registry import get, names
 
@@ -35,10 +35,10 @@ def inputs(paths: list[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not images:
-                raise SystemExit(f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-            found += images
+            try:
+                found += image_files(path)
+            except FileNotFoundError as exc:
+                raise SystemExit(str(exc)) from None
         elif path.is_file():
             found.append(path)
         else:

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from . import datasets, report
 from .base import check_sigma
-from .io import IMAGE_SUFFIXES, read_image, shared_stems, to_float, to_uint8, write_png
+from .io import image_files, read_image, shared_stems, to_float, to_uint8, write_png
 from .metrics import add_noise, high_frequency_energy, psnr, ssim
 from .parallel import _instance, process_pool
 from .registry import get, names
@@ -59,10 +59,10 @@ def list_images(folder: Path, limit: int | None = None) -> list[Path]:
     if not folder.is_dir():
         known = ", ".join(n for n in datasets.DATASETS if n != "cbsd432")
         raise SystemExit(f"--data {folder}: not a folder, nor a test set's name ({known})")
-    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not images:
-        raise SystemExit(f"--data {folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return images[:limit]
+    try:
+        return image_files(folder)[:limit]
+    except FileNotFoundError as exc:
+        raise SystemExit(f"--data: {exc}") from None
 
 
 def evaluate_one(job: Job) -> dict:

@@ -73,6 +73,18 @@ def read_image(source: str | Path | bytes, max_pixels: int | None = None) -> np.
             raise ImageReadError(f"{name} is not a readable image ({exc})") from exc
 
 
+def image_files(folder: str | Path) -> list[Path]:
+    """Image files (by ``IMAGE_SUFFIXES``) directly inside ``folder``, in name order; raises
+    ``FileNotFoundError`` for a missing folder or one without images."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {folder} does not exist")
+    found = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not found:
+        raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+    return found
+
+
 def shared_stems(paths: list[Path]) -> list[str]:
     """The paths (as text, sorted) whose name without suffix another path has too: their
     outputs, saved as ``<stem>.png``, would land on one file."""

@@ -20,7 +20,7 @@ def resolve_images(spec: str, limit: int | None = None, download: bool = True) -
     """A folder of images, or a dataset name of ``denoisers.datasets`` (mirror, cache, download)."""
     path = Path(spec)
     if path.is_dir():
-        from .data import image_files
+        from denoisers.io import image_files
 
         return image_files(path)[:limit]
     from denoisers import datasets

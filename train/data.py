@@ -18,19 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from denoisers.io import IMAGE_SUFFIXES, read_image
+from denoisers.io import read_image
 from denoisers.nets.idresnet import IDResNetGenerator
-
-def image_files(folder: str | Path) -> list[Path]:
-    """Image files directly inside ``folder``, in name order."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"image folder {folder} does not exist")
-    found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not found:
-        raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
-    return found
-
 
 @dataclass
 class ImageBank:

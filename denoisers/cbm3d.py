@@ -3,9 +3,9 @@
 ``bm3d.bm3d_rgb`` filters in a luminance-chrominance space with grouping on luminance; plain
 ``bm3d.bm3d`` on the RGB array loses about 1.5 dB. It is compiled code taking tens of seconds
 per Kodak image, so callers should run it in its own process (``separate_process``; see
-``denoisers.parallel``). bm3d's default is multi-threaded (15 s against 27 s single-threaded
-on a 2-core machine); its aggregation then sums in a varying order, so two runs agree to about
-1e-6 rather than bit for bit (PSNR to within 1e-5 dB).
+``denoisers.parallel``). bm3d's default is multi-threaded, faster than its single-threaded
+mode on more than one core; its aggregation then sums in a varying order, so two runs agree
+closely (see ``bit_exact``) rather than bit for bit.
 """
 from __future__ import annotations
 

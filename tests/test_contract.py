@@ -71,7 +71,7 @@ def test_deterministic(ready_denoiser, noisy_image):
     b = ready_denoiser.denoise(noisy_image, 30)
     assert ready_denoiser.bit_exact == (ready_denoiser.name != "cbm3d")
     if not ready_denoiser.bit_exact:
-        # bm3d runs multi-threaded (twice as fast on two cores) and its aggregation then sums in
+        # bm3d runs multi-threaded (its default, for speed) and its aggregation then sums in
         # a varying order: outputs agree to ~1e-6, and where that tips a near-tie in block
         # matching a few values move by ~1e-4 (0.03 of an 8-bit step; seen under load).
         np.testing.assert_allclose(a, b, atol=1e-3, rtol=0)

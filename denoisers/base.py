@@ -34,7 +34,7 @@ class NotReadyError(RuntimeError):
 @dataclass(frozen=True)
 class Readiness:
     ready: bool
-    reason: str = ""  # why not ready, or a note such as "uses the sigma 25 network"
+    reason: str = ""  # why not ready, or a note such as "not trained for sigma 60; uses ..."
 
 
 def check_sigma(sigma: float) -> float:

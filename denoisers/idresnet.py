@@ -1,5 +1,6 @@
 """IDResNet (MSE-trained generator) and IDGAN (the same generator fine-tuned with the detail
-loss), one network per training sigma; other sigmas use the nearest trained network."""
+loss): networks trained for one sigma or over a sigma range; a sigma none was trained for
+uses the nearest trained network, and says so."""
 from __future__ import annotations
 
 from typing import ClassVar
@@ -23,22 +24,23 @@ class _GeneratorDenoiser(TorchDenoiser):
         return [e.sigma for e in self._entries()]
 
     def nearest(self, sigma: float) -> WeightsEntry:
-        """The trained network used at ``sigma``: the nearest trained sigma (lower on ties)."""
+        """The network used at ``sigma``: one trained for it (a network trained over a sigma
+        range covers the whole range), else the nearest trained sigma (lower on ties)."""
         entries = self._entries()
         if not entries:
             raise WeightsError(f"{self.label}: not trained yet (no weights in assets/weights/)")
-        return min(entries, key=lambda e: (abs(e.sigma - sigma), e.sigma))
+        return min(entries, key=lambda e: (not e.covers(sigma), abs(e.sigma - sigma), e.sigma))
 
     def readiness(self, sigma: float | None = None) -> Readiness:
         entries = self._entries()
         if not entries or not all(weights.is_available_locally(e) for e in entries):
             return Readiness(False, "not trained yet")
-        trained = ", ".join(f"{e.sigma:g}" for e in entries)
         if sigma is None:
-            return Readiness(True, f"networks for sigma {trained}")
-        chosen = self.nearest(sigma).sigma
-        if chosen != sigma:
-            return Readiness(True, f"no network for sigma {sigma:g}; uses the sigma {chosen:g} network")
+            return Readiness(True, f"trained for sigma {_trained_text(entries)}")
+        chosen = self.nearest(sigma)
+        if not chosen.covers(sigma):
+            return Readiness(True, f"not trained for sigma {sigma:g}; uses the network trained for "
+                                   f"sigma {_trained_text([chosen])}")
         return Readiness(True)
 
     def weights_id(self, sigma: float) -> str:
@@ -58,6 +60,17 @@ class _GeneratorDenoiser(TorchDenoiser):
 
     def _forward(self, model: torch.nn.Module, x: torch.Tensor, sigma: float) -> torch.Tensor:
         return IDResNetGenerator.to_unit(model(x))
+
+
+def _trained_text(entries: list[WeightsEntry]) -> str:
+    """``20-55`` for a network trained over a range, ``25, 50`` for per-sigma networks."""
+    parts = []
+    for e in entries:
+        lo, hi = e.sigma_range or (e.sigma, e.sigma)
+        text = f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
+        if text not in parts:
+            parts.append(text)
+    return ", ".join(parts)
 
 
 @register

@@ -41,6 +41,15 @@ class WeightsEntry:
     sources: tuple[Source, ...] = ()
     size: int | None = None
     bundled: bool = False
+    #: The sigma range a network was trained on when it is one network for several sigmas
+    #: (noise drawn uniformly in [lo, hi] per crop); listed once per served ``sigma``.
+    sigma_range: tuple[float, float] | None = None
+
+    def covers(self, sigma: float) -> bool:
+        """Whether ``sigma`` is one this network was trained for."""
+        if self.sigma_range is not None:
+            return self.sigma_range[0] <= sigma <= self.sigma_range[1]
+        return self.sigma == sigma
 
     @property
     def spec(self) -> FileSpec:
@@ -53,6 +62,11 @@ def read_manifest(path: Path) -> dict[str, WeightsEntry]:
     for key, item in raw.items():
         item = dict(item)
         item["sources"] = tuple(Source(**s) for s in item.get("sources", ()))
+        if item.get("sigma_range") is not None:
+            lo, hi = (float(v) for v in item["sigma_range"])
+            if not 0 < lo <= hi:
+                raise ValueError(f"{path}: {key} has sigma_range {item['sigma_range']}, not 0 < lo <= hi")
+            item["sigma_range"] = (lo, hi)
         entries[key] = WeightsEntry(key=key, **item)
     return entries
 

@@ -1,6 +1,8 @@
 """The denoiser contract, over every registered method (as timm tests run over list_models)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -118,9 +120,27 @@ def test_generators_pick_the_nearest_trained_sigma(tiny_generators):
     d = denoisers.get("idresnet")
     assert d.readiness(25).ready and d.readiness(25).reason == ""
     note = d.readiness(35).reason
-    assert "uses the sigma 25 network" in note
-    assert "uses the sigma 50 network" in d.readiness(45).reason
+    assert "not trained for sigma 35; uses the network trained for sigma 25" in note
+    assert "trained for sigma 50" in d.readiness(45).reason
     assert d.weights_id(30) != d.weights_id(45)
+    assert d.readiness().reason == "trained for sigma 25, 50"
+
+
+def test_a_network_trained_over_a_range_serves_all_of_it(tiny_generators):
+    manifest = json.loads(denoisers.weights.MANIFEST.read_text())
+    manifest["idresnet_s50"]["sigma_range"] = [40, 55]
+    denoisers.weights.MANIFEST.write_text(json.dumps(manifest))
+    denoisers.weights.manifest.cache_clear()
+    d = denoisers.get("idresnet")
+    assert d.readiness(40).ready and d.readiness(40).reason == ""  # inside the range: no caveat
+    assert d.weights_id(40) == d.weights_id(50) != d.weights_id(36)  # 36: nearer 25, outside 40-55
+    assert "trained for sigma 40-55" in d.readiness(60).reason
+    assert d.readiness().reason == "trained for sigma 25, 40-55"
+    manifest["idresnet_s50"]["sigma_range"] = [55, 40]
+    denoisers.weights.MANIFEST.write_text(json.dumps(manifest))
+    denoisers.weights.manifest.cache_clear()
+    with pytest.raises(ValueError, match="sigma_range"):
+        denoisers.weights.manifest()
 
 
 def test_corrupted_bundled_generator_is_refused(tiny_generators, noisy_image):

@@ -135,6 +135,7 @@ def test_runbook_dry_run_stage_device_import_log(tmp_path, monkeypatch):
     assert os.environ["DENOISERS_DATA_MIRROR"].startswith(str(staged.resolve()))
     names = sorted(p.name for p in out.iterdir())
     assert names == ["idgan.pt", "idresnet.pt", "log.txt", "metrics_gan.jsonl", "metrics_mse.jsonl", "summary.json"]
+    assert json.loads((out / "summary.json").read_text())["init_sha256"] is None  # started from scratch
     gen = torch.load(out / "idgan.pt", weights_only=True)
     assert gen["steps"] == 33 and gen["commit"] == json.loads((staged / "stage.json").read_text())["commit"]
 
@@ -191,3 +192,31 @@ def test_results_verb_evaluates_the_test_sets_and_writes_the_document(tmp_path, 
     document = (tmp_path / "results.md").read_text()
     assert [line for line in document.splitlines() if line.startswith("## ")] == \
         ["## kodak24", "## cbsd68", "## mcmaster"]
+
+
+def _meta(method: str, steps: int, phase_steps: int) -> dict:
+    return {"method": method, "steps": steps, "phase_steps": phase_steps, "sigma": [20.0, 55.0],
+            "arch": dict(TINY.arch), "config": TINY.to_dict()}
+
+
+def test_cards_say_which_generator_a_run_started_from(tmp_path):
+    gan = _meta("idgan", 12059, 2990)
+    assert lease._bundled_start(tmp_path, gan) is None  # no bundled IDResNet to compare with
+    torch.save(_meta("idresnet", 9069, 9069), tmp_path / "idresnet_s20-55.pt")
+    assert "bundled `idresnet_s20-55.pt` (9069 MSE steps)" in lease._bundled_start(tmp_path, gan)
+    torch.save(_meta("idresnet", 14813, 5744), tmp_path / "idresnet_s20-55.pt")  # trained on after the GAN began
+    note = lease._bundled_start(tmp_path, gan)
+    assert "after 9069 MSE steps" in note and "to 14813 steps afterwards" in note
+    assert lease._bundled_start(tmp_path, _meta("idresnet", 9069, 9069)) is None
+
+    def card(meta, summary, started_from=None):
+        return lease.model_card("x.pt", "d" * 64, meta, [], summary, {}, "skip", None, started_from)
+
+    mse_job = {"plan": [{"phase": "mse", "minutes": 3}], "init_sha256": "a" * 64}
+    assert f"| started from | the generator with sha256 `{'a' * 64}` |" in card(_meta("idresnet", 14813, 5744), mse_job)
+    assert "14813 MSE steps (9069 in earlier runs)" in card(_meta("idresnet", 14813, 5744), mse_job)
+    assert "started from" not in card(_meta("idresnet", 9069, 9069), {})
+    # In a job that trains both phases, IDGAN starts from that job's phase 1, not from the job's --init.
+    both = {"plan": [{"phase": "mse", "minutes": 3}, {"phase": "gan", "minutes": 2}], "init_sha256": "a" * 64}
+    assert "started from" not in card(gan, both)
+    assert "| started from | note |" in card(gan, both, "note")

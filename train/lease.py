@@ -271,8 +271,9 @@ def device(out: Path, plan: list[PhasePlan], cfg, work: Path, stage_dir: Path = 
                            for s in plan if (work / s.phase / "log.txt").exists()))
     results["log.txt"] = log
     summary = work / "summary.json"
+    init_sha = _sha256(Path(init)) if init and Path(init).is_file() else None
     summary.write_text(json.dumps({"plan": [vars(p) for p in plan], "config": cfg.to_dict(), "stage": stage_info,
-                                   "init": init, "failed": failed, "finished": _now(),
+                                   "init": init, "init_sha256": init_sha, "failed": failed, "finished": _now(),
                                    "files": sorted(results)}, indent=2) + "\n")
     results["summary.json"] = summary
     already = {p.name: p for p in out.iterdir() if p.is_file() and p.name not in results}  # e.g. bench.txt
@@ -359,8 +360,6 @@ def covered_sigmas(meta: dict[str, Any], sigmas: list[float]) -> list[float]:
 def import_results(src: Path, assets: Path, sigmas: list[float], psnr: str = "cli", limit: int | None = None,
                    hardware: str | None = None) -> list[str]:
     """Copy ``src``'s generators into ``assets`` with manifest entries and model cards."""
-    import hashlib
-
     import torch
 
     from denoisers import weights
@@ -381,7 +380,7 @@ def import_results(src: Path, assets: Path, sigmas: list[float], psnr: str = "cl
         name = f"{method}_{sigma_tag(lo, hi)}.pt"
         assets.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, assets / name)
-        digest = hashlib.sha256((assets / name).read_bytes()).hexdigest()
+        digest = _sha256(assets / name)
         chosen = covered_sigmas(meta, sigmas)
         metrics = _read_jsonl(src / f"metrics_{phase}.jsonl")
         for s in chosen:  # one entry per sigma; a mixed-sigma file serves several
@@ -394,6 +393,8 @@ def import_results(src: Path, assets: Path, sigmas: list[float], psnr: str = "cl
                 "trained_on": f"CBSD432, AWGN sigma {_sigma_text(lo, hi)}, {_steps_text(meta)}",
                 "sigma": int(s) if float(s).is_integer() else s, "arch": dict(meta["arch"]),
             }
+            if lo != hi:
+                manifest[f"{method}_s{s:g}"]["sigma_range"] = [lo, hi]
         _write_json(manifest_path, manifest)
         if psnr == "cli":
             weights.manifest.cache_clear()
@@ -402,7 +403,8 @@ def import_results(src: Path, assets: Path, sigmas: list[float], psnr: str = "cl
             measured = {s: kodak_psnr_inprocess(assets / name, s, limit) for s in chosen}
         else:
             measured = {}
-        card = model_card(name, digest, meta, metrics, summary, measured, psnr, hardware)
+        card = model_card(name, digest, meta, metrics, summary, measured, psnr, hardware,
+                          _bundled_start(assets, meta))
         (assets / name).with_suffix(".md").write_text(card)
         imported.append(name)
         print(f"imported {name} ({digest[:12]}), entries " + ", ".join(f"{method}_s{s:g}" for s in chosen)
@@ -411,6 +413,30 @@ def import_results(src: Path, assets: Path, sigmas: list[float], psnr: str = "cl
         raise LeaseError(f"no idresnet.pt or idgan.pt in {src}")
     _remove_unreferenced(assets, manifest)
     return imported
+
+
+def _bundled_start(assets: Path, meta: dict[str, Any]) -> str | None:
+    """For an IDGAN: whether the bundled IDResNet of its sigma setting is the one it was
+    fine-tuned from, judged by MSE step counts (a later job may have trained IDResNet on)."""
+    if meta["method"] != "idgan":
+        return None
+    path = assets / f"idresnet_{sigma_tag(*meta['sigma'])}.pt"
+    if not path.exists():
+        return None
+    import torch
+
+    bundled = torch.load(path, map_location="cpu", weights_only=True).get("steps")
+    start = meta["steps"] - meta["phase_steps"]
+    if bundled == start:
+        return f"the bundled `{path.name}` ({start} MSE steps)"
+    return (f"an IDResNet after {start} MSE steps; the bundled `{path.name}` trained on to {bundled} "
+            f"steps afterwards, so this IDGAN's PSNR cost against it includes that difference")
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _remove_unreferenced(assets: Path, manifest: dict[str, Any]) -> None:
@@ -426,7 +452,8 @@ def _remove_unreferenced(assets: Path, manifest: dict[str, Any]) -> None:
 
 
 def model_card(name: str, digest: str, meta: dict[str, Any], metrics: list[dict], summary: dict,
-               measured: dict[float, Measured], psnr: str, hardware: str | None) -> str:
+               measured: dict[float, Measured], psnr: str, hardware: str | None,
+               started_from: str | None = None) -> str:
     cfg = meta["config"]
     lo, hi = meta["sigma"]
     method = meta["method"]
@@ -451,6 +478,12 @@ def model_card(name: str, digest: str, meta: dict[str, Any], metrics: list[dict]
         f"| optimiser | Adam (beta1 {cfg['betas'][0]}), lr {cfg['lr']:g} divided by {1 / cfg['lr_gamma']:g} at "
         f"{', '.join(f'{m:g}' for m in cfg['lr_milestones'])} of the phase |",
     ]
+    job_phases = [p["phase"] for p in summary.get("plan", [])]
+    job_start = method == "idresnet" or "mse" not in job_phases  # else IDGAN starts from this job's phase 1
+    if started_from is None and job_start and summary.get("init_sha256") and meta["steps"] > meta["phase_steps"]:
+        started_from = f"the generator with sha256 `{summary['init_sha256']}`"
+    if started_from:
+        lines.append(f"| started from | {started_from} |")
     if method == "idgan":
         lines.append(f"| loss | {cfg['w_pix']:g} MSE + {cfg['w_content']:g} VGG19 relu5_4 MSE (features x "
                      f"{cfg['content_feature_scale']:g}) + {cfg['w_adv']:g} (-log D(G(y))); SRGAN discriminator |")
@@ -490,7 +523,7 @@ def _steps_text(meta: dict[str, Any]) -> str:
     before = meta["steps"] - meta["phase_steps"]
     if meta["method"] == "idgan":
         return f"{before} MSE steps then {meta['phase_steps']} GAN steps"
-    return f"{meta['steps']} MSE steps" + (f" ({before} in earlier leases)" if before else "")
+    return f"{meta['steps']} MSE steps" + (f" ({before} in earlier runs)" if before else "")
 
 
 def _sigma_text(lo: float, hi: float) -> str:

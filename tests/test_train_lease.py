@@ -115,6 +115,24 @@ def test_init_auto_continues_from_the_bundled_file(tmp_path):
     assert lease.resolve_init("none", cfg, tmp_path) is None
     with pytest.raises(LeaseError):
         lease.resolve_init(str(tmp_path / "missing.pt"), cfg, tmp_path)
+    staged = tmp_path / "stage" / lease.STAGED_INIT  # a second job's start, staged with --init
+    staged.parent.mkdir(parents=True)
+    staged.write_bytes(b"")
+    assert lease.resolve_init("auto", cfg, tmp_path, tmp_path / "stage") == str(staged)
+
+
+def test_only_generator_files_are_staged_as_a_start(tmp_path):
+    for name, content in (("junk.pt", b"not torch"), ("other.pt", None)):
+        path = tmp_path / name
+        if content is None:
+            torch.save({"weights": 1}, path)
+        else:
+            path.write_bytes(content)
+        with pytest.raises(LeaseError, match="generator file"):
+            lease.stage(tmp_path / "stage", init=path)
+    with pytest.raises(LeaseError, match="not a file"):
+        lease.stage(tmp_path / "stage", init=tmp_path / "missing.pt")
+    assert not (tmp_path / "stage").exists()  # refused before anything was copied
 
 
 @pytest.mark.skipif(not MIRRORS, reason="stages the real CBSD432 and VGG19 files: set DENOISERS_DATA_MIRROR "
@@ -138,6 +156,16 @@ def test_runbook_dry_run_stage_device_import_log(tmp_path, monkeypatch):
     assert json.loads((out / "summary.json").read_text())["init_sha256"] is None  # started from scratch
     gen = torch.load(out / "idgan.pt", weights_only=True)
     assert gen["steps"] == 33 and gen["commit"] == json.loads((staged / "stage.json").read_text())["commit"]
+
+    # A second job on the warm machine continues from the first one's IDResNet (MSE only: no VGG).
+    again = lease.stage(tmp_path / "stage2", kodak=1, vgg=False, init=out / "idresnet.pt")
+    info = json.loads((again / "stage.json").read_text())
+    assert info["init"]["sha256"] == lease._sha256(out / "idresnet.pt") and info["init"]["steps"] == 30
+    assert not (again / "weights").exists()
+    assert lease.resolve_init("auto", cfg, tmp_path / "no-assets", again) == str(again / lease.STAGED_INIT)
+    with pytest.raises(LeaseError, match="inside"):
+        lease.stage(again, init=again / lease.STAGED_INIT)
+    assert (again / lease.STAGED_INIT).exists()  # the refused restage removed nothing
 
     # CPU side: import into a scratch assets folder (the real one is measured by the CLI).
     monkeypatch.setenv("DENOISERS_DATA_MIRROR", str(staged / "datasets"))

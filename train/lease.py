@@ -125,10 +125,19 @@ def git_commit(repo: Path) -> tuple[str, bool]:
         return "unknown", False
 
 
+STAGED_INIT = Path("init") / "generator.pt"  # inside the stage folder: --init auto starts from it
+
+
 def stage(dest: Path = STAGE, kodak: int = 3, vgg: bool = True, repo: Path = REPO,
-          limit: int = TREE_LIMIT) -> Path:
-    """Copy the checked training set, VGG19 file and ``kodak`` Kodak images into ``dest``."""
+          limit: int = TREE_LIMIT, init: Path | None = None) -> Path:
+    """Copy the checked training set, VGG19 file and ``kodak`` Kodak images into ``dest``; with
+    ``init``, also a generator file (a job's returned ``idresnet.pt``) for the next job to
+    continue from (a second job on a machine still warm, before it is given back)."""
     from denoisers import datasets, weights
+
+    init_meta = _generator_meta(init) if init is not None else None
+    if init is not None and Path(init).resolve().is_relative_to(dest.resolve()):
+        raise LeaseError(f"--init {init} is inside {dest}, which staging replaces: copy it elsewhere first")
 
     if dest.exists():
         if any(dest.iterdir()) and not (dest / "stage.json").exists():
@@ -151,6 +160,11 @@ def stage(dest: Path = STAGE, kodak: int = 3, vgg: bool = True, repo: Path = REP
         copied["vgg19"] = [entry.file]
     commit, dirty = git_commit(repo)
     info = {"commit": commit, "dirty": dirty, "staged": _now(), "files": {k: len(v) for k, v in copied.items()}}
+    if init is not None:
+        (dest / STAGED_INIT).parent.mkdir(parents=True)
+        shutil.copyfile(init, dest / STAGED_INIT)
+        info["init"] = {"from": str(init), "sha256": _sha256(dest / STAGED_INIT), "method": init_meta["method"],
+                        "steps": init_meta["steps"], "sigma": init_meta["sigma"]}
     (dest / "stage.json").write_text(json.dumps(info, indent=2) + "\n")
     if dest.resolve().is_relative_to(repo.resolve()):
         ignored = subprocess.run(["git", "-C", str(repo), "check-ignore", "-q", str(dest)]).returncode == 0
@@ -187,15 +201,35 @@ def sigma_tag(lo: float, hi: float) -> str:
     return f"s{lo:g}" if lo == hi else f"s{lo:g}-{hi:g}"
 
 
-def resolve_init(init: str, cfg, assets: Path | None = None) -> str | None:
-    """'none' -> None; 'auto' -> the committed IDResNet of this sigma setting, if any (the
-    last lease's result: the next lease continues from it); else the path itself."""
+def _generator_meta(path: Path) -> dict[str, Any]:
+    """The metadata of a generator file that ``device`` or ``import`` wrote; refuses anything else."""
+    import torch
+
+    if not Path(path).is_file():
+        raise LeaseError(f"--init {path} is not a file")
+    try:
+        meta = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file: say which
+        raise LeaseError(f"--init {path} is not a readable generator file: {exc}") from exc
+    if not isinstance(meta, dict) or meta.get("method") not in METHODS.values() or "state_dict" not in meta:
+        raise LeaseError(f"--init {path} is not a generator file written by train/ (no method and state_dict)")
+    return meta
+
+
+def resolve_init(init: str, cfg, assets: Path | None = None, stage_dir: Path = STAGE) -> str | None:
+    """'none' -> None; 'auto' -> the generator staged with ``stage --init`` if any, else the
+    committed IDResNet of this sigma setting, if any (the last lease's result: the next lease
+    continues from it); else the path itself."""
     if init == "none":
         return None
     if init != "auto":
         if not Path(init).exists():
             raise LeaseError(f"--init {init} does not exist")
         return init
+    staged = stage_dir / STAGED_INIT
+    if staged.exists():
+        print(f"continuing from the staged {staged}")
+        return str(staged)
     from denoisers import weights
 
     candidate = (assets or weights.ASSETS) / f"idresnet_{sigma_tag(*cfg.sigma_range)}.pt"
@@ -558,6 +592,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dest", type=Path, default=STAGE)
     p.add_argument("--kodak", type=int, default=3, help="Kodak images for the in-run PSNR (default 3)")
     p.add_argument("--no-vgg", action="store_true", help="leave the VGG19 file out (MSE-only plans)")
+    p.add_argument("--init", type=Path, help="a returned idresnet.pt for the next job to continue from "
+                                             "(its --init auto picks it)")
     p = sub.add_parser("device", help="on the GPU machine: train the plan, write $OUT")
     p.add_argument("--out", type=Path, default=os.environ.get("OUT"), help="default: $OUT")
     p.add_argument("--plan", default="mse:5.5,gan:2.5", help="phases and minutes (default mse:5.5,gan:2.5)")
@@ -580,14 +616,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "stage":
-            stage(args.dest, args.kodak, not args.no_vgg)
+            stage(args.dest, args.kodak, not args.no_vgg, init=args.init)
         elif args.command == "device":
             if args.out is None:
                 raise LeaseError("give --out or set $OUT")
             cfg = preset(args.preset)
             changes = dict(parse_override(t) for t in args.set)
             cfg = cfg.replace(**changes) if changes else cfg
-            return device(args.out, parse_plan(args.plan), cfg, args.work, args.stage, resolve_init(args.init, cfg))
+            return device(args.out, parse_plan(args.plan), cfg, args.work, args.stage, resolve_init(args.init, cfg, stage_dir=args.stage))
         else:
             from denoisers import weights
 

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from app_server import ROOT, AppServer  # noqa: E402
 
-VIEW = "?image=kodim23&sigma=25&seed=0&x=560&y=150&crop=64&zoom=5&methods=dncnn,ffdnet,cbm3d"
+VIEW = "?image=kodim23&sigma=25&seed=0&x=560&y=150&crop=64&zoom=5&methods=idresnet,idgan,dncnn,ffdnet"
 MAX_BYTES = 1_000_000
 
 

@@ -21,6 +21,7 @@ import sys
 import time
 from concurrent.futures import Future, as_completed
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -28,11 +29,12 @@ import torch
 from tqdm import tqdm
 
 from . import datasets, report
-from .base import check_sigma
+from .base import Denoiser, TorchDenoiser, check_sigma
 from .io import image_files, read_image, shared_stems, to_float, to_uint8, write_png
 from .metrics import add_noise, high_frequency_energy, psnr, ssim
-from .parallel import _instance, process_pool
+from .parallel import process_pool
 from .registry import get, names
+
 
 @dataclass(frozen=True)
 class Job:
@@ -65,11 +67,20 @@ def list_images(folder: Path, limit: int | None = None) -> list[Path]:
         raise SystemExit(f"--data: {exc}") from None
 
 
+@lru_cache(maxsize=None)
+def reference_instance(name: str) -> Denoiser:
+    """The evaluation's ``name``, one per process: networks always in fp32, whatever precision
+    they default to elsewhere (bf16 on the CPU where that is within 0.02 dB), so that every row
+    of a results table is computed the same way."""
+    cls = type(get(name))
+    return get(name, precision="fp32") if issubclass(cls, TorchDenoiser) else get(name)
+
+
 def evaluate_one(job: Job) -> dict:
     """One result row: read, add the protocol's noise, denoise, score. Runs in any process."""
     clean_u8 = read_image(job.image)
     noisy = add_noise(to_float(clean_u8), job.sigma, job.seed)
-    denoiser = _instance(job.method)
+    denoiser = reference_instance(job.method)
     start = time.perf_counter()
     output = denoiser.denoise(noisy, job.sigma)
     seconds = time.perf_counter() - start

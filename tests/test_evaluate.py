@@ -224,3 +224,21 @@ def test_save_images_refuses_two_images_that_would_share_a_name(crops_dir, tmp_p
     with pytest.raises(SystemExit, match="img1.jpg, img1.png would be saved under one name"):
         evaluate.main(["--data", str(crops_dir), "--sigma", "25", "--methods", "ffdnet",
                        "--out", str(tmp_path / "out"), "--save-images", str(tmp_path / "images")])
+
+
+def test_the_evaluation_runs_networks_in_fp32_whatever_their_default(monkeypatch):
+    monkeypatch.setenv("DENOISERS_PRECISION", "bf16")
+    evaluate.reference_instance.cache_clear()
+    try:
+        for name in ("idresnet", "dncnn"):
+            assert evaluate.reference_instance(name).precision == "fp32"
+            assert denoisers.get(name).uses_bf16  # what the app and the denoise command would use here
+        assert evaluate.reference_instance("cbm3d").name == "cbm3d"  # not a network: built as it is
+    finally:
+        evaluate.reference_instance.cache_clear()
+
+
+def test_generators_default_to_bf16_on_the_cpu_and_baselines_do_not(monkeypatch):
+    monkeypatch.delenv("DENOISERS_PRECISION", raising=False)
+    assert denoisers.get("idresnet", device="cpu").uses_bf16 and denoisers.get("idgan", device="cpu").uses_bf16
+    assert not denoisers.get("dncnn", device="cpu").uses_bf16 and not denoisers.get("ffdnet", device="cpu").uses_bf16

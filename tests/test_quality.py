@@ -14,6 +14,7 @@ import torch
 
 import denoisers
 from denoisers import datasets
+from denoisers.evaluate import reference_instance
 from denoisers.io import read_image, to_float, to_uint8
 from denoisers.metrics import add_noise, detail_ratio, psnr
 from denoisers.nets.dncnn import DnCNN
@@ -97,7 +98,7 @@ EXPECTED = {"dncnn": 31.80, "ffdnet": 31.93, "cbm3d": 31.38, "idresnet": 31.19, 
 
 @pytest.mark.parametrize("name", denoisers.names())
 def test_psnr_gain_regression(name, kodak_crops, weights_mirror):
-    d = denoisers.get(name)
+    d = reference_instance(name)  # as evaluated: networks in fp32 (bf16's cost is benchmarked)
     if not d.readiness(25).ready:
         pytest.skip(f"{name}: {d.readiness(25).reason}")
     gains, scores = [], []

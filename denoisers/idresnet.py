@@ -23,9 +23,6 @@ class _GeneratorDenoiser(TorchDenoiser):
     def _entries(self) -> list[WeightsEntry]:
         return sorted((e for e in weights.entries_for(self.method) if e.sigma is not None), key=lambda e: e.sigma)
 
-    def trained_sigmas(self) -> list[float]:
-        return [e.sigma for e in self._entries()]
-
     def nearest(self, sigma: float) -> WeightsEntry:
         """The network used at ``sigma``: one trained for it (a network trained over a sigma
         range covers the whole range), else the nearest trained sigma (lower on ties)."""

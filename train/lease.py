@@ -623,7 +623,8 @@ def main(argv: list[str] | None = None) -> int:
             cfg = preset(args.preset)
             changes = dict(parse_override(t) for t in args.set)
             cfg = cfg.replace(**changes) if changes else cfg
-            return device(args.out, parse_plan(args.plan), cfg, args.work, args.stage, resolve_init(args.init, cfg, stage_dir=args.stage))
+            init = resolve_init(args.init, cfg, stage_dir=args.stage)
+            return device(args.out, parse_plan(args.plan), cfg, args.work, args.stage, init)
         else:
             from denoisers import weights
 

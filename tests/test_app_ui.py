@@ -77,3 +77,16 @@ def test_a_link_restores_its_view(ui):
     out = fn(0, SimpleNamespace(query_params={"sigma": "35", "seed": "7"}))
     assert out[outputs.index("status")] == "Pick a Kodak24 image or upload one, then press Compare."
     assert out[outputs.index("sigma")] == 35 and out[outputs.index("seed")] == 7
+
+
+def test_method_boxes_say_what_a_generator_was_trained_for(tiny_generators):
+    engine = Engine(None, methods=["idresnet", "ffdnet"])
+    demo, exports = build(engine, Settings(results_root=os.devnull))
+    try:
+        boxes = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", "") in
+                 ("method-idresnet", "method-ffdnet")}
+        assert boxes["method-idresnet"].info == "trained for sigma 25, 50" and boxes["method-idresnet"].value
+        assert boxes["method-ffdnet"].info is None
+    finally:
+        exports.close()
+        engine.close()

@@ -102,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     clashes = [str(p) for p in images for m in methods if output_path(args.out, m, p).resolve() == p]
     if clashes:
         raise SystemExit(f"--out {args.out}: the output would overwrite the input {clashes[0]}; choose another folder")
-    for method in methods:
-        status = get(method).readiness(sigma_given)
+    denoisers = {method: get(method) for method in methods}  # one each: a model loads once for all images
+    for method, denoiser in denoisers.items():
+        status = denoiser.readiness(sigma_given)
         if not status.ready:
             raise SystemExit(f"{method} cannot run: {status.reason}")
 
@@ -121,8 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             sigma, source = sigma_given, "given"
         noisy = to_float(noisy_u8)
-        for method in methods:
-            denoiser = get(method)
+        for method, denoiser in denoisers.items():
             status = denoiser.readiness(sigma)
             if not status.ready:
                 print(f"{image.name} {method}: skipped at sigma {sigma:g}, {status.reason}", file=sys.stderr)

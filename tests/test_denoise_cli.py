@@ -86,3 +86,12 @@ def test_two_inputs_with_one_output_name_are_refused(noisy_dir, tmp_path):
     (noisy_dir / "shot0.tif").write_bytes(b"")
     with pytest.raises(SystemExit, match="under one output name"):
         denoise.main([str(noisy_dir), "--methods", "dncnn", "--out", str(tmp_path / "out")])
+
+
+def test_each_model_loads_once_for_the_whole_batch(noisy_dir, tmp_path, weights_mirror, monkeypatch):
+    ffdnet = type(denoisers.get("ffdnet"))
+    builds = []
+    original = ffdnet._build
+    monkeypatch.setattr(ffdnet, "_build", lambda self, key: builds.append(key) or original(self, key))
+    assert denoise.main([str(noisy_dir), "--methods", "ffdnet", "--sigma", "30", "--out", str(tmp_path / "o")]) == 0
+    assert len(builds) == 1  # two images, one load (and one checksum) of the weights

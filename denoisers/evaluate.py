@@ -72,8 +72,8 @@ def reference_instance(name: str) -> Denoiser:
     """The evaluation's ``name``, one per process: networks always in fp32, whatever precision
     they default to elsewhere (bf16 on the CPU where that is within 0.02 dB), so that every row
     of a results table is computed the same way."""
-    cls = type(get(name))
-    return get(name, precision="fp32") if issubclass(cls, TorchDenoiser) else get(name)
+    denoiser = get(name)
+    return get(name, precision="fp32") if isinstance(denoiser, TorchDenoiser) else denoiser
 
 
 def evaluate_one(job: Job) -> dict:

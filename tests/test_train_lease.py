@@ -248,3 +248,19 @@ def test_cards_say_which_generator_a_run_started_from(tmp_path):
     both = {"plan": [{"phase": "mse", "minutes": 3}, {"phase": "gan", "minutes": 2}], "init_sha256": "a" * 64}
     assert "started from" not in card(gan, both)
     assert "| started from | note |" in card(gan, both, "note")
+
+
+def test_log_orders_the_phases_of_one_job_when_they_start_in_the_same_second(tmp_path):
+    def metrics(phase: str, steps_before: int, steps: int) -> Path:
+        rows = [{"event": "start", "step": 0, "phase": phase, "device": "GPU", "world_size": 1,
+                 "sigma": [20.0, 55.0], "steps_before": steps_before, "time": "2026-11-27T10:00:00+00:00"},
+                {"event": "train", "step": steps, "it_s": 10.0},
+                {"event": "end", "step": steps, "seconds": 60.0}]
+        path = tmp_path / f"metrics_{phase}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return path
+
+    gan, mse = metrics("gan", 900, 30), metrics("mse", 0, 900)  # glob order puts gan first
+    text = leaselog.entry([gan, mse])
+    assert text.index("| mse |") < text.index("| gan |")
+    assert "| 900 / 900 |" in text and "| 30 / 930 |" in text

@@ -50,7 +50,7 @@ def summarize(path: Path) -> dict:
         "it_s": f"{it_s:.1f}" if it_s else "?",
         "sigma": f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}", "psnr": psnr or "not evaluated",
         "detail": detail or "not measured",
-        "finished": bool(end), "time": start["time"],
+        "finished": bool(end), "time": start["time"], "steps_before": start.get("steps_before", 0),
     }
 
 
@@ -63,7 +63,9 @@ def _before_after(evals: list[dict], prefix: str) -> str:
 
 def entry(paths: list[Path]) -> str:
     lines = []
-    for s in sorted(map(summarize, paths), key=lambda s: s["time"]):
+    # Start times have one-second resolution, so phases of one job can tie; a later phase of
+    # the chain always starts from more steps.
+    for s in sorted(map(summarize, paths), key=lambda s: (s["time"], s["steps_before"])):
         note = "" if s["finished"] else " (did not finish)"
         lines.append(f"| {s['date']} | {s['gpu']} | {s['phase']}{note} | {s['minutes']} | {s['steps']} | "
                      f"{s['it_s']} | {s['sigma']} | {s['psnr']} | {s['detail']} |")

@@ -157,7 +157,21 @@ def test_runbook_dry_run_stage_device_import_log(tmp_path, monkeypatch):
     gen = torch.load(out / "idgan.pt", weights_only=True)
     assert gen["steps"] == 33 and gen["commit"] == json.loads((staged / "stage.json").read_text())["commit"]
 
-    # A second job on the warm machine continues from the first one's IDResNet (MSE only: no VGG).
+    # A second job on the same warm machine fine-tunes IDGAN from the first job's phase-1 run
+    # folder (still on its disk), in its own work folder; the first job's folder is never cleared.
+    with pytest.raises(LeaseError, match="inside --work"):
+        lease.device(tmp_path / "OUT2", lease.parse_plan("gan:1"), cfg, tmp_path / "work", staged,
+                     str(tmp_path / "work" / "mse"))
+    assert (tmp_path / "work" / "mse" / "last.pt").exists()
+    out2 = tmp_path / "OUT2"
+    assert lease.device(out2, lease.parse_plan("gan:1"), cfg, tmp_path / "work2", staged,
+                        str(tmp_path / "work" / "mse")) == 0
+    assert sorted(p.name for p in out2.iterdir()) == ["idgan.pt", "log.txt", "metrics_gan.jsonl", "summary.json"]
+    chained = json.loads((out2 / "summary.json").read_text())
+    assert chained["init_sha256"] == lease._sha256(out / "idresnet.pt") and chained["init_run_folder"]
+    assert torch.load(out2 / "idgan.pt", weights_only=True)["steps"] == 33
+
+    # Else (the machine went back): restage with the returned IDResNet (MSE only: no VGG).
     again = lease.stage(tmp_path / "stage2", kodak=1, vgg=False, init=out / "idresnet.pt")
     info = json.loads((again / "stage.json").read_text())
     assert info["init"]["sha256"] == lease._sha256(out / "idresnet.pt") and info["init"]["steps"] == 30
@@ -189,6 +203,11 @@ def test_runbook_dry_run_stage_device_import_log(tmp_path, monkeypatch):
                  "Kodak detail during training | sigma 25: "):
         assert text in card
     assert not (assets / "idresnet_s35.pt").exists()  # stale, unreferenced file removed
+    # The chained IDGAN's card names the bundled IDResNet it was fine-tuned from, by sha256.
+    assert lease.import_results(out2, assets, [25], psnr="skip") == ["idgan_s25.pt"]
+    card = (assets / "idgan_s25.md").read_text()
+    assert (f"| started from | the bundled `idresnet_s25.pt` (its float32 weights, from the same machine), "
+            f"sha256 `{lease._sha256(assets / 'idresnet_s25.pt')}` (30 MSE steps) |") in card
     assert read_manifest(assets / "manifest.json")["idresnet_s25"].file == "idresnet_s25.pt"
 
     # The Leases log entry.
@@ -236,6 +255,11 @@ def test_cards_say_which_generator_a_run_started_from(tmp_path):
     note = lease._bundled_start(tmp_path, gan)
     assert "after 9069 MSE steps" in note and "to 14813 steps afterwards" in note
     assert lease._bundled_start(tmp_path, _meta("idresnet", 9069, 9069)) is None
+    # A GAN-only job that started from a file is judged by its sha256, not by step counts.
+    gan_job = {"plan": [{"phase": "gan", "minutes": 2}], "init_sha256": "b" * 64}
+    assert "not the bundled `idresnet_s20-55.pt` (14813 steps)" in lease._bundled_start(tmp_path, gan, gan_job)
+    gan_job["init_sha256"] = lease._sha256(tmp_path / "idresnet_s20-55.pt")
+    assert lease._bundled_start(tmp_path, gan, gan_job).startswith("the bundled `idresnet_s20-55.pt`, sha256")
 
     def card(meta, summary, started_from=None):
         return lease.model_card("x.pt", "d" * 64, meta, [], summary, {}, "skip", None, started_from)

@@ -31,7 +31,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +45,9 @@ OUT_TOTAL_LIMIT = 64 * MIB  # all returned files together
 OUT_NAME = re.compile(r"^[A-Za-z0-9._-]+$")  # names of returned files
 REPO = Path(__file__).resolve().parent.parent
 STAGE = REPO / ".stage"
+# The device job's run folders. Inside the repository (ignored), because ignored files there
+# stay on a warm machine between calls: a second job starts from the first's run folder.
+WORK = REPO / ".lease-runs" / "job1"
 RESULTS = REPO / "docs" / "results"  # evaluation folders of denoisers.evaluate
 METHODS = {"mse": "idresnet", "gan": "idgan"}
 
@@ -265,6 +267,9 @@ def device(out: Path, plan: list[PhasePlan], cfg, work: Path, stage_dir: Path = 
     from .__main__ import resolve_images
     from .loop import run
 
+    if init is not None and Path(init).resolve().is_relative_to(work.resolve()):
+        raise LeaseError(f"--init {init} is inside --work {work}, which this job clears first: "
+                         f"give this job another --work (the earlier job's folder stays as it is)")
     fresh_work(work)
     # The staged folder is the one mirror: the lease trains on exactly what was staged.
     os.environ["DENOISERS_DATA_MIRROR"] = str(stage_dir.resolve() / "datasets")
@@ -305,10 +310,10 @@ def device(out: Path, plan: list[PhasePlan], cfg, work: Path, stage_dir: Path = 
                            for s in plan if (work / s.phase / "log.txt").exists()))
     results["log.txt"] = log
     summary = work / "summary.json"
-    init_sha = _sha256(Path(init)) if init and Path(init).is_file() else None
+    init_sha, init_run = _init_digest(init)
     summary.write_text(json.dumps({"plan": [vars(p) for p in plan], "config": cfg.to_dict(), "stage": stage_info,
-                                   "init": init, "init_sha256": init_sha, "failed": failed, "finished": _now(),
-                                   "files": sorted(results)}, indent=2) + "\n")
+                                   "init": init, "init_sha256": init_sha, "init_run_folder": init_run,
+                                   "failed": failed, "finished": _now(), "files": sorted(results)}, indent=2) + "\n")
     results["summary.json"] = summary
     already = {p.name: p for p in out.iterdir() if p.is_file() and p.name not in results}  # e.g. bench.txt
     check_out({**already, **results})
@@ -316,6 +321,20 @@ def device(out: Path, plan: list[PhasePlan], cfg, work: Path, stage_dir: Path = 
         shutil.copyfile(path, out / name)
     print(f"wrote {len(results)} files ({sum(p.stat().st_size for p in results.values()) / MIB:.2f} MiB) to {out}")
     return 1 if failed else 0
+
+
+def _init_digest(init: str | None) -> tuple[str | None, bool]:
+    """The sha256 that names a job's start, and whether the start was a run folder. A run
+    folder (an earlier job's phase on the same machine) starts from its float32 ``last.pt``;
+    it is named by the float16 ``generator.pt`` exported beside it, the very file that job
+    returned (and that is imported and shipped)."""
+    if not init:
+        return None, False
+    path = Path(init)
+    run_folder = path.is_dir()
+    if run_folder:
+        path = path / "generator.pt"
+    return (_sha256(path) if path.is_file() else None), run_folder
 
 
 def _add_extra(path: Path, extra: dict[str, Any]) -> None:
@@ -438,7 +457,7 @@ def import_results(src: Path, assets: Path, sigmas: list[float], psnr: str = "cl
         else:
             measured = {}
         card = model_card(name, digest, meta, metrics, summary, measured, psnr, hardware,
-                          _bundled_start(assets, meta))
+                          _bundled_start(assets, meta, summary))
         (assets / name).with_suffix(".md").write_text(card)
         imported.append(name)
         print(f"imported {name} ({digest[:12]}), entries " + ", ".join(f"{method}_s{s:g}" for s in chosen)
@@ -449,9 +468,10 @@ def import_results(src: Path, assets: Path, sigmas: list[float], psnr: str = "cl
     return imported
 
 
-def _bundled_start(assets: Path, meta: dict[str, Any]) -> str | None:
+def _bundled_start(assets: Path, meta: dict[str, Any], summary: dict | None = None) -> str | None:
     """For an IDGAN: whether the bundled IDResNet of its sigma setting is the one it was
-    fine-tuned from, judged by MSE step counts (a later job may have trained IDResNet on)."""
+    fine-tuned from: by sha256 when its job started from a file (``init_sha256`` of a
+    GAN-only job), else judged by MSE step counts (a later job may have trained IDResNet on)."""
     if meta["method"] != "idgan":
         return None
     path = assets / f"idresnet_{sigma_tag(*meta['sigma'])}.pt"
@@ -461,6 +481,13 @@ def _bundled_start(assets: Path, meta: dict[str, Any]) -> str | None:
 
     bundled = torch.load(path, map_location="cpu", weights_only=True).get("steps")
     start = meta["steps"] - meta["phase_steps"]
+    summary = summary or {}
+    if summary.get("init_sha256") and "mse" not in [p["phase"] for p in summary.get("plan", [])]:
+        if summary["init_sha256"] == _sha256(path):
+            how = " (its float32 weights, from the same machine)" if summary.get("init_run_folder") else ""
+            return f"the bundled `{path.name}`{how}, sha256 `{summary['init_sha256']}` ({start} MSE steps)"
+        return (f"the IDResNet with sha256 `{summary['init_sha256']}` ({start} MSE steps), not the bundled "
+                f"`{path.name}` ({bundled} steps)")
     if bundled == start:
         return f"the bundled `{path.name}` ({start} MSE steps)"
     return (f"an IDResNet after {start} MSE steps; the bundled `{path.name}` trained on to {bundled} "
@@ -516,6 +543,8 @@ def model_card(name: str, digest: str, meta: dict[str, Any], metrics: list[dict]
     job_start = method == "idresnet" or "mse" not in job_phases  # else IDGAN starts from this job's phase 1
     if started_from is None and job_start and summary.get("init_sha256") and meta["steps"] > meta["phase_steps"]:
         started_from = f"the generator with sha256 `{summary['init_sha256']}`"
+        if summary.get("init_run_folder"):
+            started_from += " (its float32 weights, from the earlier job's run folder on the same machine)"
     if started_from:
         lines.append(f"| started from | {started_from} |")
     if method == "idgan":
@@ -603,9 +632,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="generator to start from: a .pt, 'none', or 'auto' (default): the bundled "
                         "assets/weights/idresnet_<sigma>.pt of this sigma setting when there is one")
     p.add_argument("--stage", type=Path, default=STAGE)
-    p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lease-runs",
-                   help=f"scratch folder for the phases' run folders; an existing one is replaced only "
-                        f"when it carries {WORK_MARKER} (made by this command), else it must be empty")
+    p.add_argument("--work", type=Path, default=WORK,
+                   help=f"folder for the phases' run folders (default .lease-runs/job1, ignored by git: it "
+                        f"stays on a warm machine for a second job's --init .lease-runs/job1/mse); an existing "
+                        f"one is replaced only when it carries {WORK_MARKER} (made by this command), else it "
+                        f"must be empty")
     p = sub.add_parser("import", help="turn $OUT files into assets/weights/ files and model cards")
     p.add_argument("src", type=Path, help="the folder holding the files the GPU job returned from $OUT")
     p.add_argument("--assets", type=Path, default=None, help="default: assets/weights")

@@ -3,6 +3,8 @@
 #
 #   here:   train/lease.sh stage [--kodak 3] [--no-vgg]
 #   GPU job: bash train/lease.sh device [--plan mse:5.5,gan:2.5] [--init assets/weights/X.pt]
+#            bash train/lease.sh device --plan gan:2.5 --work .lease-runs/job2 --init .lease-runs/job1/mse
+#                     (a second call while the machine is warm: starts from the first job's run folder)
 #            bash train/lease.sh bench [--phase gan] [--batches 16,64] [--compile-modes default]
 #            (the job gets a copy of the working tree with the ignored .stage/ sent along, at most
 #            64 MiB, and returns at most 8 files of at most 16 MiB from its output folder $OUT)
@@ -56,6 +58,6 @@ case "$verb" in
     # Kodak24 against the campaign's targets (IDResNet over DnCNN; IDGAN's cost and detail).
     exec "$PY" -m train.targets "${1:-docs/results/kodak24}" ;;
   *)
-    sed -n '2,14p' "$0"
+    sed -n '2,16p' "$0"
     exit 2 ;;
 esac

@@ -288,3 +288,39 @@ def test_log_orders_the_phases_of_one_job_when_they_start_in_the_same_second(tmp
     text = leaselog.entry([gan, mse])
     assert text.index("| mse |") < text.index("| gan |")
     assert "| 900 / 900 |" in text and "| 30 / 930 |" in text
+
+
+# What the GPU machine's Python lacks (its package list in the device notes): the app's and
+# the baselines' libraries. The device job must not import any of them.
+NOT_ON_THE_GPU_MACHINE = ("gradio", "gradio_client", "bm3d", "pywt", "plotly")
+BLOCKER = f'''import sys
+class _Missing:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {NOT_ON_THE_GPU_MACHINE!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (not on the GPU machine)")
+sys.meta_path.insert(0, _Missing())
+'''
+
+
+@pytest.mark.skipif(not MIRRORS, reason="stages the real CBSD432 and VGG19 files: set DENOISERS_DATA_MIRROR "
+                                        "and DENOISERS_WEIGHTS_MIRROR")
+def test_the_device_command_runs_without_what_the_gpu_machine_lacks(tmp_path):
+    staged = lease.stage(tmp_path / "stage", kodak=1)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(BLOCKER)
+    out = tmp_path / "OUT"
+    out.mkdir()
+    env = {**os.environ, "PYTHON": sys.executable, "OUT": str(out),
+           "PYTHONPATH": os.pathsep.join([str(site), str(lease.REPO)])}
+    env.pop("DENOISERS_DATA_MIRROR")  # the job reads the staged copy only
+    env.pop("DENOISERS_WEIGHTS_MIRROR")
+    missing = subprocess.run([sys.executable, "-c", "import gradio"], env=env, capture_output=True, text=True)
+    assert "not on the GPU machine" in missing.stderr  # the blocker is in force
+    job = ["bash", "train/lease.sh", "device", "--preset", "tiny", "--plan", "mse:0.2,gan:0.2", "--init", "none",
+           "--stage", str(staged), "--work", str(tmp_path / "work"),
+           "--set", "mse_steps=6", "--set", "gan_steps=2", "--set", "eval_images=1"]
+    done = subprocess.run(job, cwd=lease.REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert {"idresnet.pt", "idgan.pt", "summary.json"} <= {p.name for p in out.iterdir()}
+    assert not json.loads((out / "summary.json").read_text())["failed"]

@@ -104,6 +104,7 @@ def test_presets_are_frozen_and_reject_unknown_keys(tmp_path):
     ("eval_sigmas", 25), ("eval_sigmas", []), ("eval_sigmas", [25, "x"]),
     ("w_adv", -1), ("content_feature_scale", "big"), ("minutes", 0), ("minutes", "soon"),
     ("amp", "fp16"), ("channels_last", "yes"), ("compile", 1), ("preset", None),
+    ("lr_warmup", -1), ("lr_warmup", 1.5),
 ])
 def test_config_refuses_bad_values_naming_the_key(key, value):
     with pytest.raises(ConfigError, match=key):
@@ -130,6 +131,11 @@ def test_lr_schedule_scales_with_run_length():
     assert lr_at(cfg, 0, 400_000) == 1e-4 and lr_at(cfg, 199_999, 400_000) == 1e-4
     assert lr_at(cfg, 200_000, 400_000) == pytest.approx(1e-5)
     assert lr_at(cfg, 499, 1000) == 1e-4 and lr_at(cfg, 500, 1000) == pytest.approx(1e-5)
+    # A linear warm-up over the phase's first steps, then the same milestones.
+    warm = cfg.replace(lr_warmup=200)
+    assert lr_at(warm, 0, 1000) == pytest.approx(1e-4 / 200) and lr_at(warm, 99, 1000) == pytest.approx(0.5e-4)
+    assert lr_at(warm, 199, 1000) == 1e-4 and lr_at(warm, 500, 1000) == pytest.approx(1e-5)
+    assert preset("gpu").lr_warmup == 200 and preset("paper").lr_warmup == 0
     # 100 it/s, 60 s left, evaluations of 1 s every 1000 steps: about 5.7k steps fit.
     total = plan_total_steps(100, 100.0, 60.0, 1.0, 1000, 10**9)
     assert 5_000 < total - 100 < 5_820
@@ -330,6 +336,14 @@ def test_resume_refuses_a_changed_config(mse_run, train_images, tmp_path):
     run(tiny(), "mse", train_images, tmp_path, steps=2, bar=False)
     with pytest.raises(ConfigError, match="crop"):
         run(tiny(crop=48), "mse", train_images, tmp_path, steps=4, bar=False)
+    with pytest.raises(ConfigError, match="lr_warmup"):
+        run(tiny(lr_warmup=5), "mse", train_images, tmp_path, steps=4, bar=False)
+    # A checkpoint written before a config key existed resumes with that key's default.
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    del state["config"]["lr_warmup"]
+    torch.save(state, tmp_path / "last.pt")
+    run(tiny(), "mse", train_images, tmp_path, steps=4, bar=False)
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == 4
 
 
 def test_cli_trains_a_tiny_phase(train_images, tmp_path, capsys):

@@ -272,6 +272,9 @@ def test_cards_say_which_generator_a_run_started_from(tmp_path):
     both = {"plan": [{"phase": "mse", "minutes": 3}, {"phase": "gan", "minutes": 2}], "init_sha256": "a" * 64}
     assert "started from" not in card(gan, both)
     assert "| started from | note |" in card(gan, both, "note")
+    warm = {**_meta("idresnet", 100, 100), "config": TINY.replace(lr_warmup=200).to_dict()}
+    assert "of the phase, linear warm-up over the first 200 steps |" in card(warm, {})
+    assert "of the phase |" in card(_meta("idresnet", 100, 100), {})
 
 
 def test_log_orders_the_phases_of_one_job_when_they_start_in_the_same_second(tmp_path):

@@ -44,6 +44,10 @@ class Config:
     gan_steps: int = 200_000
     lr_milestones: tuple[float, ...] = (0.5,)
     lr_gamma: float = 0.1
+    # Steps of linear lr warm-up at the start of each phase (0: none, the paper). A phase that
+    # starts from trained weights with a fresh Adam otherwise moves every weight by about lr in
+    # its very first step (Adam's first update is lr times the gradient's sign).
+    lr_warmup: int = 0
     # Phase 2 loss weights (the paper's), on MSE in [-1, 1], raw relu5_4 features, -log D.
     w_pix: float = 0.001
     w_content: float = 0.0061
@@ -141,6 +145,7 @@ def check(cfg: Config) -> None:
         raise ConfigError(f"head_kernel must be odd (the padding keeps the image size), got {cfg.head_kernel}")
     _need_int(cfg, "crop", 16)
     _need_int(cfg, "seed", 0)
+    _need_int(cfg, "lr_warmup", 0)
 
     sigma = cfg.sigma
     if isinstance(sigma, (list, tuple)):
@@ -224,6 +229,7 @@ GPU = Config(
     sigma=(20.0, 55.0),
     mse_steps=40_000,
     gan_steps=20_000,
+    lr_warmup=200,  # every lease starts from trained weights with a fresh Adam
     minutes=8.0,
     log_every=100,
     eval_every=5000,

@@ -537,7 +537,8 @@ def model_card(name: str, digest: str, meta: dict[str, Any], metrics: list[dict]
         f"| steps | {_steps_text(meta)}, batch {cfg['batch']} "
         f"x {meta.get('world_size', 1)} process(es) |",
         f"| optimiser | Adam (beta1 {cfg['betas'][0]}), lr {cfg['lr']:g} divided by {1 / cfg['lr_gamma']:g} at "
-        f"{', '.join(f'{m:g}' for m in cfg['lr_milestones'])} of the phase |",
+        f"{', '.join(f'{m:g}' for m in cfg['lr_milestones'])} of the phase"
+        + (f", linear warm-up over the first {cfg['lr_warmup']} steps" if cfg.get("lr_warmup") else "") + " |",
     ]
     job_phases = [p["phase"] for p in summary.get("plan", [])]
     job_start = method == "idresnet" or "mse" not in job_phases  # else IDGAN starts from this job's phase 1

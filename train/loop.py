@@ -80,9 +80,11 @@ def autocast(cfg: Config, device: torch.device):
 
 
 def lr_at(cfg: Config, step: int, total: int) -> float:
-    """The paper's step schedule: lr divided by ``1/lr_gamma`` at each milestone fraction."""
+    """The paper's step schedule: lr divided by ``1/lr_gamma`` at each milestone fraction;
+    scaled linearly from 1/lr_warmup up to 1 over the phase's first ``lr_warmup`` steps."""
     drops = sum(step >= math.ceil(m * total) for m in cfg.lr_milestones)
-    return cfg.lr * cfg.lr_gamma ** drops
+    warm = min(1.0, (step + 1) / cfg.lr_warmup) if cfg.lr_warmup else 1.0
+    return cfg.lr * cfg.lr_gamma ** drops * warm
 
 
 def describe_device(device: torch.device) -> str:
@@ -290,7 +292,8 @@ def restore_checkpoint(run: Run, path: Path) -> None:
     state = ckpt.load(path)
     if state.get("phase") != run.phase:
         raise ConfigError(f"{path} is a {state.get('phase')!r} checkpoint, this run is {run.phase!r}")
-    saved = {k: v for k, v in state["config"].items() if k not in RUN_CONTROL_KEYS}
+    # A key added after the checkpoint was written takes its default, which is the old behaviour.
+    saved = {k: v for k, v in {**Config().to_dict(), **state["config"]}.items() if k not in RUN_CONTROL_KEYS}
     now = {k: v for k, v in run.cfg.to_dict().items() if k not in RUN_CONTROL_KEYS}
     differ = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
     if differ:

@@ -369,6 +369,8 @@ def test_benchmark_runs_on_the_cpu(capsys):
     assert all(t.it_s > 0 for t in results) and "x naive" in capsys.readouterr().out
 
 
+# torch's own compiler imports a deprecated torch.jit helper; the warning is not ours.
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 def test_a_compiled_generator_trains_saves_and_resumes_like_an_eager_one(train_images, tmp_path):
     # `--set compile=default` is what a lease adds when its benchmark finds compilation faster:
     # the checkpoint and the export must hold plain keys, and a compiled run must resume.

@@ -9,6 +9,8 @@ written as ``DIR/<method>/<image name>.png``, and ``DIR/denoised.csv`` lists wha
 (``denoisers.metrics.estimate_noise_sigma``); give a number when you know it. Folders are read
 in name order. The default methods are those ready to run (untrained generators are left out).
 Running again replaces the outputs of the same image and method, and keeps the other rows.
+An image that cannot be read, or a method that fails on one image, is reported and skipped
+(exit status 1); an interrupted run still records the outputs it wrote.
 """
 from __future__ import annotations
 
@@ -109,37 +111,44 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{method} cannot run: {status.reason}")
 
     rows, failed = [], 0
-    for image in tqdm(images, unit="image", disable=None):
-        try:
-            noisy_u8 = read_image(image, max_pixels=MAX_PIXELS)
-        except ImageReadError as exc:
-            print(f"{image}: skipped, {exc}", file=sys.stderr)
-            failed += 1
-            continue
-        if sigma_given is None:
-            estimate = estimate_noise_sigma(noisy_u8)
-            sigma, source = round(min(SIGMA_MAX, max(SIGMA_FLOOR, estimate)), 2), "estimated"
-        else:
-            sigma, source = sigma_given, "given"
-        noisy = to_float(noisy_u8)
-        for method, denoiser in denoisers.items():
-            status = denoiser.readiness(sigma)
-            if not status.ready:
-                print(f"{image.name} {method}: skipped at sigma {sigma:g}, {status.reason}", file=sys.stderr)
+    try:
+        for image in tqdm(images, unit="image", disable=None):
+            try:
+                noisy_u8 = read_image(image, max_pixels=MAX_PIXELS)
+            except ImageReadError as exc:
+                print(f"{image}: skipped, {exc}", file=sys.stderr)
                 failed += 1
                 continue
-            start = time.perf_counter()
-            output = denoiser.denoise(noisy, sigma)
-            seconds = time.perf_counter() - start
-            write_png(to_uint8(output), output_path(args.out, method, image))
-            rows.append({"image": image.name, "method": method, "sigma": sigma, "sigma_from": source,
-                         "seconds": round(seconds, 3), "weights": denoiser.weights_id(sigma)})
-    csv_path = args.out / "denoised.csv"
-    if rows:
-        table = merge_rows(csv_path, rows)
-        partial = csv_path.with_name(f".{csv_path.name}.partial")
-        table.to_csv(partial, index=False)
-        partial.replace(csv_path)
+            if sigma_given is None:
+                estimate = estimate_noise_sigma(noisy_u8)
+                sigma, source = round(min(SIGMA_MAX, max(SIGMA_FLOOR, estimate)), 2), "estimated"
+            else:
+                sigma, source = sigma_given, "given"
+            noisy = to_float(noisy_u8)
+            for method, denoiser in denoisers.items():
+                status = denoiser.readiness(sigma)
+                if not status.ready:
+                    print(f"{image.name} {method}: skipped at sigma {sigma:g}, {status.reason}", file=sys.stderr)
+                    failed += 1
+                    continue
+                start = time.perf_counter()
+                try:
+                    output = denoiser.denoise(noisy, sigma)
+                except Exception as exc:  # e.g. out of memory on one large image: go on with the rest
+                    print(f"{image.name} {method}: failed, {type(exc).__name__}: {exc}", file=sys.stderr)
+                    failed += 1
+                    continue
+                seconds = time.perf_counter() - start
+                write_png(to_uint8(output), output_path(args.out, method, image))
+                rows.append({"image": image.name, "method": method, "sigma": sigma, "sigma_from": source,
+                             "seconds": round(seconds, 3), "weights": denoiser.weights_id(sigma)})
+    finally:  # also when interrupted: the outputs written so far keep their rows
+        if rows:
+            csv_path = args.out / "denoised.csv"
+            table = merge_rows(csv_path, rows)
+            partial = csv_path.with_name(f".{csv_path.name}.partial")
+            table.to_csv(partial, index=False)
+            partial.replace(csv_path)
     print(f"{len(rows)} outputs in {args.out}" + (f"; {failed} skipped (see above)" if failed else ""))
     return 1 if failed else 0
 

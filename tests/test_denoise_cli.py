@@ -95,3 +95,40 @@ def test_each_model_loads_once_for_the_whole_batch(noisy_dir, tmp_path, weights_
     monkeypatch.setattr(ffdnet, "_build", lambda self, key: builds.append(key) or original(self, key))
     assert denoise.main([str(noisy_dir), "--methods", "ffdnet", "--sigma", "30", "--out", str(tmp_path / "o")]) == 0
     assert len(builds) == 1  # two images, one load (and one checksum) of the weights
+
+
+class _Flaky:
+    """Wraps a denoiser; raises ``error`` on the call numbered ``fail_at`` (0-based)."""
+
+    def __init__(self, inner, fail_at: int, error: BaseException):
+        self.inner, self.fail_at, self.error, self.calls = inner, fail_at, error, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def denoise(self, noisy, sigma):
+        self.calls += 1
+        if self.calls - 1 == self.fail_at:
+            raise self.error
+        return self.inner.denoise(noisy, sigma)
+
+
+def test_a_method_failing_on_one_image_is_reported_and_the_rest_kept(noisy_dir, tmp_path, weights_mirror,
+                                                                     monkeypatch, capsys):
+    monkeypatch.setattr(denoise, "get", lambda name: _Flaky(denoisers.get(name), 0, MemoryError("too large")))
+    out = tmp_path / "out"
+    assert denoise.main([str(noisy_dir), "--methods", "dncnn", "--sigma", "30", "--out", str(out)]) == 1
+    assert "shot0.png dncnn: failed, MemoryError: too large" in capsys.readouterr().err
+    assert [p.name for p in (out / "dncnn").iterdir()] == ["shot1.png"]
+    assert list(pd.read_csv(out / "denoised.csv")["image"]) == ["shot1.png"]
+
+
+def test_an_interrupted_batch_keeps_the_rows_of_the_outputs_written(noisy_dir, tmp_path, weights_mirror,
+                                                                    monkeypatch):
+    monkeypatch.setattr(denoise, "get", lambda name: _Flaky(denoisers.get(name), 1, KeyboardInterrupt()))
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        denoise.main([str(noisy_dir), "--methods", "dncnn", "--sigma", "30", "--out", str(out)])
+    assert [p.name for p in (out / "dncnn").iterdir()] == ["shot0.png"]
+    assert list(pd.read_csv(out / "denoised.csv")["image"]) == ["shot0.png"]
+    assert not list(out.rglob("*.partial"))

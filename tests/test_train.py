@@ -105,6 +105,8 @@ def test_presets_are_frozen_and_reject_unknown_keys(tmp_path):
     ("w_adv", -1), ("content_feature_scale", "big"), ("minutes", 0), ("minutes", "soon"),
     ("amp", "fp16"), ("channels_last", "yes"), ("compile", 1), ("preset", None),
     ("lr_warmup", -1), ("lr_warmup", 1.5),
+    ("lr", math.inf), ("lr", math.nan), ("minutes", math.nan), ("sigma", [20, math.inf]),
+    ("w_content", math.inf), ("compile", "bogus"),
 ])
 def test_config_refuses_bad_values_naming_the_key(key, value):
     with pytest.raises(ConfigError, match=key):
@@ -338,6 +340,8 @@ def test_resume_refuses_a_changed_config(mse_run, train_images, tmp_path):
         run(tiny(crop=48), "mse", train_images, tmp_path, steps=4, bar=False)
     with pytest.raises(ConfigError, match="lr_warmup"):
         run(tiny(lr_warmup=5), "mse", train_images, tmp_path, steps=4, bar=False)
+    # A refused resume leaves the folder's config.yaml describing what is in it.
+    assert load_yaml(tmp_path / "config.yaml") == tiny()
     # A checkpoint written before a config key existed resumes with that key's default.
     state = torch.load(tmp_path / "last.pt", weights_only=True)
     del state["config"]["lr_warmup"]
@@ -346,18 +350,72 @@ def test_resume_refuses_a_changed_config(mse_run, train_images, tmp_path):
     assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == 4
 
 
-def test_cli_trains_a_tiny_phase(train_images, tmp_path, capsys):
-    from train.__main__ import main
-
-    folder = tmp_path / "images"
-    folder.mkdir()
+@pytest.fixture(scope="module")
+def train_folder(train_images, tmp_path_factory) -> Path:
+    """Three training images in a folder, for the command line's ``--data``."""
+    folder = tmp_path_factory.mktemp("images")
     for path in train_images[:3]:
         (folder / path.name).symlink_to(path)
-    rc = main(["mse", "--preset", "tiny", "--data", str(folder), "--out", str(tmp_path / "r"), "--steps", "3",
+    return folder
+
+
+def test_cli_trains_a_tiny_phase(train_folder, tmp_path, capsys):
+    from train.__main__ import main
+
+    rc = main(["mse", "--preset", "tiny", "--data", str(train_folder), "--out", str(tmp_path / "r"), "--steps", "3",
                "--no-eval", "--set", "log_every=1"])
     assert rc == 0 and len(records(tmp_path / "r")) == 3
     assert "step 3/3" in capsys.readouterr().out  # plain log lines when not on a terminal
     assert main(["mse", "--preset", "tiny", "--out", str(tmp_path / "x"), "--set", "bacth=2"]) == 2
+
+
+def test_a_diverging_run_stops_without_writing_weights(train_images, train_folder, tmp_path, capsys):
+    """An lr far too large makes the loss NaN: the run stops with an error before any
+    checkpoint or export, so no NaN weights can be shipped or resumed from."""
+    from train.__main__ import main
+    from train.loop import TrainingDiverged
+
+    with pytest.raises(TrainingDiverged, match="non-finite"):
+        run(tiny(lr=1e6, log_every=2, ckpt_every=100), "mse", train_images, tmp_path / "a", steps=20, bar=False)
+    assert not (tmp_path / "a" / "generator.pt").exists() and not (tmp_path / "a" / "last.pt").exists()
+    # Caught between log lines as well: checked before every checkpoint and before the export.
+    with pytest.raises(TrainingDiverged):
+        run(tiny(lr=1e6, log_every=100, ckpt_every=7), "mse", train_images, tmp_path / "b", steps=20, bar=False)
+    assert not (tmp_path / "b" / "last.pt").exists()
+    argv = ["mse", "--preset", "tiny", "--data", str(train_folder), "--out", str(tmp_path / "c"), "--no-eval",
+            "--steps", "20", "--set", "lr=1.0e+6"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "non-finite" in err and not (tmp_path / "c" / "generator.pt").exists()
+
+
+def test_cli_refuses_bad_runs_before_training(train_folder, tmp_path, capsys):
+    from train.__main__ import main
+
+    big = IDResNetGenerator(blocks=3, channels=16)
+    torch.save(big.state_dict(), tmp_path / "other.pt")
+    (tmp_path / "truncated.pt").write_bytes(b"PK\x03\x04 not a whole checkpoint")
+    (tmp_path / "bad.yaml").write_text("lr: [\n")
+    (tmp_path / "a_file").write_text("keep me")
+    cases = {
+        "--steps 0": (["--steps", "0"], "steps"),
+        "unknown device": (["--device", "banana"], "banana"),
+        "--init of another size": (["--init", str(tmp_path / "other.pt")], "does not fit"),
+        "truncated --init": (["--init", str(tmp_path / "truncated.pt")], "cannot read"),
+        "invalid YAML": (["--config", str(tmp_path / "bad.yaml")], "not valid YAML"),
+        "crop larger than the images": (["--set", "crop=2000"], "crop"),
+        "--out is a file": (["--out", str(tmp_path / "a_file")], "is a file"),
+    }
+    for name, (extra, expected) in cases.items():
+        out = ["--out", str(tmp_path / "run")] if "--out" not in extra else []
+        try:
+            rc = main(["mse", "--preset", "tiny", "--data", str(train_folder), "--no-eval", *out, *extra])
+        except SystemExit as exc:  # argparse's own refusals
+            rc = exc.code
+        err = capsys.readouterr().err
+        assert rc == 2, name
+        assert expected in err and "Traceback" not in err, (name, err)
+    assert (tmp_path / "a_file").read_text() == "keep me" and not (tmp_path / "run").exists()
 
 
 def test_benchmark_runs_on_the_cpu(capsys):

@@ -13,7 +13,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from denoisers.fetch import FetchError
+from denoisers.io import ImageReadError
+from denoisers.weights import WeightsError
+
+from .checkpoint import CheckpointError
 from .config import Config, ConfigError, load_yaml, parse_override, preset
+from .loop import TrainingDiverged
 
 
 def resolve_images(spec: str, limit: int | None = None, download: bool = True) -> list[Path]:
@@ -38,6 +44,22 @@ def build_config(args: argparse.Namespace) -> Config:
     return cfg.replace(**changes) if changes else cfg
 
 
+def _count(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+    return parse
+
+
+def _counts(text: str) -> list[int]:
+    return [_count(1)(part) for part in text.split(",") if part.strip()]
+
+
 def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="paper", help="paper, gpu or tiny (default: paper)")
     p.add_argument("--config", help="a YAML file of config keys (overrides --preset)")
@@ -56,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         add_common(p)
         p.add_argument("--out", required=True, help="run folder (a last.pt in it is resumed)")
         p.add_argument("--init", help="generator to start from: run folder or .pt (required for gan)")
-        p.add_argument("--steps", type=int, help="steps of this phase (default: the preset's)")
+        p.add_argument("--steps", type=_count(1), help="steps of this phase (default: the preset's)")
         p.add_argument("--minutes", type=float, help="stop after this many minutes (plans the lr schedule)")
         p.add_argument("--eval-data", default="kodak24", help="folder or dataset name for the periodic PSNR")
         p.add_argument("--no-eval", action="store_true", help="skip the periodic Kodak PSNR")
@@ -65,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("bench", help="it/s of a preset against naive fp32 eager, same process")
     add_common(p)
     p.add_argument("--phase", choices=("mse", "gan"), default="mse")
-    p.add_argument("--steps", type=int, default=30, help="timed steps per setting")
-    p.add_argument("--warmup", type=int, default=5, help="untimed steps per setting")
-    p.add_argument("--batches", default="", help="also time these batch sizes, e.g. 16,32,64")
+    p.add_argument("--steps", type=_count(1), default=30, help="timed steps per setting")
+    p.add_argument("--warmup", type=_count(0), default=5, help="untimed steps per setting")
+    p.add_argument("--batches", type=_counts, default=[], help="also time these batch sizes, e.g. 16,32,64")
     p.add_argument("--compile-modes", default="", help="also time these torch.compile modes, e.g. default")
     p.add_argument("--random-vgg", action="store_true", help="random VGG19 weights (no weights file)")
     p.add_argument("--minutes", type=float, default=None, help=argparse.SUPPRESS)
@@ -80,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
             data = resolve_images(args.data) if args.data != "synthetic" else None
             bench(cfg, args.phase, data, args.steps, args.warmup, args.device, not args.random_vgg,
-                  [int(b) for b in args.batches.split(",") if b], [m for m in args.compile_modes.split(",") if m])
+                  args.batches, [m for m in args.compile_modes.split(",") if m])
             return 0
         from .loop import run
 
@@ -93,7 +115,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"no periodic evaluation: {exc}", file=sys.stderr)
         run(cfg, args.command, data, args.out, init=args.init, eval_paths=eval_paths, device=args.device,
             pretrained_vgg=not args.random_vgg, steps=args.steps)
-    except (ConfigError, FileNotFoundError) as exc:
+    except (ConfigError, FileNotFoundError, CheckpointError, ImageReadError, FetchError, WeightsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # an unwritable --out, a full disk ...
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -8,6 +8,7 @@ milestones scale with the run's real length (see ``loop.plan_total_steps``).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -116,12 +117,14 @@ def _need_int(cfg: Config, name: str, low: int) -> None:
 
 def _need_number(name: str, value: Any) -> None:
     if _is_number(value):
+        if not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {value}")
         return
     hint = ""
     if isinstance(value, str):
         try:
             float(value)
-            hint = " (YAML reads a number like 1e-4 as text: write 1.0e-4)"
+            hint = " (YAML reads a number like 1e-4 or 1.0e6 as text: write 1.0e-4 or 1.0e+6)"
         except ValueError:
             pass
     raise ConfigError(f"{name} must be a number, got {_show(value)}{hint}")
@@ -198,9 +201,12 @@ def check(cfg: Config) -> None:
         raise ConfigError(f"amp must be 'bf16' or 'none', got {_show(cfg.amp)}")
     if not isinstance(cfg.channels_last, bool):
         raise ConfigError(f"channels_last must be true or false, got {_show(cfg.channels_last)}")
-    if not isinstance(cfg.compile, str) or not cfg.compile:
-        raise ConfigError(f"compile must be 'none' or a torch.compile mode name, got {_show(cfg.compile)}")
+    if cfg.compile not in COMPILE_MODES:
+        raise ConfigError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {_show(cfg.compile)}")
 
+
+# "none", or a mode of torch.compile ("default" is its mode=None).
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 _TUPLES = {"sigma", "betas", "lr_milestones", "eval_sigmas"}
 
@@ -268,7 +274,10 @@ def preset(name: str) -> Config:
 
 def load_yaml(path: str | Path) -> Config:
     """A YAML file of Config keys; ``preset: NAME`` starts from that preset's values."""
-    raw = yaml.safe_load(Path(path).read_text()) or {}
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must hold a mapping of config keys")
     base = preset(raw.get("preset", "paper")).to_dict()

@@ -21,6 +21,9 @@ import torch
 from denoisers.io import read_image
 from denoisers.nets.idresnet import IDResNetGenerator
 
+from .config import ConfigError
+
+
 @dataclass
 class ImageBank:
     """All training images on one device: ``pixels`` [N, Hmax, Wmax, 3] uint8, ``sizes`` [N, 2]."""
@@ -44,7 +47,7 @@ def load_bank(paths: list[Path], device: torch.device | str, min_size: int) -> I
         if img.shape[0] > img.shape[1]:
             img = img.transpose(1, 0, 2)
         if min(img.shape[:2]) < min_size:
-            raise ValueError(f"{path} is {img.shape[1]}x{img.shape[0]}, smaller than the {min_size}px crop")
+            raise ConfigError(f"{path} is {img.shape[1]}x{img.shape[0]}, smaller than the {min_size}px crop")
         images.append(img)
     h = max(i.shape[0] for i in images)
     w = max(i.shape[1] for i in images)
@@ -67,7 +70,7 @@ class BatchMaker:
     def __init__(self, bank: ImageBank, crop: int, batch: int, sigma_range: tuple[float, float],
                  seed: int, rank: int = 0) -> None:
         if crop > int(bank.sizes.min()):
-            raise ValueError(f"crop {crop} is larger than the smallest image side {int(bank.sizes.min())}")
+            raise ConfigError(f"crop {crop} is larger than the smallest image side {int(bank.sizes.min())}")
         self.bank, self.crop, self.batch = bank, crop, batch
         self.sigma_lo, self.sigma_hi = sigma_range
         self.seed, self.rank = seed, rank

@@ -191,9 +191,13 @@ def parse_plan(text: str) -> list[PhasePlan]:
     plan = []
     for part in text.split(","):
         phase, _, minutes = part.partition(":")
-        if phase not in METHODS or not minutes:
-            raise LeaseError(f"plan step {part!r} is not mse:MINUTES or gan:MINUTES")
-        plan.append(PhasePlan(phase, float(minutes)))
+        try:
+            value = float(minutes)
+        except ValueError:
+            value = math.nan
+        if phase not in METHODS or not (math.isfinite(value) and value > 0):
+            raise LeaseError(f"plan step {part!r} is not mse:MINUTES or gan:MINUTES (minutes > 0)")
+        plan.append(PhasePlan(phase, value))
     if [p.phase for p in plan] not in (["mse"], ["gan"], ["mse", "gan"]):
         raise LeaseError("a plan is mse, gan, or mse then gan")
     return plan
@@ -613,7 +617,7 @@ def _now() -> str:
 # ----------------------------------------------------------------------------- command line
 
 def main(argv: list[str] | None = None) -> int:
-    from .config import parse_override, preset
+    from .config import ConfigError, parse_override, preset
 
     parser = argparse.ArgumentParser(prog="python -m train.lease", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -655,15 +659,19 @@ def main(argv: list[str] | None = None) -> int:
             cfg = preset(args.preset)
             changes = dict(parse_override(t) for t in args.set)
             cfg = cfg.replace(**changes) if changes else cfg
+            plan = parse_plan(args.plan)
             init = resolve_init(args.init, cfg, stage_dir=args.stage)
-            return device(args.out, parse_plan(args.plan), cfg, args.work, args.stage, init)
+            return device(args.out, plan, cfg, args.work, args.stage, init)
         else:
             from denoisers import weights
 
-            sigmas = [float(s) for s in args.sigmas.split(",")]
+            try:
+                sigmas = [float(s) for s in args.sigmas.split(",")]
+            except ValueError:
+                raise LeaseError(f"--sigmas takes numbers like 25,35,50, got {args.sigmas!r}") from None
             import_results(args.src, args.assets or weights.ASSETS, sigmas, args.psnr, args.kodak_limit,
                            args.hardware)
-    except LeaseError as exc:
+    except (LeaseError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -41,8 +41,8 @@ case "$verb" in
   results)
     # After an import: METHODS (default idresnet,idgan) on the three test sets at sigma 25/35/50
     # into RESULTS (default docs/results; rows already there are kept), then the results document.
-    methods="${1:-idresnet,idgan}"
-    shift || true
+    methods=idresnet,idgan
+    if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then methods=$1; shift; fi  # METHODS, unless an option comes first
     root="${RESULTS:-docs/results}"
     for set in kodak24 cbsd68 mcmaster; do
       "$PY" -m denoisers.evaluate --data "$set" --sigma 25 --sigma 35 --sigma 50 --methods "$methods" \

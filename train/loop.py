@@ -56,6 +56,28 @@ class Dist:
         return self.rank == 0
 
 
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite: the run stops before writing weights from it."""
+
+
+def parse_device(device: str | None) -> torch.device:
+    """``device`` as a torch device, checked here so that a typo or a missing GPU is one clear
+    error before any work (default: cuda when present, else cpu)."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(f"unknown device {device!r} (cpu, cuda, cuda:1 ...): {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for, but this torch sees no CUDA GPU")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {device!r}: training runs on cpu or cuda")
+    return dev
+
+
 def setup_distributed(device: str | None = None) -> Dist:
     """One process, or one of ``torchrun``'s (WORLD_SIZE > 1: one GPU per process)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -69,8 +91,7 @@ def setup_distributed(device: str | None = None) -> Dist:
         if not dist.is_initialized():
             dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
         return Dist(dist.get_rank(), world, dev)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return Dist(0, 1, dev)
+    return Dist(0, 1, parse_device(device))
 
 
 def autocast(cfg: Config, device: torch.device):
@@ -353,15 +374,19 @@ def run(cfg: Config, phase: str, data: list[Path], out: str | Path, init: str | 
         raise ConfigError(f"unknown phase {phase!r}; use 'mse' or 'gan'")
     if phase == "gan" and init is None and not (Path(out) / "last.pt").exists():
         raise ConfigError("phase 'gan' starts from a phase-1 generator: give --init")
+    if steps is not None and (not isinstance(steps, int) or steps < 1):
+        raise ConfigError(f"steps must be a positive whole number, got {steps!r}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a run folder")
     dist_info = setup_distributed(device)
     if dist_info.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed crop shapes: let cuDNN pick its fastest kernels
-    out = Path(out)
-    if dist_info.main:
-        out.mkdir(parents=True, exist_ok=True)
-        save_yaml(cfg, out / "config.yaml")
     bank = load_bank(data, dist_info.device, cfg.crop)  # decoded once, onto the training device
     state, resumed = prepare(cfg, phase, bank, dist_info, out, init, pretrained_vgg, steps)
+    if dist_info.main:  # only now: a refused resume leaves the folder's config as it was
+        out.mkdir(parents=True, exist_ok=True)
+        save_yaml(cfg, out / "config.yaml")
     return _loop(state, resumed, eval_paths or [], bar, stop_after)
 
 
@@ -382,7 +407,12 @@ def prepare(cfg: Config, phase: str, bank, dist_info: Dist, out: Path, init: str
         restore_checkpoint(state, last)
     elif init is not None:
         weights, meta = ckpt.generator_state(init)
-        g.load_state_dict(weights)
+        try:
+            g.load_state_dict(weights)
+        except RuntimeError as exc:
+            raise ConfigError(f"--init {init} does not fit this config's generator {cfg.arch} "
+                              f"(its own: {meta.get('arch', 'not recorded')}): "
+                              f"{str(exc).splitlines()[-1].strip()}") from None
         state.steps_before, state.init_meta = int(meta.get("steps", 0)), meta
     if steps is not None and not state.planned:
         state.total_steps = steps  # an explicit length wins, also when resuming
@@ -460,6 +490,7 @@ def _loop(run: Run, resumed: bool, eval_paths: list[Path], bar: bool | None, sto
 
         if run.step % cfg.log_every == 0 or run.step == run.total_steps:
             values = {k: v.item() / window_steps for k, v in sums.items()}
+            _check_finite(values, run)
             now = time.perf_counter()
             it_s = window_steps / (now - window_t)
             record = {"event": "train", "step": run.step, "lr": lr, **values, "it_s": round(it_s, 3),
@@ -473,6 +504,7 @@ def _loop(run: Run, resumed: bool, eval_paths: list[Path], bar: bool | None, sto
         if images and run.step % cfg.eval_every == 0 and run.step != run.total_steps:
             _eval(run, images, rec)
         if main and run.step % cfg.ckpt_every == 0:
+            _check_finite({k: v.item() for k, v in sums.items()}, run)  # never checkpoint a diverged run
             save_checkpoint(run)
         if stop_after is not None and run.step >= stop_after:
             rec.close()
@@ -481,6 +513,7 @@ def _loop(run: Run, resumed: bool, eval_paths: list[Path], bar: bool | None, sto
             rec.log(f"time is up at step {run.step}")
             break
 
+    _check_finite({k: v.item() for k, v in sums.items()}, run)  # steps since the last log line
     if images:
         _eval(run, images, rec)
     seconds = time.perf_counter() - t_start
@@ -503,6 +536,19 @@ def _eval(run: Run, images, rec: Recorder) -> float:
                  "images": [name for name, _ in images], "seconds": round(seconds, 2)})
     rec.log("eval " + " ".join(f"{k}={v:.2f}" for k, v in result.items()) + f" ({len(images)} images)")
     return seconds
+
+
+def _check_finite(losses: dict[str, float], run: Run) -> None:
+    """Stop a diverged run (a too large lr, say) before it checkpoints or exports NaN weights;
+    ``last.pt``, if any, keeps the last checkpoint written before."""
+    bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+    if bad:
+        kept = run.out / "last.pt"
+        raise TrainingDiverged(
+            f"{run.phase}: loss became non-finite by step {run.step} "
+            f"({', '.join(f'{k}={v}' for k, v in bad.items())}); nothing written from it"
+            + (f" ({kept} holds the last checkpoint before)" if kept.exists() else "")
+            + ": lower lr or check the data")
 
 
 def _sync(device: torch.device) -> None:

@@ -137,7 +137,8 @@ class TorchDenoiser(Denoiser):
         self.device = torch.device(device) if device is not None else default_device()
         self.precision = precision or os.environ.get(PRECISION_ENV, "auto")
         if self.precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+            where = "precision" if precision else f"${PRECISION_ENV}"
+            raise ValueError(f"{where} must be auto, fp32 or bf16, got {self.precision!r}")
         self.tile = tile
         self._models: dict[object, torch.nn.Module] = {}
         self._lock = threading.Lock()

@@ -4,7 +4,8 @@
 
 For images that are already noisy (no ground truth, so no PSNR): each method's output is
 written as ``DIR/<method>/<image name>.png``, and ``DIR/denoised.csv`` lists what was done
-(image, method, the sigma used and whether it was given or estimated, seconds, weights).
+(image, method, the sigma used and whether it was given or estimated, seconds, weights, and a
+note where the method runs outside its training range).
 ``--sigma auto`` (the default) estimates each image's noise level as the app does
 (``denoisers.metrics.estimate_noise_sigma``); give a number when you know it. Folders are read
 in name order. The default methods are those ready to run (untrained generators are left out).
@@ -15,6 +16,7 @@ An image that cannot be read, or a method that fails on one image, is reported a
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,7 +29,8 @@ from .io import ImageReadError, image_files, read_image, shared_stems, to_float,
 from .metrics import estimate_noise_sigma
 from .registry import get, names
 
-COLUMNS = ["image", "method", "sigma", "sigma_from", "seconds", "weights"]
+# ``note``: what the method says about running at that sigma (e.g. outside its training range).
+COLUMNS = ["image", "method", "sigma", "sigma_from", "seconds", "weights", "note"]
 MAX_PIXELS = 64_000_000  # decompression bombs are refused, as in the app
 SIGMA_FLOOR = 1.0  # an estimate below this (a clean or synthetic image) is raised to it
 
@@ -78,6 +81,37 @@ def output_path(out: Path, method: str, image: Path) -> Path:
     return out / method / f"{image.stem}.png"
 
 
+def prepare_out(out: Path, methods: list[str]) -> None:
+    """The output folders made, writable, and any ``denoised.csv`` there one of ours, before any
+    work: a bad --out is found before the first image, not after the last."""
+    for folder in (out, *(out / m for m in methods)):
+        if folder.exists() and not folder.is_dir():
+            raise SystemExit(f"--out: {folder} is a file, not a folder")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SystemExit(f"--out: cannot create {folder} ({exc.strerror or exc})") from None
+        if not os.access(folder, os.W_OK):
+            raise SystemExit(f"--out: {folder} is not writable")
+    csv_path = out / "denoised.csv"
+    if not csv_path.exists():
+        return
+    problem = None
+    if not csv_path.is_file():
+        problem = "is not a file"
+    else:
+        try:
+            columns = pd.read_csv(csv_path, nrows=0).columns
+        except (ValueError, UnicodeDecodeError) as exc:  # pandas' parser and empty-data errors are ValueErrors
+            problem = f"cannot be read as a table ({exc})"
+        else:
+            if not {"image", "method"} <= set(columns):
+                problem = "has no image and method columns"
+    if problem:
+        raise SystemExit(f"--out: {csv_path} {problem}, so it is not a list written by this command; "
+                         "move it away or choose another folder")
+
+
 def merge_rows(csv_path: Path, rows: list[dict]) -> pd.DataFrame:
     """The CSV's rows with those of this run in place of any for the same image and method."""
     new = pd.DataFrame(rows, columns=COLUMNS)
@@ -104,13 +138,17 @@ def main(argv: list[str] | None = None) -> int:
     clashes = [str(p) for p in images for m in methods if output_path(args.out, m, p).resolve() == p]
     if clashes:
         raise SystemExit(f"--out {args.out}: the output would overwrite the input {clashes[0]}; choose another folder")
-    denoisers = {method: get(method) for method in methods}  # one each: a model loads once for all images
+    try:
+        denoisers = {method: get(method) for method in methods}  # one each: a model loads once for all images
+    except ValueError as exc:  # a bad $DENOISERS_PRECISION, say
+        raise SystemExit(str(exc)) from None
     for method, denoiser in denoisers.items():
         status = denoiser.readiness(sigma_given)
         if not status.ready:
             raise SystemExit(f"{method} cannot run: {status.reason}")
+    prepare_out(args.out, methods)
 
-    rows, failed = [], 0
+    rows, failed, noted = [], 0, set()
     try:
         for image in tqdm(images, unit="image", disable=None):
             try:
@@ -131,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{image.name} {method}: skipped at sigma {sigma:g}, {status.reason}", file=sys.stderr)
                     failed += 1
                     continue
+                if status.reason and (method, sigma) not in noted:  # e.g. outside the training range
+                    print(f"{method} at sigma {sigma:g}: {status.reason}", file=sys.stderr)
+                    noted.add((method, sigma))
                 start = time.perf_counter()
                 try:
                     output = denoiser.denoise(noisy, sigma)
@@ -141,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
                 seconds = time.perf_counter() - start
                 write_png(to_uint8(output), output_path(args.out, method, image))
                 rows.append({"image": image.name, "method": method, "sigma": sigma, "sigma_from": source,
-                             "seconds": round(seconds, 3), "weights": denoiser.weights_id(sigma)})
+                             "seconds": round(seconds, 3), "weights": denoiser.weights_id(sigma),
+                             "note": status.reason})
     finally:  # also when interrupted: the outputs written so far keep their rows
         if rows:
             csv_path = args.out / "denoised.csv"

@@ -29,8 +29,10 @@ import torch
 from tqdm import tqdm
 
 from . import datasets, report
-from .base import Denoiser, TorchDenoiser, check_sigma
-from .io import image_files, read_image, shared_stems, to_float, to_uint8, write_png
+from .base import MIN_SIZE, Denoiser, TorchDenoiser, check_sigma
+from .fetch import FetchError
+from .io import ImageReadError, image_files, read_image, shared_stems, to_float, to_uint8, write_png
+from .weights import WeightsError
 from .metrics import add_noise, high_frequency_energy, psnr, ssim
 from .parallel import process_pool
 from .registry import get, names
@@ -74,6 +76,64 @@ def reference_instance(name: str) -> Denoiser:
     of a results table is computed the same way."""
     denoiser = get(name)
     return get(name, precision="fp32") if isinstance(denoiser, TorchDenoiser) else denoiser
+
+
+def check_images(images: list[Path]) -> None:
+    """Every image readable and big enough before any work: a table whose means silently lack
+    an image would not be comparable, so a bad one stops the run (naming each) instead."""
+    problems = []
+    for path in images:
+        try:
+            h, w = read_image(path).shape[:2]
+        except ImageReadError as exc:
+            problems.append(str(exc))
+            continue
+        if min(h, w) < MIN_SIZE:
+            problems.append(f"{path.name} is {w}x{h}, under the {MIN_SIZE}x{MIN_SIZE} that every method needs")
+    if problems:
+        raise SystemExit("cannot evaluate these images (remove them or choose another --data):\n  "
+                         + "\n  ".join(problems))
+
+
+def load_weights(jobs: list[Job]) -> None:
+    """Fetch and load each network's weights once, before any row is computed, so that a
+    missing or corrupt file stops the run at once with its reason."""
+    for method, sigma in dict.fromkeys((j.method, j.sigma) for j in jobs):
+        denoiser = reference_instance(method)
+        if isinstance(denoiser, TorchDenoiser):
+            try:
+                denoiser.model(sigma)
+            except (WeightsError, FetchError, OSError) as exc:
+                raise SystemExit(f"{method} at sigma {sigma:g}: cannot load its weights: {exc}") from None
+
+
+def prepare_out(out: Path, save_images: Path | None) -> pd.DataFrame:
+    """Create the output folders and read ``results.csv`` there (refusing one that is not a
+    results file of this tool), before any work, so that nothing is computed for nothing."""
+    for flag, folder in (("--out", out), ("--save-images", save_images)):
+        if folder is None:
+            continue
+        if folder.exists() and not folder.is_dir():
+            raise SystemExit(f"{flag} {folder} is a file, not a folder")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SystemExit(f"{flag} {folder}: cannot create it ({exc.strerror or exc})") from None
+        if not os.access(folder, os.W_OK):
+            raise SystemExit(f"{flag} {folder} is not writable")
+    results_csv = out / "results.csv"
+    if results_csv.exists() and not results_csv.is_file():
+        raise SystemExit(f"{results_csv} is not a file")
+    try:
+        existing = report.read_results(results_csv)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SystemExit(f"{results_csv} is not a results table of this tool ({exc}); "
+                         "move it away or choose another --out") from None
+    missing = [c for c in ("image", "method", "sigma", "seed", "psnr", "ssim", "weights") if c not in existing.columns]
+    if missing:
+        raise SystemExit(f"{results_csv} lacks the column(s) {', '.join(missing)}: it is not a results table "
+                         "of this tool; move it away or choose another --out")
+    return existing
 
 
 def evaluate_one(job: Job) -> dict:
@@ -121,7 +181,10 @@ def plan(images: list[Path], methods: list[str], sigmas: list[float], seed: int,
          done: set[tuple], save: Path | None = None) -> list[Job]:
     jobs = []
     for method in methods:
-        denoiser = get(method)
+        try:
+            denoiser = get(method)
+        except ValueError as exc:  # a bad $DENOISERS_PRECISION, say
+            raise SystemExit(f"{method}: {exc}") from None
         for sigma in sigmas:
             status = denoiser.readiness(sigma)
             if not status.ready:
@@ -215,7 +278,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = list(dict.fromkeys(m.strip() for m in args.methods.split(",") if m.strip()))
+    if not methods:
+        raise SystemExit(f"--methods: name at least one of {', '.join(names())}")
     unknown = [m for m in methods if m not in names()]
     if unknown:
         raise SystemExit(f"unknown methods: {', '.join(unknown)} (known: {', '.join(names())})")
@@ -224,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
             check_sigma(sigma)
         except ValueError as exc:
             raise SystemExit(str(exc)) from None
+    args.sigma = list(dict.fromkeys(args.sigma))  # a repeated --sigma would write its rows twice
+    if args.seed < 0:
+        raise SystemExit(f"--seed must be >= 0, got {args.seed}")
     if args.limit is not None and args.limit < 1:
         raise SystemExit("--limit must be at least 1")
     images = list_images(args.data, args.limit)
@@ -231,10 +299,10 @@ def main(argv: list[str] | None = None) -> int:
     if twins:
         raise SystemExit(f"--save-images: {', '.join(twins)} would be saved under one name; "
                          "rename them or leave out --save-images")
-    args.out.mkdir(parents=True, exist_ok=True)
-    results_csv = args.out / "results.csv"
-    existing = report.read_results(results_csv)
+    check_images(images)
     every = plan(images, methods, args.sigma, args.seed, set(), args.save_images)
+    existing = prepare_out(args.out, args.save_images)
+    results_csv = args.out / "results.csv"
     kept = drop_superseded(existing, every)
     if len(kept) < len(existing):  # results of replaced weights would be averaged in otherwise
         print(f"dropping {len(existing) - len(kept)} rows computed with other weights", file=sys.stderr)
@@ -254,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [job for job in every if job.key not in done]
     print(f"{len(images)} images x {len(methods)} methods x {len(args.sigma)} sigmas: "
           f"{len(jobs)} runs to do", file=sys.stderr)
+    load_weights(jobs)
     run(jobs, results_csv, max(1, args.workers))
     results = write_outputs(args.out, args.name or args.data.name, args.seed)
     print(report.table_markdown(results, names(), args.name or args.data.name))

@@ -82,6 +82,32 @@ def test_an_output_never_replaces_an_input(noisy_dir, tmp_path):
     assert (inside / "shot0.png").read_bytes() == before
 
 
+@pytest.mark.parametrize("problem", ["out is a file", "a method's folder is a file", "foreign denoised.csv",
+                                     "empty denoised.csv", "binary denoised.csv"])
+def test_a_bad_output_folder_is_refused_before_any_work(problem, noisy_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(denoise, "read_image", lambda *a, **k: pytest.fail("no image may be read"))
+    out = tmp_path / "out"
+    out.mkdir()
+    thing = {"out is a file": out, "a method's folder is a file": out / "dncnn"}.get(problem, out / "denoised.csv")
+    if thing == out:
+        out.rmdir()
+    content = {"foreign denoised.csv": b"a,b\n1,2\n", "empty denoised.csv": b"",
+               "binary denoised.csv": bytes(range(256))}.get(problem, b"mine")
+    thing.write_bytes(content)
+    with pytest.raises(SystemExit, match="--out: .*" + thing.name):
+        denoise.main([str(noisy_dir), "--methods", "dncnn", "--out", str(out)])
+    assert thing.read_bytes() == content
+
+
+def test_a_sigma_outside_the_training_range_is_said_and_recorded(noisy_dir, tmp_path, weights_mirror, capsys):
+    out = tmp_path / "out"
+    assert denoise.main([str(noisy_dir / "shot0.png"), "--methods", "idresnet", "--sigma", "80",
+                         "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "idresnet at sigma 80: not trained for sigma 80" in err
+    assert "not trained for sigma 80" in pd.read_csv(out / "denoised.csv").loc[0, "note"]
+
+
 def test_two_inputs_with_one_output_name_are_refused(noisy_dir, tmp_path):
     (noisy_dir / "shot0.tif").write_bytes(b"")
     with pytest.raises(SystemExit, match="under one output name"):

@@ -55,6 +55,19 @@ def load(root: Path, dataset: str) -> tuple[pd.DataFrame | None, list[str]]:
     return df, notes
 
 
+def reference_note(dataset: str) -> str:
+    """What the published columns beside ``dataset``'s means were measured on ('' for none)."""
+    paper, published = report.references(dataset)
+    parts = []
+    if paper:
+        parts.append("“paper” is the seed paper's Table 1, on the full images as ours")
+    if published and dataset == "kodak24":
+        parts.append(f"“published” is each method's own paper, on {report.PUBLISHED_ON}, where our "
+                     "DnCNN, FFDNet and CBM3D land within 0.05 dB of it (0.11-0.22 dB below our "
+                     "full-image means; docs/results.md)")
+    return "; ".join(parts) + "." if parts else ""
+
+
 def summary_table(df: pd.DataFrame | None, dataset: str = "kodak24", sigmas=TABLE_SIGMAS,
                   expected: int | None = None) -> pd.DataFrame:
     """Mean PSNR per method and sigma (ours), with the published numbers that apply to

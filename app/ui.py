@@ -157,7 +157,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                                                   "noise): is the lead consistent?", interactive=False,
                                             elem_id="bench-paired")
                 with gr.Row():
-                    bench_sigma = gr.Dropdown([15, 25, 35, 50], value=25, label="σ for per-image PSNR")
+                    bench_sigma = gr.Dropdown(list(benchmark.TABLE_SIGMAS), value=25, label="σ for per-image PSNR")
                 per_image = gr.Dataframe(label="Per-image PSNR, largest spread between methods first "
                                                "(click a Kodak image name to open it)", interactive=False,
                                          elem_id="per-image")
@@ -366,7 +366,9 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         def show_benchmark(dataset, sg):
             df, notes = benchmark.load(settings.results_root, dataset)
             table = benchmark.summary_table(df, dataset, expected=benchmark.EXPECTED_IMAGES.get(dataset))
-            return ("\n".join(f"- {n}" for n in notes) or "All expected results are present.",
+            notes = notes or ["All expected results are present."]
+            reference = benchmark.reference_note(dataset)
+            return ("\n".join(f"- {n}" for n in notes + ([reference] if reference else [])),
                     tables.fixed(table), benchmark.psnr_chart(df, dataset),
                     tables.fixed(benchmark.detail_table(df)), benchmark.tradeoff_chart(df, dataset),
                     tables.fixed(benchmark.paired_table(df), {"ΔPSNR (dB)": "+.2f"}),

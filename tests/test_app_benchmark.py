@@ -31,6 +31,11 @@ def test_missing_results_are_explained(tmp_path):
     assert len(benchmark.psnr_chart(df).data) == len(PAPER_TABLE1)
 
 
+def test_the_published_columns_say_what_they_were_measured_on():
+    assert "centre crops" in benchmark.reference_note("kodak24") and "Table 1" in benchmark.reference_note("kodak24")
+    assert benchmark.reference_note("cbsd68") == ""  # no published column there
+
+
 def test_table_means_beside_the_paper(tmp_path):
     data = rows()
     write(tmp_path, "kodak24", data)

@@ -121,6 +121,8 @@ def test_detail_is_the_ratio_of_mean_energies():
     (["--sigma", "25", "--methods", "nlm"], "unknown methods"),
     (["--sigma", "25", "--limit", "0"], "limit"),
     (["--sigma", "25", "--methods", "idresnet"], "not trained"),
+    (["--sigma", "25", "--methods", ""], "at least one"),
+    (["--sigma", "25", "--seed", "-1"], "--seed"),
 ])
 def test_cli_refuses_bad_arguments(bad, message, crops_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(denoisers.weights, "entries_for", lambda method: [])
@@ -145,6 +147,81 @@ def _offline(*args, **kwargs):
     raise OSError("no network in tests")
 
 
+@pytest.mark.parametrize("problem", ["corrupt image", "tiny image"])
+def test_a_bad_image_stops_the_run_before_any_row(problem, crops_dir, tmp_path):
+    """A mean that silently lacks an image would not compare with the others: every image is
+    checked first, and nothing is written."""
+    if problem == "corrupt image":
+        (crops_dir / "img0.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+        expected = "img0.png is not a readable image"
+    else:
+        Image.fromarray(np.zeros((10, 12, 3), np.uint8)).save(crops_dir / "img0.png")
+        expected = "img0.png is 12x10"
+    out = tmp_path / "o"
+    with pytest.raises(SystemExit, match=expected):
+        evaluate.main(["--data", str(crops_dir), "--sigma", "25", "--methods", "dncnn", "--out", str(out)])
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("problem", ["out is a file", "save-images is a file", "foreign results.csv",
+                                     "empty results.csv", "binary results.csv", "results.csv is a folder"])
+def test_a_bad_output_is_refused_before_any_work_and_left_alone(problem, crops_dir, tmp_path, monkeypatch):
+    def never(job):
+        raise AssertionError("no row may be computed")
+
+    monkeypatch.setattr(evaluate, "evaluate_one", never)
+    out, thing = tmp_path / "o", tmp_path / "o" / "results.csv"
+    out.mkdir()
+    extra = []
+    if problem == "out is a file":
+        out.rmdir()
+        thing = out
+        out.write_text("mine")
+    elif problem == "save-images is a file":
+        thing = tmp_path / "saved"
+        thing.write_text("mine")
+        extra = ["--save-images", str(thing)]
+    elif problem == "foreign results.csv":
+        thing.write_text("a,b\n1,2\n")
+    elif problem == "empty results.csv":
+        thing.write_text("")
+    elif problem == "binary results.csv":
+        thing.write_bytes(bytes(range(256)))
+    else:
+        thing.mkdir()
+    before = thing.read_bytes() if thing.is_file() else None
+    with pytest.raises(SystemExit) as err:
+        evaluate.main(["--data", str(crops_dir), "--sigma", "25", "--methods", "dncnn", "--out", str(out), *extra])
+    assert str(thing) in str(err.value.code) or str(thing.name) in str(err.value.code)
+    assert (thing.read_bytes() if thing.is_file() else None) == before
+
+
+def test_weights_that_cannot_be_fetched_stop_the_run_before_any_row(crops_dir, tmp_path, monkeypatch):
+    from denoisers.weights import WeightsError
+
+    def missing(self, key):
+        raise WeightsError("dncnn_color_blind.pth: not in the cache, no mirror, no network")
+
+    denoiser = type(evaluate.reference_instance("dncnn"))
+    monkeypatch.setattr(denoiser, "_build", missing)
+    monkeypatch.setattr(denoiser, "_models", {}, raising=False)
+    evaluate.reference_instance.cache_clear()
+    out = tmp_path / "o"
+    try:
+        with pytest.raises(SystemExit, match="dncnn at sigma 25: cannot load its weights: .*no network"):
+            evaluate.main(["--data", str(crops_dir), "--sigma", "25", "--methods", "dncnn", "--out", str(out)])
+    finally:
+        evaluate.reference_instance.cache_clear()
+    assert not (out / "results.csv").exists()
+
+
+def test_a_repeated_sigma_is_evaluated_once(crops_dir, tmp_path, weights_mirror):
+    out = tmp_path / "o"
+    evaluate.main(["--data", str(crops_dir), "--sigma", "25", "--sigma", "25.0", "--methods", "ffdnet",
+                   "--out", str(out), "--limit", "1"])
+    assert len(pd.read_csv(out / "results.csv")) == 1
+
+
 def test_cli_refuses_a_folder_without_images(tmp_path):
     with pytest.raises(SystemExit, match="no images"):
         evaluate.main(["--data", str(tmp_path), "--sigma", "25", "--out", str(tmp_path / "o")])
@@ -166,6 +243,10 @@ def test_published_numbers_only_beside_the_set_they_were_measured_on(dataset, pa
     table = evaluate.report.table_markdown(results, denoisers.names(), dataset)
     assert ("32.35" in table) == paper_lines  # the paper's Table 1 (full Kodak24 images)
     assert ("32.03" in table) == published_column  # DnCNN's own Kodak24 value
+    # Where the published values stand beside our full-image means, the table says what they
+    # were measured on; and that a mean over fewer images than theirs is not the full set's.
+    assert ("centre crops" in table) == (dataset == "kodak24")
+    assert ("fewer than the 24 images" in table) == published_column
     traces = [t.name for t in evaluate.report.psnr_figure(results, dataset, dataset).data]
     assert ("dncnn (paper)" in traces) == paper_lines and "dncnn (ours)" in traces
 

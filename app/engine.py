@@ -38,6 +38,8 @@ class MethodResult:
     cached: bool = False
     error: str | None = None
     detail: float | None = None  # high-frequency energy over the ground truth's (metrics.detail_ratio)
+    weights: str | None = None  # the exact model (``Denoiser.weights_id``: a sha256, a package version)
+    numerics: str | None = None  # how a network ran: "bf16 on cpu", "fp32 on cuda" (None: not a network)
 
 
 def timed_denoise_by_name(name: str, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, float]:
@@ -51,6 +53,14 @@ def _warm_worker() -> bool:
     import denoisers  # noqa: F401  (imports torch and bm3d once in the worker)
 
     return True
+
+
+def numerics(d: denoisers.Denoiser) -> str | None:
+    """How ``d`` computes, where that can move its output: the precision and device of a
+    network (the evaluation CLI runs every network in fp32), None for anything else."""
+    if not isinstance(d, denoisers.TorchDenoiser):
+        return None
+    return f"{'bf16' if d.uses_bf16 else 'fp32'} on {d.device.type}"
 
 
 def synthetic_noisy(clean_u8: np.ndarray, sigma: float, seed: int) -> np.ndarray:
@@ -125,12 +135,15 @@ class Engine:
             if not status.ready:
                 yield MethodResult(name, d.label, None, error=f"not ready: {status.reason}")
                 continue
-            key = result_key(image_id, sigma, seed, name, d.weights_id(sigma)) if self.cache else None
+            # The precision is part of the key: a bf16 output is not an fp32 one.
+            model = d.weights_id(sigma) + (f"|{numerics(d)}" if numerics(d) else "")
+            key = result_key(image_id, sigma, seed, name, model) if self.cache else None
             hit = self.cache.get(key) if key else None
             if hit is not None and hit.image.shape == noisy.shape:
                 yield MethodResult(name, d.label, hit.image, hit.meta.get("psnr"), hit.meta.get("ssim"),
                                    hit.meta.get("seconds"), cached=True,
-                                   detail=None if clean_u8 is None else detail_ratio(clean_u8, hit.image, clean_energy))
+                                   detail=None if clean_u8 is None else detail_ratio(clean_u8, hit.image, clean_energy),
+                                   weights=d.weights_id(sigma), numerics=numerics(d))
                 continue
             if d.separate_process:
                 future = self._process_pool().submit(timed_denoise_by_name, name, noisy, sigma)
@@ -156,6 +169,7 @@ class Engine:
     def _finish(self, name: str, key: str | None, future: Future, clean_u8: np.ndarray | None,
                 clean_energy: float | None, sigma: float, seed: int | None) -> MethodResult:
         label = self.label(name)
+        d = self.denoisers[name]
         try:
             out, seconds = future.result()
         except (ValueError, denoisers.NotReadyError) as exc:
@@ -167,6 +181,7 @@ class Engine:
             p, s, detail = psnr(clean_u8, out), ssim(clean_u8, out), detail_ratio(clean_u8, out, clean_energy)
         if self.cache and key:
             meta = {"psnr": p, "ssim": s, "seconds": seconds, "method": name, "sigma": sigma, "seed": seed,
-                    "weights": self.denoisers[name].weights_id(sigma)}
+                    "weights": d.weights_id(sigma), "numerics": numerics(d)}
             self.cache.put(key, out, meta)
-        return MethodResult(name, label, out, p, s, seconds, detail=detail)
+        return MethodResult(name, label, out, p, s, seconds, detail=detail, weights=d.weights_id(sigma),
+                            numerics=numerics(d))

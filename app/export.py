@@ -63,7 +63,8 @@ def png_bytes(image: np.ndarray) -> bytes:
 def csv_text(comparison: Comparison) -> str:
     rows = metrics_rows(comparison)
     buf = io.StringIO()
-    fields = ["image", "method", "sigma", "seed", "psnr", "ssim", "detail", "seconds", "cached", "error"]
+    fields = ["image", "method", "sigma", "seed", "psnr", "ssim", "detail", "seconds", "cached", "error",
+              "weights", "numerics"]
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in rows:

@@ -3,6 +3,7 @@ run it, answer the API. They take the shared ``Engine`` and return plain values;
 wiring in ``ui`` only moves these values in and out of components and ``gr.State``."""
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,11 @@ def summary(comparison: Comparison, seconds: float) -> str:
     return text + "."
 
 
+def _json_number(value: float | None) -> float | None:
+    """JSON has no infinity: the PSNR of an output identical to the ground truth becomes null."""
+    return None if value is None or not math.isfinite(value) else value
+
+
 def api_compare(engine: Engine, image: str | Path | bytes | None, sigma: object, seed: object,
                 methods: list[str] | str | None, max_pixels: int) -> tuple[dict, Comparison]:
     """The ``/compare`` endpoint's work: the JSON record and the finished comparison.
@@ -117,13 +123,14 @@ def api_compare(engine: Engine, image: str | Path | bytes | None, sigma: object,
     record = {
         "sigma": comparison.sigma,
         "seed": comparison.seed,
-        "noisy": {"psnr": comparison.noisy.psnr, "ssim": comparison.noisy.ssim},
+        "noisy": {"psnr": _json_number(comparison.noisy.psnr), "ssim": comparison.noisy.ssim},
         "methods": {},
         "seconds_total": time.perf_counter() - start,
     }
     for name in comparison.methods:
         r = comparison.results[name]
-        entry = {"psnr": r.psnr, "ssim": r.ssim, "detail": r.detail, "seconds": r.seconds, "cached": r.cached}
+        entry = {"psnr": _json_number(r.psnr), "ssim": r.ssim, "detail": r.detail, "seconds": r.seconds,
+                 "cached": r.cached, "weights": r.weights, "numerics": r.numerics}
         if r.error:
             entry = {"psnr": None, "ssim": None, "detail": None, "seconds": None, "error": r.error}
         record["methods"][name] = entry

@@ -123,7 +123,9 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                         link = gr.Textbox(label="Link to this view (also in the address bar)", interactive=False,
                                           elem_id="link", buttons=["copy"])
                 scores = gr.Dataframe(headers=handlers.SCORE_COLUMNS, label="Scores (against the ground truth; "
-                                      "detail: high-frequency energy over the ground truth's)", interactive=False,
+                                      "detail: high-frequency energy over the ground truth's; seconds: while the "
+                                      "others ran beside it; 'bf16 on cpu': run in bfloat16 for speed, within "
+                                      "about 0.01 dB of the Benchmark tab's fp32)", interactive=False,
                                       visible=False, elem_id="scores")
                 gr.Markdown("### Full views (the green box is the crop; click to move it)")
                 fulls = _grid(n_slots, "full", "panel", height=300)

@@ -64,6 +64,8 @@ def test_compare_matches_the_denoisers_run_directly(client, tmp_path):
         assert record["methods"][name]["ssim"] == pytest.approx(s, abs=1e-9)
         assert record["methods"][name]["detail"] == pytest.approx(detail_ratio(clean, to_uint8(direct)))
         assert record["methods"][name]["seconds"] > 0
+        assert record["methods"][name]["weights"] == denoisers.get(name).weights_id(30)
+        assert record["methods"][name]["numerics"] == "fp32 on cpu"  # baselines: always fp32
         assert np.array_equal(np.asarray(Image.open(path)), to_uint8(direct))  # lossless PNG
     again, _ = call(client, write_png(tmp_path, clean, "again.png"), 30, 2, ["dncnn", "ffdnet"])
     assert all(m["cached"] for m in again["methods"].values())

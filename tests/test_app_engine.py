@@ -76,6 +76,27 @@ def test_results_match_running_the_denoiser_directly_and_are_cached(engine, monk
     assert not other.results["ffdnet"].cached and other.results["ffdnet"].psnr != comp.results["ffdnet"].psnr
 
 
+def test_results_say_which_model_and_precision_made_them_and_the_cache_keeps_them_apart(tmp_path, monkeypatch):
+    """A bf16 output is not the fp32 one the evaluation CLI scores: each result records its
+    weights and numerics, and an engine in another precision never takes the other's result."""
+    cache = ResultCache(tmp_path, max_bytes=10**8)
+    src = source()
+    outputs = {}
+    for precision in ("bf16", "fp32", "bf16"):
+        monkeypatch.setenv("DENOISERS_PRECISION", precision)
+        e = Engine(cache, methods=["ffdnet"])
+        try:
+            comp, noisy = session.new_comparison(e, src, 25, 0, False, ["ffdnet"])
+            list(session.run(e, comp, noisy))
+        finally:
+            e.close()
+        r = comp.results["ffdnet"]
+        assert r.numerics == f"{precision} on cpu" and r.weights == denoisers.get("ffdnet").weights_id(25)
+        assert r.cached == (precision in outputs)
+        outputs.setdefault(precision, r.output)
+    assert not np.array_equal(outputs["bf16"], outputs["fp32"])
+
+
 @needs_nets
 def test_already_noisy_input_has_no_scores(engine):
     clean = smooth_image(48, 64)

@@ -15,7 +15,7 @@ from denoisers.metrics import detail_ratio, psnr, ssim
 
 def result(name, clean, out, seconds=1.0, cached=False):
     return MethodResult(name, name.upper(), out, psnr(clean, out), ssim(clean, out), seconds, cached,
-                        detail=detail_ratio(clean, out))
+                        detail=detail_ratio(clean, out), weights=f"sha-{name}", numerics="fp32 on cpu")
 
 
 def shifted(clean, amount, seed):
@@ -50,6 +50,12 @@ def test_best_is_the_highest_psnr(comp):
     assert short["dncnn"] == f"DNCNN · {comp.results['dncnn'].psnr:.2f} dB"
     assert short["noisy"] == f"Noisy (σ=25, seed 0) · {comp.noisy.psnr:.2f} dB"
     assert short["cbm3d"] == labels["cbm3d"] and short["clean"] == "Ground truth"  # errors in full
+
+
+def test_the_scores_table_says_when_a_network_ran_in_bf16(comp):
+    comp.results["dncnn"].numerics = "bf16 on cpu"
+    notes = {row[0]: row[-1] for row in handlers.scores_table(comp)}
+    assert "bf16 on cpu" in notes["DNCNN"] and "fp32" not in notes["FFDNET"]
 
 
 def test_panel_order_and_pending(comp):
@@ -124,6 +130,7 @@ def test_zip_has_full_resolution_outputs_and_the_numbers(comp):
     assert float(by_method["dncnn"]["psnr"]) == pytest.approx(comp.results["dncnn"].psnr)
     assert float(by_method["dncnn"]["detail"]) == pytest.approx(comp.results["dncnn"].detail)
     assert by_method["cbm3d"]["error"] and by_method["cbm3d"]["psnr"] == ""
+    assert by_method["dncnn"]["weights"] == "sha-dncnn" and by_method["dncnn"]["numerics"] == "fp32 on cpu"
 
 
 def test_figure_has_the_reference_and_every_crop(comp):

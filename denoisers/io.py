@@ -23,16 +23,25 @@ class ImageReadError(ValueError):
     """The file is not an image we can read (corrupted, truncated, unknown format)."""
 
 
-def _to_rgb(img: Image.Image) -> np.ndarray:
-    """Convert any Pillow mode to 8-bit RGB; alpha is composited on white."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        # 16-bit (or 32-bit integer) greyscale: scale to 8 bits by value range of the type.
+def _to_rgb(img: Image.Image, name: str = "image", fmt: str | None = None) -> np.ndarray:
+    """Convert any Pillow mode to 8-bit RGB; alpha is composited on white. Pixel types whose
+    range the file does not define (32-bit integers, floats outside 0-1) are refused rather
+    than guessed: a guess would show a wrong image and score it."""
+    # Pillow gives 16-bit greyscale PNG and PGM files mode "I" (or "I;16*"); a 32-bit integer
+    # TIFF is "I" too, with no range of its own.
+    if img.mode.startswith("I;16") or (img.mode == "I" and (fmt or img.format) in ("PNG", "PPM")):
         arr = np.asarray(img, dtype=np.float64)
-        peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        grey = np.round(np.clip(arr / peak, 0, 1) * 255).astype(np.uint8)
+        grey = np.round(np.clip(arr / 65535.0, 0, 1) * 255).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=2)
+    if img.mode == "I":
+        raise ImageReadError(f"{name} holds 32-bit integers, whose range the file does not say; "
+                             "save it as an 8- or 16-bit image")
     if img.mode == "F":
         arr = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(arr).all() or arr.min() < -1e-6 or arr.max() > 1 + 1e-6:
+            raise ImageReadError(f"{name} holds floating-point values from {np.nanmin(arr):g} to "
+                                 f"{np.nanmax(arr):g}; float images are read on the 0-1 scale only: "
+                                 "save it as an 8- or 16-bit image")
         grey = np.round(np.clip(arr, 0, 1) * 255).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=2)
     if img.mode == "P":
@@ -65,11 +74,15 @@ def read_image(source: str | Path | bytes, max_pixels: int | None = None) -> np.
                     f"over the limit of {max_pixels / 1e6:.1f} MP"
                 )
             img.load()
+            fmt = img.format  # the transposed copy has none
             img = ImageOps.exif_transpose(img)
-            return _to_rgb(img)
+            return _to_rgb(img, name, fmt)
         except ImageReadError:
             raise
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        except UnidentifiedImageError:
+            raise ImageReadError(f"{name} is not a readable image: not a format this tool reads "
+                                 "(PNG, JPEG, TIFF, BMP, WebP ...)") from None
+        except (OSError, SyntaxError, ValueError) as exc:
             raise ImageReadError(f"{name} is not a readable image ({exc})") from exc
 
 

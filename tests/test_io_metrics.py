@@ -100,6 +100,22 @@ def test_read_conversions():
     assert read_image(_png(cmyk, "JPEG", quality=100))[0, 0].tolist() == [255, 255, 255]
 
 
+def test_images_whose_range_the_file_does_not_say_are_refused_not_guessed(tmp_path):
+    """A 16-bit greyscale PGM (Pillow's mode "I") is 16-bit even when dark; a 32-bit integer
+    TIFF or a float TIFF outside 0-1 has no defined range and is refused with the reason."""
+    dark = np.full((30, 40), 199, np.uint16)
+    (tmp_path / "dark.pgm").write_bytes(b"P5 40 30 65535\n" + dark.astype(">u2").tobytes())
+    assert read_image(tmp_path / "dark.pgm")[0, 0].tolist() == [1, 1, 1]  # 199 / 65535 * 255
+    Image.fromarray(np.full((30, 40), 4095, np.int32)).save(tmp_path / "twelve.tif")
+    with pytest.raises(ImageReadError, match="32-bit integers"):
+        read_image(tmp_path / "twelve.tif")
+    Image.fromarray(np.full((30, 40), 200.0, np.float32)).save(tmp_path / "float255.tif")
+    with pytest.raises(ImageReadError, match="floating-point values from 200 to 200"):
+        read_image(tmp_path / "float255.tif")
+    Image.fromarray(np.full((30, 40), 0.5, np.float32)).save(tmp_path / "float1.tif")
+    assert read_image(tmp_path / "float1.tif")[0, 0].tolist() == [128, 128, 128]
+
+
 def test_exif_orientation_is_applied():
     img = Image.new("RGB", (40, 20), (0, 0, 0))
     img.putpixel((0, 0), (255, 0, 0))
@@ -111,8 +127,9 @@ def test_exif_orientation_is_applied():
 
 
 def test_bad_files_are_refused_clearly(tmp_path):
-    with pytest.raises(ImageReadError, match="not a readable image"):
+    with pytest.raises(ImageReadError, match="not a readable image") as err:
         read_image(b"this is text")
+    assert "BufferedReader" not in str(err.value) and "BytesIO" not in str(err.value)
     truncated = _png(Image.new("RGB", (64, 64), (1, 2, 3)))[:60]
     with pytest.raises(ImageReadError):
         read_image(truncated)

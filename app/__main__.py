@@ -8,6 +8,16 @@ import sys
 from pathlib import Path
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:  # 0 would queue every comparison for ever
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
@@ -15,7 +25,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", type=Path, default=None, help="folder holding <set>/results.csv")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="result cache folder (default: <DENOISERS_CACHE or ~/.cache/denoiser-compare>/results)")
-    parser.add_argument("--heavy-limit", type=int, default=2, help="comparisons running at once (UI + API)")
+    parser.add_argument("--heavy-limit", type=_at_least_one, default=2,
+                        help="comparisons running at once (UI + API), at least 1")
     args = parser.parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 

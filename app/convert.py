@@ -28,7 +28,8 @@ class InputError(ValueError):
     """A message meant for the user: what is wrong with the input and what to do."""
 
 
-def load_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS, downscale: bool = False) -> tuple[np.ndarray, str]:
+def load_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS, downscale: bool = False,
+               ui_hint: bool = True) -> tuple[np.ndarray, str]:
     """Read an image as HxWx3 uint8 RGB; returns (image, note).
 
     Greyscale, palette, 16-bit, CMYK, alpha (on white) and EXIF rotation are handled by
@@ -40,8 +41,8 @@ def load_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS, downsca
         image = read_image(source, max_pixels=HARD_MAX_PIXELS if downscale else max_pixels)
     except ImageReadError as exc:
         msg = str(exc)
-        if "over the limit" in msg and not downscale:
-            msg += f" (tick '{downscale_label(max_pixels)}' or resize it yourself)"
+        if "over the limit" in msg and not downscale:  # the API has no such box: resize first
+            msg += f" (tick '{downscale_label(max_pixels)}' or resize it yourself)" if ui_hint else " (resize it first)"
         raise InputError(_short(msg, source)) from exc
     note = ""
     h, w = image.shape[:2]

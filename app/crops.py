@@ -66,6 +66,12 @@ def crop_box(centre: tuple[int, int] | None, size: int, shape: tuple[int, ...]) 
     return Box(x0, y0, x0 + cw, y0 + ch)
 
 
+def clamp_centre(centre: tuple[int, int], shape: tuple[int, ...]) -> tuple[int, int]:
+    """``centre`` (x, y) moved inside an image of ``shape`` (a link may hold any numbers)."""
+    h, w = int(shape[0]), int(shape[1])
+    return int(min(max(int(centre[0]), 0), w - 1)), int(min(max(int(centre[1]), 0), h - 1))
+
+
 def crop(image: np.ndarray, box: Box) -> np.ndarray:
     return image[box.y0:box.y1, box.x0:box.x1]
 

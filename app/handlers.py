@@ -22,7 +22,7 @@ BEST_MARK = "★ best"
 class Comparison:
     """One input and the results computed for it so far."""
 
-    source: str  # a Kodak24 name ("kodim05") or "upload"
+    source: str  # a Kodak24 name ("kodim05") or "upload-<file name>"
     image_id: str  # content hash of the input pixels
     clean: np.ndarray | None  # HxWx3 uint8 ground truth; None when the upload was already noisy
     noisy: MethodResult  # the noisy input as displayed, with its scores when there is ground truth

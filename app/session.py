@@ -4,6 +4,7 @@ wiring in ``ui`` only moves these values in and out of components and ``gr.State
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from .handlers import Comparison, best_method
 class Source:
     """The chosen input: a Kodak24 image or an upload, as checked 8-bit RGB."""
 
-    name: str  # "kodim05" or "upload"
+    name: str  # "kodim05", or "upload-<file name>" (never a Kodak name: links name Kodak images only)
     image: np.ndarray  # HxWx3 uint8
     image_id: str
     note: str = ""
@@ -35,11 +36,20 @@ def source_from_kodak(name: str) -> Source:
     return Source(name, image, image_id(image))
 
 
-def source_from_upload(path: str | Path | bytes | None, max_pixels: int, downscale: bool = False) -> Source:
+def source_from_upload(path: str | Path | bytes | None, max_pixels: int, downscale: bool = False,
+                       ui_hint: bool = True) -> Source:
     if path is None:
         raise InputError("no file was uploaded")
-    image, note = load_image(path, max_pixels=max_pixels, downscale=downscale)
-    return Source("upload", image, image_id(image), note)
+    image, note = load_image(path, max_pixels=max_pixels, downscale=downscale, ui_hint=ui_hint)
+    return Source(upload_name(path), image, image_id(image), note)
+
+
+def upload_name(path: str | Path | bytes) -> str:
+    """``upload-<file stem>`` (safe in export file names), or ``upload`` for raw bytes."""
+    if isinstance(path, bytes):
+        return "upload"
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).stem).strip("._")[:40]
+    return f"upload-{stem}" if stem else "upload"
 
 
 def suggested_sigma(source: Source) -> tuple[float, str]:
@@ -49,7 +59,7 @@ def suggested_sigma(source: Source) -> tuple[float, str]:
     estimate = estimate_noise_sigma(source.image)
     chosen = float(min(SIGMA_MAX, max(SIGMA_MIN, round(estimate))))
     note = f"estimated noise σ ≈ {estimate:.1f}" + ("" if chosen == round(estimate) else f" (using {chosen:g}, the nearest allowed)")
-    return chosen, note + "; override it with the σ slider if you know better."
+    return chosen, note + "; override it with the σ slider if you know better"
 
 
 def new_comparison(engine: Engine, source: Source, sigma: object, seed: object, already_noisy: bool,
@@ -115,7 +125,7 @@ def api_compare(engine: Engine, image: str | Path | bytes | None, sigma: object,
     methods = [str(m) for m in methods or []]
     if not methods:
         raise InputError("choose at least one method")
-    source = source_from_upload(image, max_pixels=max_pixels)
+    source = source_from_upload(image, max_pixels=max_pixels, ui_hint=False)
     start = time.perf_counter()
     comparison, noisy = new_comparison(engine, source, sigma, seed, False, methods)
     for _ in run(engine, comparison, noisy):

@@ -43,7 +43,8 @@ def to_query(state: ViewState) -> str:
         params["x"], params["y"] = str(state.x), str(state.y)
     params["crop"] = str(state.crop)
     params["zoom"] = str(state.zoom)
-    params["methods"] = ",".join(state.methods)
+    if state.methods:  # none chosen yet (a preview): the link leaves the defaults to the page
+        params["methods"] = ",".join(state.methods)
     return urlencode(params, safe=",")
 
 
@@ -84,12 +85,14 @@ def from_query(query: Mapping[str, str], known_images: list[str], known_methods:
                 state = replace(state, **{name: clamp(query[name])})
             except (TypeError, ValueError, OverflowError):
                 problems.append(f"bad {name} {query[name]!r}")
-    if "methods" in query:
+    if query.get("methods"):  # "methods=" (empty) keeps the defaults: a link never unticks everything
         wanted = [m for m in query["methods"].split(",") if m]
         unknown = [m for m in wanted if m not in known_methods]
         if unknown:
             problems.append(f"unknown methods {', '.join(unknown)}")
-        state = replace(state, methods=tuple(m for m in known_methods if m in wanted))
+        chosen = tuple(m for m in known_methods if m in wanted)
+        if chosen:  # none known: the defaults stay
+            state = replace(state, methods=chosen)
     return state, problems
 
 

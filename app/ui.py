@@ -24,6 +24,11 @@ CSS = """
 .panel {flex: 0 1 calc(25% - 12px) !important}
 .crop {flex: 0 1 calc(33.3% - 11px) !important}
 """
+SCORES_LABEL = ("Scores (against the ground truth; detail: high-frequency energy over the ground truth's; "
+                "seconds: while the others ran beside it; 'bf16 on cpu': run in bfloat16 for speed, within "
+                "about 0.01 dB of the Benchmark tab's fp32)")
+SCORES_LABEL_NO_TRUTH = ("Scores (an already-noisy input has no ground truth, so no PSNR, SSIM or detail; "
+                         "seconds: while the others ran beside it)")
 #: Results kept per session for this long after the last update (seconds).
 STATE_TTL = 3600
 EXPORT_MAX_AGE = 3600
@@ -118,14 +123,15 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                                                  elem_id="centre")
                         show_errors = gr.Checkbox(False, label="Show error maps |output − ground truth|",
                                                   info="one colour scale for every map", elem_id="errors")
-                        error_bar = gr.Image(label="Error scale", format="png", interactive=False, visible=False,
-                                             elem_id="error-bar", buttons=[])
-                        link = gr.Textbox(label="Link to this view (also in the address bar)", interactive=False,
-                                          elem_id="link", buttons=["copy"])
-                scores = gr.Dataframe(headers=handlers.SCORE_COLUMNS, label="Scores (against the ground truth; "
-                                      "detail: high-frequency energy over the ground truth's; seconds: while the "
-                                      "others ran beside it; 'bf16 on cpu': run in bfloat16 for speed, within "
-                                      "about 0.01 dB of the Benchmark tab's fp32)", interactive=False,
+                        error_bar = gr.Image(label="Error scale", show_label=False, format="png", interactive=False,
+                                             visible=False, elem_id="error-bar", buttons=[])
+                        # ``link`` holds the query string (written by ``render``); the page turns it
+                        # into the address bar's URL and the full link shown here, so the copy
+                        # button copies something a browser can open.
+                        link = gr.Textbox(visible=False, elem_id="link-query")
+                        link_url = gr.Textbox(label="Link to this view (also in the address bar)",
+                                              interactive=False, elem_id="link", buttons=["copy"])
+                scores = gr.Dataframe(headers=handlers.SCORE_COLUMNS, label=SCORES_LABEL, interactive=False,
                                       visible=False, elem_id="scores")
                 gr.Markdown("### Full views (the green box is the crop; click to move it)")
                 fulls = _grid(n_slots, "full", "panel", height=300)
@@ -168,7 +174,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         with gr.Row(visible=False):
             api_image = gr.File(label="image", type="filepath")
             api_sigma = gr.Number(25, label="sigma")
-            api_seed = gr.Number(0, precision=0, label="seed")
+            api_seed = gr.Number(0, label="seed")  # no rounding: 1.5 is refused, not taken as 2
             api_methods = gr.Dropdown(choices=names, multiselect=True, value=[], label="methods")
             api_json = gr.JSON(label="result")
             api_files = gr.Files(label="outputs")
@@ -196,10 +202,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                 label = p.short + (" · error map" if errs and p.key in maps else "")
                 full_out.append(gr.update(value=full, label=label, visible=True))
                 crop_out.append(gr.update(value=handlers.crop_view(p, box, zm), label=p.label, visible=True))
-            bar = gr.update(value=errormap.colour_bar(vmax), visible=bool(maps),
-                            label=f"Error scale: 0 (left) to {vmax:g} (right) grey levels, mean over RGB; "
-                                  "one scale for every map")
-            cx, cy = ctr if ctr is not None else box.centre
+            bar = gr.update(value=errormap.legend(vmax) if maps else None, visible=bool(maps))
+            cx, cy = crops.clamp_centre(ctr, comp.shape) if ctr is not None else box.centre
             text = f"centre x={cx}, y={cy}; box x {box.x0}-{box.x1 - 1}, y {box.y0}-{box.y1 - 1} ({box.width}x{box.height}, {zm}x)"
             view = ViewState(image=comp.source if comp.source in kodak_names else None, sigma=comp.sigma,
                              seed=comp.seed or 0, x=cx, y=cy, crop=crops.clamp_size(size), zoom=zm,
@@ -212,7 +216,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                 # Written only here, so "Done" appears once the final panels are on screen.
                 progress = session.summary(comp, comp.elapsed)
             frame = pd.DataFrame(handlers.scores_table(comp), columns=handlers.SCORE_COLUMNS)
-            table = gr.update(value=tables.fixed(frame, handlers.SCORE_FORMATS), visible=bool(comp.methods))
+            table = gr.update(value=tables.fixed(frame, handlers.SCORE_FORMATS), visible=bool(comp.methods),
+                              label=SCORES_LABEL if comp.has_truth else SCORES_LABEL_NO_TRUTH)
             return full_out + crop_out + [bar, text, to_query(view), progress, table]
 
         render_inputs = [comparison, centre, crop_size, zoom, show_errors]
@@ -240,7 +245,10 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             try:
                 src = make()
             except InputError as exc:
-                raise _err(exc) from exc
+                # Said in the status line and a toast; the previous input is dropped, so that
+                # Compare cannot silently run an image other than the one just chosen.
+                gr.Warning(str(exc))
+                return None, None, None, tk + 1, gr.skip(), f"**Could not load the image:** {exc}"
             note = f"Loaded {src.name} ({src.image.shape[1]}x{src.image.shape[0]})"
             if src.note:
                 note += f", {src.note}"
@@ -257,11 +265,17 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                        api_visibility="private")
 
         def on_upload(path, down, sg, sd, noisy_mode, tk):
-            return _load_source(lambda: session.source_from_upload(path, settings.max_pixels, down),
-                                sg, sd, noisy_mode, tk)
+            out = _load_source(lambda: session.source_from_upload(path, settings.max_pixels, down),
+                               sg, sd, noisy_mode, tk)
+            return (*out, gr.skip() if out[0] is not None else gr.update(value=None))  # a refused file goes
 
-        upload.upload(on_upload, [upload, downscale, sigma, seed, already_noisy, tick], load_outputs,
+        upload.upload(on_upload, [upload, downscale, sigma, seed, already_noisy, tick], load_outputs + [upload],
                       api_visibility="private")
+
+        def on_upload_cleared(tk):
+            return None, None, None, tk + 1, gr.skip(), "Upload removed. Pick a Kodak24 image or upload one."
+
+        upload.clear(on_upload_cleared, [tick], load_outputs, api_visibility="private")
 
         def on_noisy_switch(src, noisy_mode, sg, sd, tk):
             """Either way, the preview is rebuilt for the current input (the input as it is,
@@ -270,7 +284,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                 return gr.skip(), gr.skip(), gr.skip(), gr.skip()
             if noisy_mode:
                 sg, note = session.suggested_sigma(src)
-                return sg, note, preview(src, sg, sd, True), tk + 1
+                return sg, note + ". Press Compare.", preview(src, sg, sd, True), tk + 1
             note = f"Noise of σ {float(sg):g} is added to {src.name}. Press Compare."
             return gr.skip(), note, preview(src, sg, sd, False), tk + 1
 
@@ -310,23 +324,48 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             yield comp, tk + 1, gr.skip()
 
         compare_inputs = [source, sigma, seed, already_noisy, tick] + boxes
-        run_btn.click(run_comparison, compare_inputs, [comparison, tick, status], concurrency_id="heavy",
-                      concurrency_limit=settings.heavy_limit, show_progress="minimal", api_visibility="private")
+        run_event = run_btn.click(run_comparison, compare_inputs, [comparison, tick, status], concurrency_id="heavy",
+                                  concurrency_limit=settings.heavy_limit, show_progress="minimal",
+                                  api_visibility="private")
+
+        def settings_changed(comp, sg, sd):
+            """After σ or the seed moves, the panels still show the old ones: say so."""
+            if comp is None:
+                return gr.skip()
+            try:
+                same = float(sg) == comp.sigma and (comp.seed is None or float(sd) == comp.seed)
+            except (TypeError, ValueError):
+                same = False
+            if same:
+                return gr.skip()
+            shown = f"σ {comp.sigma:g}" + ("" if comp.seed is None else f", seed {comp.seed}")
+            return f"Settings changed: press Compare to run them (the panels show {shown})."
+
+        for control in (sigma, seed):
+            control.input(settings_changed, [comparison, sigma, seed], [status], api_visibility="private",
+                          show_progress="hidden")
 
         tick.change(render, render_inputs, render_outputs, api_visibility="private", show_progress="hidden")
 
-        def ab_update(comp, a, b):
+        def ab_update(comp, a, b, automatic=False):
             if comp is None:
                 return gr.update(choices=[], value=None), gr.update(choices=[], value=None), None
             choices = handlers.slider_choices(comp)
             keys = [k for _, k in choices]
             a = a if a in keys else (keys[0] if keys else None)
             best = handlers.best_method(comp)
+            # As results arrive the right side follows the best method, unless the user has put
+            # another method there; the user's own pick (below) is kept as it is.
+            if automatic and best and b not in comp.methods:
+                b = best
             b = b if b in keys else (best or (keys[-1] if keys else None))
             pair = handlers.slider_pair(comp, a, b) if a and b else None
             return gr.update(choices=choices, value=a), gr.update(choices=choices, value=b), pair
 
-        tick.change(ab_update, [comparison, ab_a, ab_b], [ab_a, ab_b, slider], api_visibility="private",
+        def ab_follow(comp, a, b):
+            return ab_update(comp, a, b, automatic=True)
+
+        tick.change(ab_follow, [comparison, ab_a, ab_b], [ab_a, ab_b, slider], api_visibility="private",
                     show_progress="hidden")
         for dd in (ab_a, ab_b):
             dd.input(ab_update, [comparison, ab_a, ab_b], [ab_a, ab_b, slider], api_visibility="private")
@@ -344,7 +383,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                         api_visibility="private", show_progress="hidden")
         for control in (crop_size, zoom, show_errors):
             control.change(render, render_inputs, render_outputs, api_visibility="private", show_progress="hidden")
-        link.change(None, [link], None, js="(q) => { if (q) history.replaceState(null, '', '?' + q); }")
+        link.change(None, [link], [link_url], js="(q) => { if (!q) return ''; history.replaceState(null, '', '?' + q); "
+                                                 "return location.origin + location.pathname + '?' + q; }")
 
         def export_figure(comp, ctr, size):
             if comp is None or not comp.finished():
@@ -397,12 +437,12 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                          load_outputs + [already_noisy, tabs], api_visibility="private")
 
         # ---- API ----------------------------------------------------------------------
-        def compare_api(image, sg, sd, methods):
+        def compare_api(image, sigma, seed, methods):
             """Denoise ``image`` with synthetic noise (sigma on 0-255, seed) by every method
             in ``methods``. Returns the JSON record and the PNG files (noisy first, then the
             methods in the record's order)."""
             try:
-                record, comp = session.api_compare(engine, image, sg, sd, methods, settings.max_pixels)
+                record, comp = session.api_compare(engine, image, sigma, seed, methods, settings.max_pixels)
             except InputError as exc:
                 raise _err(exc) from exc
             folder = exports.new()
@@ -439,6 +479,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                     problems.append(str(exc))
             if problems:
                 note = (note + " " if note else "") + "Ignored in the link: " + "; ".join(problems)
+                gr.Warning("Ignored in the link: " + "; ".join(problems), duration=30)
             return ([src, comp, view.centre, tk + 1, view.sigma, view.seed, view.crop, view.zoom, bool(src),
                      note or "Pick a Kodak24 image or upload one, then press Compare."] + box_updates)
 
@@ -450,9 +491,14 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
 
         # The benchmark tab fills in on its own, so that restoring a link does not wait for it.
         demo.load(show_benchmark, [bench_set, bench_sigma], bench_outputs, api_visibility="private")
-        demo.load(on_load, [tick], load_outputs_on_open + boxes, api_visibility="private").then(
+        auto_event = demo.load(on_load, [tick], load_outputs_on_open + boxes, api_visibility="private").then(
             auto_compare, [autorun] + compare_inputs, [comparison, tick, status], concurrency_id="heavy",
             concurrency_limit=settings.heavy_limit, show_progress="minimal", api_visibility="private")
+
+        # Choosing another input stops a comparison still running: its results would otherwise
+        # land on top of the new input (panels, "Done" and the link of the old one).
+        for trigger in (gallery.select, upload.upload, upload.clear, per_image.select):
+            trigger(None, None, None, cancels=[run_event, auto_event], api_visibility="private")
     return demo, exports
 
 

@@ -130,6 +130,13 @@ def test_click_moves_every_crop(server, page, tmp_path):
         assert (full[box.y0 - 1, box.x0:box.x1] == crops.BOX_COLOUR).all()  # box drawn there
     assert "dB" in labels["ffdnet"] and "SSIM" in labels["ffdnet"]
     assert f"x={x}" in page.url and f"y={y}" in page.url and "image=kodim23" in page.url
+    # The link box (and so its copy button) holds the whole address, not just the query.
+    page.wait_for_function("document.querySelector('#link textarea, #link input').value === location.href",
+                           timeout=30_000)
+    # The A/B slider's right side is the best method once the results are in.
+    page.get_by_text("A/B slider (lossless)").click()
+    page.wait_for_function("document.querySelector('#ab-b input') && "
+                           "document.querySelector('#ab-b input').value === 'FFDNet'", timeout=30_000)
     page.screenshot(path=str(tmp_path / "browser.png"), full_page=True)
     assert (tmp_path / "browser.png").stat().st_size > 10_000
 
@@ -152,3 +159,30 @@ def test_benchmark_row_opens_that_image(server, page):
     assert page.locator("#run").is_visible()  # back on the Compare tab
     page.wait_for_function("location.search.includes('image=kodim07')", timeout=30_000)
     assert not noisy_box.is_checked()
+
+
+def test_choosing_another_image_stops_the_running_comparison(server, page):
+    """Results of a comparison still running must not land on an image picked meanwhile."""
+    page.goto(server + "?image=kodim23&sigma=25&seed=11&methods=dncnn")  # a seed no other test caches
+    page.wait_for_function("document.querySelector('#status') && "
+                           "document.querySelector('#status').innerText.includes('Running')", timeout=60_000)
+    page.locator("#kodak img").nth(4).click()  # kodim05, while DnCNN still runs on kodim23
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Loaded kodim05')",
+                           timeout=60_000)
+    page.wait_for_timeout(15_000)  # longer than DnCNN takes on kodim23 here
+    assert "Loaded kodim05" in page.locator("#status").inner_text()
+    assert "image=kodim05" in page.url
+    clean = read_image(datasets.files("kodak24")[4])
+    shown = crops.draw_box(clean, crops.crop_box(None, crops.CROP_DEFAULT, clean.shape))
+    assert np.array_equal(fetch_png(page, "#full-0"), shown)  # kodim05's ground truth, not kodim23's
+
+
+def test_a_file_that_is_not_an_image_is_refused_in_the_status_line(server, page, tmp_path):
+    (tmp_path / "notes.png").write_text("not an image")
+    page.goto(server)
+    page.wait_for_selector("#kodak img", timeout=60_000)
+    page.locator("#upload input[type=file]").set_input_files(str(tmp_path / "notes.png"))
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Could not load the image')",
+                           timeout=60_000)
+    assert "not a readable image" in page.locator("#status").inner_text()
+    assert page.locator("#sigma input[type=range]").is_visible()  # no error badge laid over it

@@ -23,7 +23,13 @@ def test_rgb_png_is_read_exactly(tmp_path):
     img = smooth_image()
     src = upload(png_bytes(img), tmp_path)
     assert src.image.dtype == np.uint8 and np.array_equal(src.image, img)
-    assert src.image_id == convert.image_id(img) and src.name == "upload"
+    assert src.image_id == convert.image_id(img) and src.name == "upload-up"
+
+
+def test_an_upload_is_named_after_its_file_but_never_as_a_kodak_image():
+    assert session.upload_name("/tmp/gradio/abc/my photo (1).png") == "upload-my_photo_1"
+    assert session.upload_name("/tmp/kodim05.png") == "upload-kodim05"  # a link names Kodak images only
+    assert session.upload_name(b"\x89PNG") == "upload" and session.upload_name("/tmp/!!!.png") == "upload"
 
 
 def test_greyscale_becomes_three_equal_channels(tmp_path):

@@ -85,6 +85,11 @@ def test_draw_box_at_the_border_stays_in_bounds():
     assert out.shape == img.shape and (out == 0).all()  # no room outside: nothing drawn, no error
 
 
+def test_a_centre_from_a_link_is_moved_inside_the_image():
+    assert crops.clamp_centre((99999, -5), (64, 96, 3)) == (95, 0)
+    assert crops.clamp_centre((10, 20), (64, 96, 3)) == (10, 20)
+
+
 def test_parse_click():
     assert crops.parse_click([10, 20], (64, 64, 3)) == (10, 20)
     assert crops.parse_click([10.4, 19.6], (64, 64, 3)) == (10, 20)

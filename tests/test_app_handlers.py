@@ -111,6 +111,14 @@ def test_colourize_is_monotonic_in_brightness():
     assert bar.shape == (16, 64, 3) and np.all(np.diff(lum) >= -1.0) and lum[-1] > lum[0] + 200
 
 
+def test_the_error_legend_carries_its_ramp_and_numbers():
+    img = errormap.legend(17.0, width=300)
+    ramp = img[8 + 11, 8:-8]  # the middle row of the colour bar
+    assert np.array_equal(ramp, errormap.colour_bar(17.0, 300 - 16, 1)[0])
+    text = img[8 + 22 + 3:]
+    assert (text < 128).any() and img.shape[1] == 300  # numbers and words drawn below the bar
+
+
 def test_slider(comp):
     keys = [k for _, k in handlers.slider_choices(comp)]
     assert keys == ["clean", "noisy", "dncnn", "ffdnet"]  # cbm3d failed: not offered

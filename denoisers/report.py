@@ -233,7 +233,7 @@ def document(folders: list[Path], method_order: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     from .registry import names
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m denoisers.report", description=__doc__.split("\n")[0])
     parser.add_argument("folders", nargs="+", type=Path, help="evaluation output folders")
     parser.add_argument("--out", type=Path, help="markdown file to write (default: print)")
     args = parser.parse_args(argv)

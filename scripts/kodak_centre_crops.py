@@ -8,6 +8,7 @@ ones: the offsets of the crops in the FFDNet repository's ``testsets/Kodak24``.
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -19,8 +20,12 @@ from denoisers import datasets  # noqa: E402
 from denoisers.io import read_image  # noqa: E402
 
 
-def main() -> None:
-    out = Path(sys.argv[1])
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python scripts/kodak_centre_crops.py", description=__doc__.split("\n")[0])
+    parser.add_argument("out", type=Path, help="folder for the 24 crops (created if needed)")
+    out = parser.parse_args(argv).out
+    if out.exists() and not out.is_dir():
+        parser.error(f"{out} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
     for path in datasets.files("kodak24"):
         image = read_image(path)

@@ -323,3 +323,21 @@ def test_generators_default_to_bf16_on_the_cpu_and_baselines_do_not(monkeypatch)
     monkeypatch.delenv("DENOISERS_PRECISION", raising=False)
     assert denoisers.get("idresnet", device="cpu").uses_bf16 and denoisers.get("idgan", device="cpu").uses_bf16
     assert not denoisers.get("dncnn", device="cpu").uses_bf16 and not denoisers.get("ffdnet", device="cpu").uses_bf16
+
+
+def test_the_centre_crop_script_takes_options_as_options(tmp_path, monkeypatch):
+    """``--help`` once became a folder of 24 crops; now it is help, and a file is refused."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "kodak_centre_crops", Path(__file__).resolve().parent.parent / "scripts" / "kodak_centre_crops.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        script.main(["--help"])
+    assert info.value.code == 0 and not list(tmp_path.iterdir())
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(SystemExit) as info:
+        script.main(["afile"])
+    assert info.value.code == 2 and (tmp_path / "afile").read_text() == "mine"

@@ -40,7 +40,7 @@ def colour_bar(vmax: float, width: int = 512, height: int = 24) -> np.ndarray:
     return colourize(ramp, vmax)
 
 
-def legend(vmax: float, width: int = 600, font_size: int = 15) -> np.ndarray:
+def legend(vmax: float, width: int = 440, font_size: int = 14) -> np.ndarray:
     """The colour bar with its numbers and meaning drawn in, readable at any display width
     (a label laid over a thin strip hid both)."""
     from PIL import Image, ImageDraw
@@ -49,12 +49,13 @@ def legend(vmax: float, width: int = 600, font_size: int = 15) -> np.ndarray:
 
     font = _font(font_size)
     pad, bar_h, line = 8, 22, font_size + 6
-    canvas = Image.new("RGB", (width, bar_h + 2 * line + 2 * pad), (255, 255, 255))
+    canvas = Image.new("RGB", (width, bar_h + 3 * line + 2 * pad), (255, 255, 255))
     canvas.paste(Image.fromarray(colour_bar(vmax, width - 2 * pad, bar_h)), (pad, pad))
     draw = ImageDraw.Draw(canvas)
     y = pad + bar_h + 3
     for frac, anchor in ((0.0, "la"), (0.5, "ma"), (1.0, "ra")):
         draw.text((pad + frac * (width - 2 * pad), y), f"{vmax * frac:g}", fill=(0, 0, 0), font=font, anchor=anchor)
-    draw.text((width // 2, y + line), "|output - ground truth|, grey levels, mean over RGB; one scale for all",
-              fill=(60, 60, 60), font=font, anchor="ma")
+    for k, text in enumerate(("|output - ground truth| in grey levels (mean over RGB)",
+                              "one scale for every error map")):
+        draw.text((width // 2, y + (k + 1) * line), text, fill=(60, 60, 60), font=font, anchor="ma")
     return np.asarray(canvas)

@@ -23,6 +23,13 @@ CSS = """
 /* fixed column widths, so a lone panel on the last row keeps the size of the others */
 .panel {flex: 0 1 calc(25% - 12px) !important}
 .crop {flex: 0 1 calc(33.3% - 11px) !important}
+/* a short last row starts at the left, under the first panels, instead of spreading out */
+.panel-row {justify-content: flex-start !important}
+.panel-row > .panel, .panel-row > .crop {margin-left: 0 !important; margin-right: 0 !important}
+/* the Kodak thumbnails wrap to the column's width (fixed 100 px columns scrolled sideways) */
+#kodak .grid-container {grid-template-columns: repeat(auto-fill, minmax(76px, 1fr)) !important}
+/* on a phone every panel and crop takes the whole width (200 px ones left a third empty) */
+@media (max-width: 640px) {.panel, .crop {flex: 1 1 100% !important}}
 """
 SCORES_LABEL = ("Scores (against the ground truth; detail: high-frequency energy over the ground truth's; "
                 "seconds: while the others ran beside it; 'bf16 on cpu': run in bfloat16 for speed, within "
@@ -90,7 +97,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                 with gr.Row():
                     with gr.Column(scale=3, min_width=320):
                         gallery = gr.Gallery(value=thumbs or None, label="Kodak24 (click to pick)", columns=8,
-                                             height=200, allow_preview=False, format="png", elem_id="kodak",
+                                             height=250, allow_preview=False, format="png", elem_id="kodak",
                                              visible=bool(thumbs), buttons=[])
                         kodak_note = gr.Markdown("" if thumbs else kodak.where_to_get(), elem_id="kodak-note")
                         get_kodak = gr.Button("Download Kodak24 (sha256-checked)", visible=not thumbs, size="sm")
@@ -136,7 +143,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                 gr.Markdown("### Full views (the green box is the crop; click to move it)")
                 fulls = _grid(n_slots, "full", "panel", height=300)
                 gr.Markdown("### Zoomed crops")
-                crop_views = _grid(n_slots, "crop", "crop", height=None, per_row=3)
+                # A fixed height: crops below the fold load lazily, and the page must not jump as they do.
+                crop_views = _grid(n_slots, "crop", "crop", height=400, per_row=3)
                 with gr.Accordion("A/B slider (lossless)", open=False):
                     with gr.Row():
                         ab_a = gr.Dropdown(label="Left", choices=[], elem_id="ab-a")
@@ -146,8 +154,9 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                     fig_btn = gr.Button("Export paper-style figure (PNG)", size="sm")
                     zip_btn = gr.Button("Export all outputs + CSV (zip)", size="sm")
                 with gr.Row():
-                    fig_file = gr.File(label="Figure", interactive=False, height=80)
-                    zip_file = gr.File(label="Outputs", interactive=False, height=80)
+                    # Shown once there is a file: two empty drop zones took 400 px of the page.
+                    fig_file = gr.File(label="Figure", interactive=False, height=80, visible=False)
+                    zip_file = gr.File(label="Outputs", interactive=False, height=80, visible=False)
 
             with gr.Tab("Benchmark", id="benchmark"):
                 bench_set = gr.Dropdown(list(benchmark.DATASETS), value="kodak24", label="Test set")
@@ -392,14 +401,14 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             box = crops.crop_box(ctr, crops.clamp_size(size), comp.shape)
             path = exports.new() / f"figure_{comp.source}_sigma{comp.sigma:g}.png"
             path.write_bytes(export.png_bytes(export.figure(comp, box)))
-            return str(path)
+            return gr.update(value=str(path), visible=True)
 
         def export_zip(comp):
             if comp is None or not comp.finished():
                 raise gr.Error("Run a comparison first.", print_exception=False)
             path = exports.new() / f"outputs_{comp.source}_sigma{comp.sigma:g}.zip"
             path.write_bytes(export.zip_bytes(comp))
-            return str(path)
+            return gr.update(value=str(path), visible=True)
 
         fig_btn.click(export_figure, [comparison, centre, crop_size], fig_file, api_visibility="private")
         zip_btn.click(export_zip, [comparison], zip_file, api_visibility="private")
@@ -505,7 +514,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
 def _grid(n: int, prefix: str, css_class: str, height: int | None, per_row: int = 4) -> list[gr.Image]:
     items = []
     for start in range(0, n, per_row):
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=True, elem_classes=["panel-row"]):
             for i in range(start, min(n, start + per_row)):
                 items.append(gr.Image(format="png", interactive=False, visible=False, height=height,
                                       elem_id=f"{prefix}-{i}", elem_classes=[css_class], show_label=True,

@@ -278,6 +278,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # The table's networks run in fp32 (``reference_instance``); on a GPU that also means no
+    # TF32 convolutions or matrix products, which PyTorch would otherwise allow.
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     methods = list(dict.fromkeys(m.strip() for m in args.methods.split(",") if m.strip()))
     if not methods:
         raise SystemExit(f"--methods: name at least one of {', '.join(names())}")

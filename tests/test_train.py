@@ -442,3 +442,14 @@ def test_a_compiled_generator_trains_saves_and_resumes_like_an_eager_one(train_i
     for keys in (state["g"], export["state_dict"]):
         assert not [k for k in keys if "_orig_mod" in k or k.startswith("module.")]
     IDResNetGenerator(**TINY.arch).load_state_dict({k: v.float() for k, v in export["state_dict"].items()})
+
+
+def test_the_in_run_evaluation_runs_without_tf32_and_restores_it(monkeypatch):
+    """Training may use cuDNN's TF32 convolutions; the in-run PSNR (fp32 by the protocol) may not."""
+    from train import loop
+
+    seen = []
+    monkeypatch.setattr(loop, "_evaluate", lambda *a: seen.append(torch.backends.cudnn.allow_tf32) or {})
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    loop.evaluate(None, [], (25.0,), torch.device("cpu"))
+    assert seen == [False] and torch.backends.cudnn.allow_tf32 is True

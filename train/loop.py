@@ -233,7 +233,17 @@ def evaluate(g: IDResNetGenerator, images: list[tuple[str, np.ndarray]], sigmas:
              device: torch.device) -> dict[str, float]:
     """Per sigma under the evaluation protocol (seed 0, unclipped noise, fp32): mean PSNR
     (``psnr_s25``) and detail, the outputs' mean high-frequency energy over the clean images'
-    (``detail_s25``, as ``denoisers.report`` computes it)."""
+    (``detail_s25``, as ``denoisers.report`` computes it). On a GPU, cuDNN's TF32 convolutions
+    (on by default in PyTorch, and fine for training) are off while it runs: fp32 means fp32."""
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        return _evaluate(g, images, sigmas, device)
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32
+
+
+def _evaluate(g, images, sigmas, device) -> dict[str, float]:
     out = {}
     for sigma in sigmas:
         values, energy, clean_energy = [], 0.0, 0.0

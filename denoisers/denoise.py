@@ -25,9 +25,11 @@ import pandas as pd
 from tqdm import tqdm
 
 from .base import SIGMA_MAX, check_sigma
+from .fetch import FetchError
 from .io import ImageReadError, image_files, read_image, shared_stems, to_float, to_uint8, write_png
 from .metrics import estimate_noise_sigma
 from .registry import get, names
+from .weights import WeightsError
 
 # ``note``: what the method says about running at that sigma (e.g. outside its training range).
 COLUMNS = ["image", "method", "sigma", "sigma_from", "seconds", "weights", "note"]
@@ -149,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     prepare_out(args.out, methods)
 
     rows, failed, noted = [], 0, set()
+    unfetchable: dict[tuple[str, str], str] = {}  # (method, weights) that could not be had: not tried again
     try:
         for image in tqdm(images, unit="image", disable=None):
             try:
@@ -169,12 +172,22 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{image.name} {method}: skipped at sigma {sigma:g}, {status.reason}", file=sys.stderr)
                     failed += 1
                     continue
+                model = (method, denoiser.weights_id(sigma))
+                if model in unfetchable:
+                    print(f"{image.name} {method}: skipped, {unfetchable[model]}", file=sys.stderr)
+                    failed += 1
+                    continue
                 if status.reason and (method, sigma) not in noted:  # e.g. outside the training range
                     print(f"{method} at sigma {sigma:g}: {status.reason}", file=sys.stderr)
                     noted.add((method, sigma))
                 start = time.perf_counter()
                 try:
                     output = denoiser.denoise(noisy, sigma)
+                except (WeightsError, FetchError) as exc:  # each later image would wait on it again
+                    unfetchable[model] = f"its weights could not be had ({exc})"
+                    print(f"{image.name} {method}: failed, {exc}", file=sys.stderr)
+                    failed += 1
+                    continue
                 except Exception as exc:  # e.g. out of memory on one large image: go on with the rest
                     print(f"{image.name} {method}: failed, {type(exc).__name__}: {exc}", file=sys.stderr)
                     failed += 1

@@ -123,6 +123,26 @@ def test_each_model_loads_once_for_the_whole_batch(noisy_dir, tmp_path, weights_
     assert len(builds) == 1  # two images, one load (and one checksum) of the weights
 
 
+def test_weights_that_cannot_be_had_are_tried_once_for_the_batch(noisy_dir, tmp_path, weights_mirror, monkeypatch,
+                                                                capsys):
+    """Each later image would wait on the same download again (up to a minute per source)."""
+    from denoisers.weights import WeightsError
+
+    ffdnet = type(denoisers.get("ffdnet"))
+    tries = []
+
+    def unreachable(self, key):
+        tries.append(key)
+        raise WeightsError("ffdnet_color.pth: not in the cache, no mirror, no network")
+
+    monkeypatch.setattr(ffdnet, "_build", unreachable)
+    out = tmp_path / "o"
+    assert denoise.main([str(noisy_dir), "--methods", "ffdnet", "--sigma", "30", "--out", str(out)]) == 1
+    assert len(tries) == 1
+    err = capsys.readouterr().err
+    assert "shot0.png ffdnet: failed" in err and "shot1.png ffdnet: skipped, its weights could not be had" in err
+
+
 class _Flaky:
     """Wraps a denoiser; raises ``error`` on the call numbered ``fail_at`` (0-based)."""
 

@@ -119,7 +119,9 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                                 r = readiness[name]
                                 boxes.append(gr.Checkbox(r.ready, label=engine.label(name), interactive=r.ready,
                                                          info=r.reason or None, elem_id=f"method-{name}"))
-                        run_btn = gr.Button("Compare", variant="primary", elem_id="run")
+                        with gr.Row():
+                            run_btn = gr.Button("Compare", variant="primary", elem_id="run", scale=3)
+                            stop_btn = gr.Button("Stop", variant="stop", elem_id="stop", scale=1, min_width=60)
                         status = gr.Markdown("Pick a Kodak24 image or upload one, then press Compare.", elem_id="status")
                     with gr.Column(scale=2, min_width=280):
                         crop_size = gr.Slider(crops.CROP_MIN, crops.CROP_MAX, value=crops.CROP_DEFAULT, step=8,
@@ -508,6 +510,14 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         # land on top of the new input (panels, "Done" and the link of the old one).
         for trigger in (gallery.select, upload.upload, upload.clear, per_image.select):
             trigger(None, None, None, cancels=[run_event, auto_event], api_visibility="private")
+
+        def stopped(comp):
+            done = len(comp.results) if comp is not None else 0
+            total = len(comp.methods) if comp is not None else 0
+            return (f"Stopped with {done} of {total} methods done. Press Compare to run again."
+                    if total else "Nothing was running.")
+
+        stop_btn.click(stopped, [comparison], [status], cancels=[run_event, auto_event], api_visibility="private")
     return demo, exports
 
 

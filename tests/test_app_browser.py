@@ -186,3 +186,14 @@ def test_a_file_that_is_not_an_image_is_refused_in_the_status_line(server, page,
                            timeout=60_000)
     assert "not a readable image" in page.locator("#status").inner_text()
     assert page.locator("#sigma input[type=range]").is_visible()  # no error badge laid over it
+
+
+def test_stop_ends_a_running_comparison(server, page):
+    page.goto(server + "?image=kodim23&sigma=25&seed=12&methods=dncnn")  # a seed no other test caches
+    page.wait_for_function("document.querySelector('#status') && "
+                           "document.querySelector('#status').innerText.includes('Running')", timeout=60_000)
+    page.click("#stop")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Stopped with 0 of 1')",
+                           timeout=30_000)
+    page.wait_for_timeout(10_000)  # longer than DnCNN takes on kodim23 here: its result never lands
+    assert "Stopped" in page.locator("#status").inner_text()

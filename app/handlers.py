@@ -31,6 +31,7 @@ class Comparison:
     methods: list[str] = field(default_factory=list)  # requested, in display order
     results: dict[str, MethodResult] = field(default_factory=dict)
     elapsed: float | None = None  # wall time of the whole run, once every method has finished
+    stopped: tuple[str, ...] = ()  # methods that Stop left unfinished (no longer in ``methods``)
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -95,7 +95,11 @@ def summary(comparison: Comparison, seconds: float) -> str:
     done = comparison.finished()
     cached = sum(r.cached for r in done)
     errors = [f"{r.label}: {r.error}" for r in comparison.results.values() if r.error]
-    text = f"Done: {len(done)} of {len(comparison.methods)} methods in {seconds:.1f} s"
+    if comparison.stopped:
+        text = (f"Stopped: {len(done)} of {len(comparison.methods) + len(comparison.stopped)} methods done "
+                f"({', '.join(comparison.stopped)} not run)")
+    else:
+        text = f"Done: {len(done)} of {len(comparison.methods)} methods in {seconds:.1f} s"
     if cached:
         text += f" ({cached} from the cache)"
     best = best_method(comparison)

@@ -219,7 +219,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             view = ViewState(image=comp.source if comp.source in kodak_names else None, sigma=comp.sigma,
                              seed=comp.seed or 0, x=cx, y=cy, crop=crops.clamp_size(size), zoom=zm,
                              methods=tuple(comp.methods))
-            if not comp.methods:
+            if not comp.methods and not comp.stopped:
                 progress = gr.skip()  # a preview: keep the loading message
             elif comp.elapsed is None:
                 progress = f"{len(comp.results)} of {len(comp.methods)} done…"
@@ -511,13 +511,18 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         for trigger in (gallery.select, upload.upload, upload.clear, per_image.select):
             trigger(None, None, None, cancels=[run_event, auto_event], api_visibility="private")
 
-        def stopped(comp):
-            done = len(comp.results) if comp is not None else 0
-            total = len(comp.methods) if comp is not None else 0
-            return (f"Stopped with {done} of {total} methods done. Press Compare to run again."
-                    if total else "Nothing was running.")
+        def stop(comp, tk):
+            """The comparison as it stands, without the methods still running; written through
+            ``tick`` like every result, so that the summary is the last thing on screen."""
+            if comp is None or comp.elapsed is not None or not comp.methods:
+                return gr.skip(), gr.skip(), "Nothing is running."
+            unfinished = tuple(m for m in comp.methods if m not in comp.results)
+            comp = dataclasses.replace(comp, methods=[m for m in comp.methods if m in comp.results],
+                                       results=dict(comp.results), elapsed=0.0, stopped=unfinished)
+            return comp, tk + 1, gr.skip()
 
-        stop_btn.click(stopped, [comparison], [status], cancels=[run_event, auto_event], api_visibility="private")
+        stop_btn.click(stop, [comparison, tick], [comparison, tick, status], cancels=[run_event, auto_event],
+                       api_visibility="private")
     return demo, exports
 
 

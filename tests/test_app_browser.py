@@ -193,7 +193,7 @@ def test_stop_ends_a_running_comparison(server, page):
     page.wait_for_function("document.querySelector('#status') && "
                            "document.querySelector('#status').innerText.includes('Running')", timeout=60_000)
     page.click("#stop")
-    page.wait_for_function("document.querySelector('#status').innerText.includes('Stopped with 0 of 1')",
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Stopped: 0 of 1 methods done')",
                            timeout=30_000)
     page.wait_for_timeout(10_000)  # longer than DnCNN takes on kodim23 here: its result never lands
     assert "Stopped" in page.locator("#status").inner_text()

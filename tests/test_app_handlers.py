@@ -58,6 +58,16 @@ def test_the_scores_table_says_when_a_network_ran_in_bf16(comp):
     assert "bf16 on cpu" in notes["DNCNN"] and "fp32" not in notes["FFDNET"]
 
 
+def test_a_stopped_comparison_says_what_was_not_run(comp):
+    import dataclasses
+
+    from app import session
+
+    stopped = dataclasses.replace(comp, methods=["dncnn", "ffdnet"], elapsed=0.0, stopped=("cbm3d",))
+    assert session.summary(stopped, 0.0).startswith("Stopped: 2 of 3 methods done (cbm3d not run)")
+    assert session.summary(comp, 1.0).startswith("Done: 2 of 3 methods in 1.0 s")
+
+
 def test_panel_order_and_pending(comp):
     comp.methods.insert(0, "idgan")
     keys = [p.key for p in handlers.panels(comp)]

@@ -60,9 +60,9 @@ def reference_note(dataset: str) -> str:
     paper, published = report.references(dataset)
     parts = []
     if paper:
-        parts.append("“paper” is the seed paper's Table 1, on the full images as ours")
+        parts.append("“paper” is the IDGAN paper's Table 1, on the full images as ours")
     if published and dataset == "kodak24":
-        parts.append(f"“published” is each method's own paper, on {report.PUBLISHED_ON}, where our "
+        parts.append(f"“published” is the FFDNet paper's table, measured on {report.PUBLISHED_ON}, where our "
                      "DnCNN, FFDNet and CBM3D land within 0.05 dB of it (0.11-0.22 dB below our "
                      "full-image means; docs/results.md)")
     return "; ".join(parts) + "." if parts else ""
@@ -71,7 +71,7 @@ def reference_note(dataset: str) -> str:
 def summary_table(df: pd.DataFrame | None, dataset: str = "kodak24", sigmas=TABLE_SIGMAS,
                   expected: int | None = None) -> pd.DataFrame:
     """Mean PSNR per method and sigma (ours), with the published numbers that apply to
-    ``dataset`` beside it (``report.references``: the paper's Table 1 and the methods' own
+    ``dataset`` beside it (``report.references``: the paper's Table 1 and the FFDNet paper's
     publications, Kodak24 only). Rows: methods in display order; on Kodak24 the paper's
     methods have a row even before they have results. With ``expected`` (images in the set),
     a mean over fewer images is shown as text with the count, e.g. "31.83 (15/24)", so that a

@@ -11,8 +11,8 @@ from PIL import Image
 from denoisers.io import ImageReadError, read_image
 
 MIN_SIDE = 32
-#: Larger uploads are refused (or downscaled on request): CBM3D takes ~40 s per 0.4 MP on a
-#: 2-core CPU, so 4 MP is already minutes of work.
+#: Larger uploads are refused (or downscaled on request): CBM3D takes about 15 s per 0.4 MP on a
+#: 2-core CPU (docs/benchmark_denoisers.txt), so 4 MP is already minutes of work.
 MAX_PIXELS = 4_000_000
 #: Never decoded at all, even to downscale (decompression bombs).
 HARD_MAX_PIXELS = 64_000_000

@@ -1,4 +1,4 @@
-"""Evaluate denoisers on a folder of clean images, following the shared evaluation protocol.
+r"""Evaluate denoisers on a folder of clean images, following the evaluation protocol (docs/evaluation.md).
 
     python -m denoisers.evaluate --data DIR --sigma 25 --sigma 35 \
         --methods dncnn,ffdnet,cbm3d [--limit N] [--seed 0] [--save-images DIR] --out DIR

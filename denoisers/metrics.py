@@ -1,4 +1,4 @@
-"""The evaluation protocol (shared EVALUATION.md) in one place: noise, quantisation, PSNR, SSIM;
+"""The evaluation protocol (docs/evaluation.md) in one place: noise, quantisation, PSNR, SSIM;
 the detail measure; the noise estimate for inputs that come already noisy."""
 from __future__ import annotations
 

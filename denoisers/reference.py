@@ -1,9 +1,9 @@
 """Published numbers, for showing beside ours (never used as results).
 
-Mean PSNR (dB) on Kodak24. ``PAPER_TABLE1`` is the seed paper's Table 1 (its DnCNN and
+Mean PSNR (dB) on Kodak24. ``PAPER_TABLE1`` is the IDGAN paper's Table 1 (its DnCNN and
 CBM3D rows were taken from another paper and sit about 0.3 and 0.15 dB above those methods'
-own published values), measured on the full 768x512 images. ``PUBLISHED`` is each method's
-own publication (the FFDNet paper's table); those values were measured on the 500x500 centre
+own published values), measured on the full 768x512 images. ``PUBLISHED`` is the Kodak24 table
+of the FFDNet paper (CBM3D, CDnCNN-B and FFDNet); those values were measured on the 500x500 centre
 crops of Kodak24: run on those crops (``scripts/kodak_centre_crops.py``) our DnCNN, FFDNet and
 CBM3D land within 0.05 dB of them, and 0.11-0.22 dB below our full-image means
 (``docs/results.md``).

@@ -1,6 +1,6 @@
 """Save a screenshot of the real app for the README (docs/screenshot.png, under 1 MB).
 
-Starts ``python -m app``, opens a linked view (Kodak24 image, three methods, a crop) in
+Starts ``python -m app``, opens a linked view (Kodak24 image, four methods, a crop) in
 Debian's chromium through Playwright, waits for the comparison and saves the page's top.
 
     python scripts/screenshot_app.py [--cache-dir DIR] [--out docs/screenshot.png]

@@ -266,15 +266,16 @@ def test_cards_say_which_generator_a_run_started_from(tmp_path):
 
     mse_job = {"plan": [{"phase": "mse", "minutes": 3}], "init_sha256": "a" * 64}
     assert f"| started from | the generator with sha256 `{'a' * 64}` |" in card(_meta("idresnet", 14813, 5744), mse_job)
-    assert "14813 MSE steps (9069 in earlier runs)" in card(_meta("idresnet", 14813, 5744), mse_job)
+    assert ("14813 MSE steps in all: 5744 in this run, continued from a 9069-step generator with a fresh Adam"
+            in card(_meta("idresnet", 14813, 5744), mse_job))
     assert "started from" not in card(_meta("idresnet", 9069, 9069), {})
     # In a job that trains both phases, IDGAN starts from that job's phase 1, not from the job's --init.
     both = {"plan": [{"phase": "mse", "minutes": 3}, {"phase": "gan", "minutes": 2}], "init_sha256": "a" * 64}
     assert "started from" not in card(gan, both)
     assert "| started from | note |" in card(gan, both, "note")
     warm = {**_meta("idresnet", 100, 100), "config": TINY.replace(lr_warmup=200).to_dict()}
-    assert "of the phase, linear warm-up over the first 200 steps |" in card(warm, {})
-    assert "of the phase |" in card(_meta("idresnet", 100, 100), {})
+    assert "of the run, linear warm-up over the first 200 steps |" in card(warm, {})
+    assert "of the run |" in card(_meta("idresnet", 100, 100), {})
 
 
 def test_log_orders_the_phases_of_one_job_when_they_start_in_the_same_second(tmp_path):

@@ -541,7 +541,7 @@ def model_card(name: str, digest: str, meta: dict[str, Any], metrics: list[dict]
         f"| steps | {_steps_text(meta)}, batch {cfg['batch']} "
         f"x {meta.get('world_size', 1)} process(es) |",
         f"| optimiser | Adam (beta1 {cfg['betas'][0]}), lr {cfg['lr']:g} divided by {1 / cfg['lr_gamma']:g} at "
-        f"{', '.join(f'{m:g}' for m in cfg['lr_milestones'])} of the phase"
+        f"{', '.join(f'{m:g}' for m in cfg['lr_milestones'])} of the run"
         + (f", linear warm-up over the first {cfg['lr_warmup']} steps" if cfg.get("lr_warmup") else "") + " |",
     ]
     job_phases = [p["phase"] for p in summary.get("plan", [])]
@@ -578,7 +578,7 @@ def model_card(name: str, digest: str, meta: dict[str, Any], metrics: list[dict]
                      + "; ".join(f"sigma {s:g}: {_measured_text(m)}" for s, m in measured.items()) + " |")
     else:
         lines.append("| Kodak24 PSNR | not measured at import |")
-    lines += ["", "Evaluation protocol: shared EVALUATION.md (seed 0, unclipped noise, uint8-rounded output).", ""]
+    lines += ["", "Evaluation protocol: docs/evaluation.md (seed 0, unclipped noise, uint8-rounded output).", ""]
     return "\n".join(lines)
 
 
@@ -591,7 +591,11 @@ def _steps_text(meta: dict[str, Any]) -> str:
     before = meta["steps"] - meta["phase_steps"]
     if meta["method"] == "idgan":
         return f"{before} MSE steps then {meta['phase_steps']} GAN steps"
-    return f"{meta['steps']} MSE steps" + (f" ({before} in earlier runs)" if before else "")
+    if not before:
+        return f"{meta['steps']} MSE steps"
+    # A run continued from an exported generator restarts Adam and its own lr schedule.
+    return (f"{meta['steps']} MSE steps in all: {meta['phase_steps']} in this run, continued from a "
+            f"{before}-step generator with a fresh Adam and its own lr schedule")
 
 
 def _sigma_text(lo: float, hi: float) -> str:

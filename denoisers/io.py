@@ -57,7 +57,9 @@ def read_image(source: str | Path | bytes, max_pixels: int | None = None) -> np.
     """Read an image file (path or bytes) as HxWx3 uint8 RGB, with EXIF orientation applied.
 
     Greyscale, palette, CMYK, 16-bit and alpha images are converted (alpha composited on
-    white). ``max_pixels`` refuses larger images before they are decoded.
+    white). 16-bit greyscale is rounded to 8 bits; 16-bit RGB PNGs come from Pillow already cut
+    to their high byte (``v >> 8``, one level below rounding for a quarter of the values).
+    ``max_pixels`` refuses larger images before they are decoded.
     Raises ``ImageReadError`` with a readable message for anything that is not a usable image.
     """
     name = "image" if isinstance(source, bytes) else str(source)

@@ -85,6 +85,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         source = gr.State(None, time_to_live=STATE_TTL)
         centre = gr.State(None)
         autorun = gr.State(False)
+        ab_shown = gr.State(None)  # what the A/B slider shows: (image, sigma, seed, left, right, results)
         tick = gr.Number(0, visible=False)
 
         gr.Markdown("## Denoiser comparison\nEvery method side by side on Kodak24 or your own image. "
@@ -373,11 +374,18 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             pair = handlers.slider_pair(comp, a, b) if a and b else None
             return gr.update(choices=choices, value=a), gr.update(choices=choices, value=b), pair
 
-        def ab_follow(comp, a, b):
-            return ab_update(comp, a, b, automatic=True)
+        def ab_follow(comp, a, b, shown):
+            """``ab_update`` on every new result; the slider's images are sent only when they change
+            (re-sending the same pair made the page fire this event again, for ever)."""
+            left, right, pair = ab_update(comp, a, b, automatic=True)
+            key = None if comp is None else (comp.image_id, comp.sigma, comp.seed, left["value"], right["value"],
+                                              tuple(m for m in comp.methods if m in comp.results))
+            if key is not None and key == shown:
+                return left, right, gr.skip(), gr.skip()
+            return left, right, pair, key
 
-        tick.change(ab_follow, [comparison, ab_a, ab_b], [ab_a, ab_b, slider], api_visibility="private",
-                    show_progress="hidden")
+        tick.change(ab_follow, [comparison, ab_a, ab_b, ab_shown], [ab_a, ab_b, slider, ab_shown],
+                    api_visibility="private", show_progress="hidden")
         for dd in (ab_a, ab_b):
             dd.input(ab_update, [comparison, ab_a, ab_b], [ab_a, ab_b, slider], api_visibility="private")
 

@@ -197,3 +197,17 @@ def test_stop_ends_a_running_comparison(server, page):
                            timeout=30_000)
     page.wait_for_timeout(10_000)  # longer than DnCNN takes on kodim23 here: its result never lands
     assert "Stopped" in page.locator("#status").inner_text()
+
+
+def test_a_finished_comparison_leaves_the_page_quiet(server, page):
+    """After "Done" nothing is sent to the server until the user acts (re-sending the A/B
+    slider's images once made the page fire its render events three times a second, for ever)."""
+    sent = []
+    page.on("request", lambda r: sent.append(r.url) if "queue/join" in r.url else None)
+    page.goto(server + "?image=kodim23&sigma=25&seed=0&methods=dncnn")
+    page.wait_for_function("document.querySelector('#status') && "
+                           "document.querySelector('#status').innerText.includes('Done')", timeout=120_000)
+    page.wait_for_timeout(3_000)
+    before = len(sent)
+    page.wait_for_timeout(6_000)
+    assert len(sent) == before, f"{len(sent) - before} events in 6 s with nothing to do"

@@ -120,10 +120,15 @@ class Engine:
         return MethodResult(NOISY, "Noisy", shown, psnr(clean_u8, shown), ssim(clean_u8, shown))
 
     def run(self, clean_u8: np.ndarray | None, noisy: np.ndarray, image_id: str, sigma: float,
-            seed: int | None, methods: list[str]) -> Iterator[MethodResult]:
+            seed: int | None, methods: list[str], heartbeat: float | None = None) -> Iterator[MethodResult | None]:
         """Yield one ``MethodResult`` per method in ``methods``, cached ones first, then in
         the order they finish. ``noisy`` is the unclipped float input every method gets;
-        ``seed`` None means it was uploaded already noisy (``clean_u8`` is then None)."""
+        ``seed`` None means it was uploaded already noisy (``clean_u8`` is then None).
+
+        With ``heartbeat`` (seconds), ``None`` is also yielded whenever that long passes with no
+        method finishing, so that a caller that is cancelled between yields (a web request)
+        ends within a heartbeat instead of when the slowest method finishes. A method still
+        running when the caller goes away is cached when it finishes (its work is not lost)."""
         pending: dict[Future, tuple[str, str | None]] = {}
         clean_energy = None if clean_u8 is None else high_frequency_energy(clean_u8)  # once for all methods
         for name in methods:
@@ -152,13 +157,18 @@ class Engine:
             pending[future] = (name, key)
         try:
             while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                done, _ = wait(pending, timeout=heartbeat, return_when=FIRST_COMPLETED)
+                if not done:
+                    yield None
                 for future in done:
                     name, key = pending.pop(future)
                     yield self._finish(name, key, future, clean_u8, clean_energy, sigma, seed)
         finally:
-            for future in pending:  # the caller went away: drop work not yet started
-                future.cancel()
+            for future, (name, key) in pending.items():
+                # The caller went away: drop work not yet started, keep what is already running.
+                if not future.cancel() and key is not None:
+                    future.add_done_callback(
+                        lambda f, n=name, k=key: self._finish(n, k, f, clean_u8, clean_energy, sigma, seed))
 
     @staticmethod
     def _timed_denoise(d: denoisers.Denoiser, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, float]:

@@ -83,10 +83,15 @@ def new_comparison(engine: Engine, source: Source, sigma: object, seed: object, 
     return comparison, noisy
 
 
-def run(engine: Engine, comparison: Comparison, noisy: np.ndarray) -> Iterator[Comparison]:
-    """Fill ``comparison.results`` method by method, yielding after each one."""
+def run(engine: Engine, comparison: Comparison, noisy: np.ndarray,
+        heartbeat: float | None = None) -> Iterator[Comparison | None]:
+    """Fill ``comparison.results`` method by method, yielding after each one (and ``None`` for
+    each ``heartbeat`` that passes with nothing new: see ``Engine.run``)."""
     for result in engine.run(comparison.clean, noisy, comparison.image_id, comparison.sigma, comparison.seed,
-                             comparison.methods):
+                             comparison.methods, heartbeat):
+        if result is None:
+            yield None
+            continue
         comparison.results[result.name] = result
         yield comparison
 

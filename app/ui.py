@@ -36,6 +36,9 @@ SCORES_LABEL = ("Scores (against the ground truth; detail: high-frequency energy
                 "about 0.01 dB of the Benchmark tab's fp32)")
 SCORES_LABEL_NO_TRUTH = ("Scores (an already-noisy input has no ground truth, so no PSNR, SSIM or detail; "
                          "seconds: while the others ran beside it)")
+#: A running comparison yields at least this often (seconds), so that Stop, or choosing another
+#: image, ends it at once rather than when its slowest method finishes.
+HEARTBEAT = 0.5
 #: Results kept per session for this long after the last update (seconds).
 STATE_TTL = 3600
 EXPORT_MAX_AGE = 3600
@@ -327,9 +330,12 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                 raise _err(exc) from exc
             tk += 1
             yield comp, tk, f"Running {', '.join(engine.label(m) for m in methods)}…"
-            for comp in session.run(engine, comp, noisy):
+            for update in session.run(engine, comp, noisy, heartbeat=HEARTBEAT):
+                if update is None:  # nothing new: a yield that changes nothing, where a Stop can end it
+                    yield gr.skip(), gr.skip(), gr.skip()
+                    continue
                 tk += 1
-                yield comp, tk, gr.skip()  # the render triggered by tick shows the progress
+                yield update, tk, gr.skip()  # the render triggered by tick shows the progress
             # A new object: renders still queued for earlier ticks hold the old one, so they
             # cannot write "Done" before the final render (a click after "Done" is then safe).
             comp = dataclasses.replace(comp, results=dict(comp.results), elapsed=time.perf_counter() - start)
@@ -337,7 +343,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
 
         compare_inputs = [source, sigma, seed, already_noisy, tick] + boxes
         run_event = run_btn.click(run_comparison, compare_inputs, [comparison, tick, status], concurrency_id="heavy",
-                                  concurrency_limit=settings.heavy_limit, show_progress="minimal",
+                                  concurrency_limit=settings.heavy_limit, show_progress="hidden",
                                   api_visibility="private")
 
         def settings_changed(comp, sg, sd):
@@ -512,7 +518,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         demo.load(show_benchmark, [bench_set, bench_sigma], bench_outputs, api_visibility="private")
         auto_event = demo.load(on_load, [tick], load_outputs_on_open + boxes, api_visibility="private").then(
             auto_compare, [autorun] + compare_inputs, [comparison, tick, status], concurrency_id="heavy",
-            concurrency_limit=settings.heavy_limit, show_progress="minimal", api_visibility="private")
+            concurrency_limit=settings.heavy_limit, show_progress="hidden", api_visibility="private")
 
         # Choosing another input stops a comparison still running: its results would otherwise
         # land on top of the new input (panels, "Done" and the link of the old one).

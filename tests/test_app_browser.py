@@ -199,6 +199,19 @@ def test_stop_ends_a_running_comparison(server, page):
     assert "Stopped" in page.locator("#status").inner_text()
 
 
+def test_compare_runs_at_once_after_stop(server, page):
+    """Compare works straight after Stop, while the method the stopped run started is still busy."""
+    page.goto(server + "?image=kodim23&sigma=25&seed=13&methods=idresnet")  # IDResNet: ~10 s here
+    page.wait_for_function("document.querySelector('#status') && "
+                           "document.querySelector('#status').innerText.includes('Running')", timeout=60_000)
+    page.click("#stop")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Stopped')", timeout=30_000)
+    page.click("#run")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Running')", timeout=5_000)
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Done: 1 of 1')",
+                           timeout=120_000)
+
+
 def test_a_finished_comparison_leaves_the_page_quiet(server, page):
     """After "Done" nothing is sent to the server until the user acts (re-sending the A/B
     slider's images once made the page fire its render events three times a second, for ever)."""

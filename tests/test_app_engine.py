@@ -97,6 +97,36 @@ def test_results_say_which_model_and_precision_made_them_and_the_cache_keeps_the
     assert not np.array_equal(outputs["bf16"], outputs["fp32"])
 
 
+def test_a_waiting_run_beats_so_a_cancelled_caller_ends_at_once_and_late_results_are_kept(tmp_path, monkeypatch):
+    """A web request is cancelled between yields: without a heartbeat it would hang on until
+    the slowest method finished. The method that was running is still cached when it ends."""
+    import time
+
+    cache = ResultCache(tmp_path, max_bytes=10**8)
+    e = Engine(cache, methods=["ffdnet"])
+    real = Engine._timed_denoise
+
+    def slow(d, noisy, sigma):
+        time.sleep(1.0)
+        return real(d, noisy, sigma)
+
+    monkeypatch.setattr(Engine, "_timed_denoise", staticmethod(slow))
+    try:
+        src = source()
+        comp, noisy = session.new_comparison(e, src, 25, 0, False, ["ffdnet"])
+        run = session.run(e, comp, noisy, heartbeat=0.1)
+        start = time.perf_counter()
+        assert next(run) is None and time.perf_counter() - start < 0.5  # a beat, long before the result
+        run.close()  # the caller goes away (Stop)
+        assert "ffdnet" not in comp.results
+        time.sleep(1.5)  # the running method finishes meanwhile
+        again, noisy2 = session.new_comparison(e, src, 25, 0, False, ["ffdnet"])
+        list(session.run(e, again, noisy2))
+        assert again.results["ffdnet"].cached and again.results["ffdnet"].output is not None
+    finally:
+        e.close()
+
+
 @needs_nets
 def test_already_noisy_input_has_no_scores(engine):
     clean = smooth_image(48, 64)

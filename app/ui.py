@@ -220,7 +220,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             bar = gr.update(value=errormap.legend(vmax) if maps else None, visible=bool(maps))
             cx, cy = crops.clamp_centre(ctr, comp.shape) if ctr is not None else box.centre
             text = f"centre x={cx}, y={cy}; box x {box.x0}-{box.x1 - 1}, y {box.y0}-{box.y1 - 1} ({box.width}x{box.height}, {zm}x)"
-            view = ViewState(image=comp.source if comp.source in kodak_names else None, sigma=comp.sigma,
+            linkable = comp.source in kodak_names and comp.has_truth  # "already noisy": a link cannot say so
+            view = ViewState(image=comp.source if linkable else None, sigma=comp.sigma,
                              seed=comp.seed or 0, x=cx, y=cy, crop=crops.clamp_size(size), zoom=zm,
                              methods=tuple(comp.methods))
             if not comp.methods and not comp.stopped:
@@ -287,10 +288,12 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         upload.upload(on_upload, [upload, downscale, sigma, seed, already_noisy, tick], load_outputs + [upload],
                       api_visibility="private")
 
-        def on_upload_cleared(tk):
+        def on_upload_cleared(src, tk):
+            if src is None or not src.name.startswith("upload"):  # a Kodak image picked since stays
+                return [gr.skip()] * len(load_outputs)
             return None, None, None, tk + 1, gr.skip(), "Upload removed. Pick a Kodak24 image or upload one."
 
-        upload.clear(on_upload_cleared, [tick], load_outputs, api_visibility="private")
+        upload.clear(on_upload_cleared, [source, tick], load_outputs, api_visibility="private")
 
         def on_noisy_switch(src, noisy_mode, sg, sd, tk):
             """Either way, the preview is rebuilt for the current input (the input as it is,
@@ -346,21 +349,25 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                                   concurrency_limit=settings.heavy_limit, show_progress="hidden",
                                   api_visibility="private")
 
-        def settings_changed(comp, sg, sd):
-            """After σ or the seed moves, the panels still show the old ones: say so."""
+        def settings_changed(comp, sg, sd, *flags):
+            """After σ, the seed or the methods change, the panels still show the old ones: say so."""
             if comp is None:
                 return gr.skip()
             try:
                 same = float(sg) == comp.sigma and (comp.seed is None or float(sd) == comp.seed)
             except (TypeError, ValueError):
                 same = False
-            if same:
+            ran = set(comp.methods) | set(comp.stopped)
+            ticked = {n for n, f in zip(names, flags) if f}
+            if same and (not ran or ticked == ran):  # a preview has run no methods yet
                 return gr.skip()
             shown = f"σ {comp.sigma:g}" + ("" if comp.seed is None else f", seed {comp.seed}")
+            if ran:
+                shown += ", " + ", ".join(engine.label(m) for m in names if m in ran)
             return f"Settings changed: press Compare to run them (the panels show {shown})."
 
-        for control in (sigma, seed):
-            control.input(settings_changed, [comparison, sigma, seed], [status], api_visibility="private",
+        for control in (sigma, seed, *boxes):
+            control.input(settings_changed, [comparison, sigma, seed, *boxes], [status], api_visibility="private",
                           show_progress="hidden")
 
         tick.change(render, render_inputs, render_outputs, api_visibility="private", show_progress="hidden")
@@ -445,11 +452,15 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         bench_set.change(show_benchmark, [bench_set, bench_sigma], bench_outputs, api_visibility="private")
         bench_sigma.change(show_benchmark, [bench_set, bench_sigma], bench_outputs, api_visibility="private")
 
-        def open_from_table(dataset, sg, sd, tk, evt: gr.SelectData):
+        def open_from_table(dataset, sg, sd, tk, comp, evt: gr.SelectData):
             name = str(evt.row_value[0]) if evt.row_value else ""
             stem = name.rsplit(".", 1)[0]
             if dataset != "kodak24" or stem not in kodak_names:
                 raise gr.Error("Only Kodak24 images can be opened in the Compare tab.", print_exception=False)
+            if comp is not None and comp.methods and comp.elapsed is None:
+                # Its results would land on this image; this tab does not stop it behind the user's back.
+                raise gr.Error("A comparison is still running in the Compare tab: press Stop there first, "
+                               "or wait for it to finish.", print_exception=False)
             try:
                 sg = float(sg)
             except (TypeError, ValueError):
@@ -458,7 +469,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             # The image has ground truth: untick "already noisy" so Compare adds the noise.
             return (*out[:4], sg, out[5], False, gr.Tabs(selected="compare"))
 
-        per_image.select(open_from_table, [bench_set, bench_sigma, seed, tick],
+        per_image.select(open_from_table, [bench_set, bench_sigma, seed, tick, comparison],
                          load_outputs + [already_noisy, tabs], api_visibility="private")
 
         # ---- API ----------------------------------------------------------------------
@@ -499,13 +510,16 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                 try:
                     src = session.source_from_kodak(view.image)
                     comp = preview(src, view.sigma, view.seed, False)
-                    note = f"Loaded {view.image} from the link."
+                    note = f"Loaded {view.image} from the link" + ("." if query.get("methods") else ". Press Compare.")
                 except InputError as exc:
                     problems.append(str(exc))
             if problems:
                 note = (note + " " if note else "") + "Ignored in the link: " + "; ".join(problems)
                 gr.Warning("Ignored in the link: " + "; ".join(problems), duration=30)
-            return ([src, comp, view.centre, tk + 1, view.sigma, view.seed, view.crop, view.zoom, bool(src),
+            # A link with methods reproduces a comparison and runs it; one without (a preview's)
+            # opens the image and waits, so reloading it does not start every method.
+            run_now = bool(src) and bool(query.get("methods"))
+            return ([src, comp, view.centre, tk + 1, view.sigma, view.seed, view.crop, view.zoom, run_now,
                      note or "Pick a Kodak24 image or upload one, then press Compare."] + box_updates)
 
         def auto_compare(go, src, sg, sd, noisy_mode, tk, *flags):
@@ -522,7 +536,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
 
         # Choosing another input stops a comparison still running: its results would otherwise
         # land on top of the new input (panels, "Done" and the link of the old one).
-        for trigger in (gallery.select, upload.upload, upload.clear, per_image.select):
+        for trigger in (gallery.select, upload.upload, upload.clear):
             trigger(None, None, None, cancels=[run_event, auto_event], api_visibility="private")
 
         def stop(comp, tk):

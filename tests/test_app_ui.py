@@ -54,7 +54,7 @@ def test_unticking_already_noisy_rebuilds_the_preview_with_synthetic_noise(ui):
 def test_opening_a_kodak_image_unticks_already_noisy(ui, name, event):
     fn, outputs = handler(ui, name)
     assert "already-noisy" in outputs
-    args = ("kodak24", 25, 0, 0) if name == "open_from_table" else (25, 0, 0)
+    args = ("kodak24", 25, 0, 0, None) if name == "open_from_table" else (25, 0, 0)
     out = fn(*args, event)
     assert out[outputs.index("already-noisy")] is False
     comp = out[2]
@@ -90,3 +90,73 @@ def test_method_boxes_say_what_a_generator_was_trained_for(tiny_generators):
     finally:
         exports.close()
         engine.close()
+
+
+def _running(methods=("ffdnet",), done=()):
+    engine = Engine(None, methods=["ffdnet"])
+    try:
+        comp, _ = session.new_comparison(engine, upload(), 25, 0, False, list(methods))
+    finally:
+        engine.close()
+    for m in done:
+        comp.results[m] = comp.noisy
+    return comp
+
+
+@needs_kodak
+def test_a_link_runs_its_comparison_only_when_it_names_methods(ui):
+    """A preview's link (no methods) opens the image and waits: reloading it must not start
+    every method (CBM3D included) on its own."""
+    fn, outputs = handler(ui, "on_load")
+    autorun = 8  # [source, comparison, centre, tick, sigma, seed, crop, zoom, autorun, status, boxes...]
+    waits = fn(0, SimpleNamespace(query_params={"image": "kodim05", "sigma": "25"}))
+    runs = fn(0, SimpleNamespace(query_params={"image": "kodim05", "sigma": "25", "methods": "ffdnet"}))
+    assert waits[autorun] is False and runs[autorun] is True
+    assert waits[outputs.index("status")].endswith("Press Compare.")
+
+
+def test_removing_an_old_upload_keeps_the_kodak_image_picked_since(ui):
+    import gradio as gr
+
+    fn, outputs = handler(ui, "on_upload_cleared")
+    kodak_source = session.Source("kodim02", smooth_image(48, 64), "id")
+    assert all(isinstance(o, type(gr.skip())) for o in fn(kodak_source, 3))
+    out = fn(upload(), 3)
+    assert out[0] is None and out[3] == 4 and "Upload removed" in out[outputs.index("status")]
+
+
+def test_a_benchmark_row_does_not_replace_an_image_whose_comparison_runs(ui):
+    import gradio as gr
+
+    fn, _ = handler(ui, "open_from_table")
+    event = SimpleNamespace(row_value=["kodim05.png"], index=[0, 0])
+    with pytest.raises(gr.Error, match="still running"):
+        fn("kodak24", 25, 0, 0, _running(), event)
+
+
+def test_changing_methods_after_a_run_says_the_panels_are_stale(ui):
+    import gradio as gr
+
+    fn, _ = handler(ui, "settings_changed")
+    finished = _running(done=("ffdnet",))
+    assert isinstance(fn(finished, 25, 0, True), type(gr.skip()))  # as it ran
+    assert "press Compare" in fn(finished, 25, 0, False)  # FFDNet unticked since
+    assert "press Compare" in fn(finished, 30, 0, True)
+    preview = _running(methods=())
+    assert isinstance(fn(preview, 25, 0, False), type(gr.skip()))  # nothing ran yet: nothing stale
+
+
+def test_an_already_noisy_kodak_view_is_not_put_in_a_link(ui):
+    """A link adds synthetic noise to a Kodak image; an 'already noisy' view of one is another
+    comparison, so its link names no image rather than a wrong one."""
+    fn, outputs = handler(ui, "render")
+    engine = Engine(None, methods=["ffdnet"])
+    try:
+        src = session.Source("kodim05", smooth_image(48, 64), "id")
+        noisy_view, _ = session.new_comparison(engine, src, 25, 0, True, [])
+        clean_view, _ = session.new_comparison(engine, src, 25, 0, False, [])
+    finally:
+        engine.close()
+    link = outputs.index("link-query")
+    assert "image=" not in fn(noisy_view, None, 96, 4, False)[link]
+    assert "image=kodim05" in fn(clean_view, None, 96, 4, False)[link]

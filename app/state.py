@@ -82,7 +82,10 @@ def from_query(query: Mapping[str, str], known_images: list[str], known_methods:
     for name, clamp in (("crop", crops.clamp_size), ("zoom", crops.clamp_zoom)):
         if name in query:
             try:
-                state = replace(state, **{name: clamp(query[name])})
+                value = clamp(query[name])
+                state = replace(state, **{name: value})
+                if value != round(float(query[name])):
+                    problems.append(f"{name} {query[name]} is out of range; using {value}")
             except (TypeError, ValueError, OverflowError):
                 problems.append(f"bad {name} {query[name]!r}")
     if query.get("methods"):  # "methods=" (empty) keeps the defaults: a link never unticks everything

@@ -30,7 +30,8 @@ def test_bad_values_fall_back_and_are_reported():
     assert state.crop == 256 and state.zoom == 2  # clamped into range
     assert state.methods == ("dncnn",)
     text = " ".join(problems)
-    for word in ("unknown image", "sigma", "seed", "crop centre", "unknown methods evil"):
+    for word in ("unknown image", "sigma", "seed", "crop centre", "unknown methods evil",
+                 "crop 9999 is out of range; using 256", "zoom 1 is out of range; using 2"):
         assert word in text
 
 

@@ -125,7 +125,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                                                          info=r.reason or None, elem_id=f"method-{name}"))
                         with gr.Row():
                             run_btn = gr.Button("Compare", variant="primary", elem_id="run", scale=3)
-                            stop_btn = gr.Button("Stop", variant="stop", elem_id="stop", scale=1, min_width=60)
+                            stop_btn = gr.Button("Stop", variant="secondary", elem_id="stop", scale=1, min_width=60)
                         status = gr.Markdown("Pick a Kodak24 image or upload one, then press Compare.", elem_id="status")
                     with gr.Column(scale=2, min_width=280):
                         crop_size = gr.Slider(crops.CROP_MIN, crops.CROP_MAX, value=crops.CROP_DEFAULT, step=8,

@@ -16,7 +16,6 @@ An image that cannot be read, or a method that fails on one image, is reported a
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,8 @@ from tqdm import tqdm
 
 from .base import SIGMA_MAX, check_sigma
 from .fetch import FetchError
-from .io import ImageReadError, image_files, read_image, shared_stems, to_float, to_uint8, write_png
+from .io import (ImageReadError, image_files, output_folder_problem, read_image, shared_stems, to_float,
+                 to_uint8, write_png)
 from .metrics import estimate_noise_sigma
 from .registry import get, names
 from .weights import WeightsError
@@ -87,14 +87,9 @@ def prepare_out(out: Path, methods: list[str]) -> None:
     """The output folders made, writable, and any ``denoised.csv`` there one of ours, before any
     work: a bad --out is found before the first image, not after the last."""
     for folder in (out, *(out / m for m in methods)):
-        if folder.exists() and not folder.is_dir():
-            raise SystemExit(f"--out: {folder} is a file, not a folder")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise SystemExit(f"--out: cannot create {folder} ({exc.strerror or exc})") from None
-        if not os.access(folder, os.W_OK):
-            raise SystemExit(f"--out: {folder} is not writable")
+        problem = output_folder_problem(folder)
+        if problem:
+            raise SystemExit(f"--out: {problem}")
     csv_path = out / "denoised.csv"
     if not csv_path.exists():
         return

@@ -31,7 +31,8 @@ from tqdm import tqdm
 from . import datasets, report
 from .base import MIN_SIZE, Denoiser, TorchDenoiser, check_sigma
 from .fetch import FetchError
-from .io import ImageReadError, image_files, read_image, shared_stems, to_float, to_uint8, write_png
+from .io import (ImageReadError, image_files, output_folder_problem, read_image, shared_stems, to_float,
+                 to_uint8, write_png)
 from .weights import WeightsError
 from .metrics import add_noise, high_frequency_energy, psnr, ssim
 from .parallel import process_pool
@@ -111,16 +112,9 @@ def prepare_out(out: Path, save_images: Path | None) -> pd.DataFrame:
     """Create the output folders and read ``results.csv`` there (refusing one that is not a
     results file of this tool), before any work, so that nothing is computed for nothing."""
     for flag, folder in (("--out", out), ("--save-images", save_images)):
-        if folder is None:
-            continue
-        if folder.exists() and not folder.is_dir():
-            raise SystemExit(f"{flag} {folder} is a file, not a folder")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise SystemExit(f"{flag} {folder}: cannot create it ({exc.strerror or exc})") from None
-        if not os.access(folder, os.W_OK):
-            raise SystemExit(f"{flag} {folder} is not writable")
+        problem = output_folder_problem(folder) if folder is not None else None
+        if problem:
+            raise SystemExit(f"{flag}: {problem}")
     results_csv = out / "results.csv"
     if results_csv.exists() and not results_csv.is_file():
         raise SystemExit(f"{results_csv} is not a file")

@@ -6,6 +6,7 @@ Tensors inside torch code are [B, C, H, W] float32 on the [0, 1] scale.
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,20 @@ def _to_rgb(img: Image.Image, name: str = "image", fmt: str | None = None) -> np
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(white, rgba)
     return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+def output_folder_problem(folder: Path) -> str | None:
+    """Make ``folder`` (and its parents) if needed; None when it is a writable folder, else why
+    not, for a command line to refuse before it starts any work."""
+    if folder.exists() and not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create {folder} ({exc.strerror or exc})"
+    if not os.access(folder, os.W_OK):
+        return f"{folder} is not writable"
+    return None
 
 
 def read_image(source: str | Path | bytes, max_pixels: int | None = None) -> np.ndarray:
@@ -110,8 +125,6 @@ def shared_stems(paths: list[Path]) -> list[str]:
 def write_png(image_u8: np.ndarray, path: Path) -> None:
     """Save a uint8 image as PNG through a temporary file and a rename, so that an interrupted
     run never leaves half a file under the final name; missing folders are made."""
-    import os
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")

@@ -140,15 +140,15 @@ class Engine:
             if not status.ready:
                 yield MethodResult(name, d.label, None, error=f"not ready: {status.reason}")
                 continue
+            weights, how = d.weights_id(sigma), numerics(d)
             # The precision is part of the key: a bf16 output is not an fp32 one.
-            model = d.weights_id(sigma) + (f"|{numerics(d)}" if numerics(d) else "")
-            key = result_key(image_id, sigma, seed, name, model) if self.cache else None
+            key = result_key(image_id, sigma, seed, name, weights + (f"|{how}" if how else "")) if self.cache else None
             hit = self.cache.get(key) if key else None
             if hit is not None and hit.image.shape == noisy.shape:
                 yield MethodResult(name, d.label, hit.image, hit.meta.get("psnr"), hit.meta.get("ssim"),
                                    hit.meta.get("seconds"), cached=True,
                                    detail=None if clean_u8 is None else detail_ratio(clean_u8, hit.image, clean_energy),
-                                   weights=d.weights_id(sigma), numerics=numerics(d))
+                                   weights=weights, numerics=how)
                 continue
             if d.separate_process:
                 future = self._process_pool().submit(timed_denoise_by_name, name, noisy, sigma)
@@ -180,6 +180,7 @@ class Engine:
                 clean_energy: float | None, sigma: float, seed: int | None) -> MethodResult:
         label = self.label(name)
         d = self.denoisers[name]
+        weights, how = d.weights_id(sigma), numerics(d)
         try:
             out, seconds = future.result()
         except (ValueError, denoisers.NotReadyError) as exc:
@@ -191,7 +192,6 @@ class Engine:
             p, s, detail = psnr(clean_u8, out), ssim(clean_u8, out), detail_ratio(clean_u8, out, clean_energy)
         if self.cache and key:
             meta = {"psnr": p, "ssim": s, "seconds": seconds, "method": name, "sigma": sigma, "seed": seed,
-                    "weights": d.weights_id(sigma), "numerics": numerics(d)}
+                    "weights": weights, "numerics": how}
             self.cache.put(key, out, meta)
-        return MethodResult(name, label, out, p, s, seconds, detail=detail, weights=d.weights_id(sigma),
-                            numerics=numerics(d))
+        return MethodResult(name, label, out, p, s, seconds, detail=detail, weights=weights, numerics=how)

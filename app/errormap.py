@@ -45,9 +45,9 @@ def legend(vmax: float, width: int = 440, font_size: int = 14) -> np.ndarray:
     (a label laid over a thin strip hid both)."""
     from PIL import Image, ImageDraw
 
-    from .export import _font
+    from .export import caption_font
 
-    font = _font(font_size)
+    font = caption_font(font_size)
     pad, bar_h, line = 8, 22, font_size + 6
     canvas = Image.new("RGB", (width, bar_h + 3 * line + 2 * pad), (255, 255, 255))
     canvas.paste(Image.fromarray(colour_bar(vmax, width - 2 * pad, bar_h)), (pad, pad))

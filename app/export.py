@@ -16,7 +16,7 @@ _BG = (255, 255, 255)
 _FG = (0, 0, 0)
 
 
-def _font(size: int) -> ImageFont.ImageFont:
+def caption_font(size: int) -> ImageFont.ImageFont:
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1
@@ -29,7 +29,7 @@ def figure(comparison: Comparison, box: crops.Box, tile: int = 256) -> np.ndarra
     captioned with its name and PSNR. Returns HxWx3 uint8."""
     items = panels(comparison)
     ref = items[0]
-    font = _font(max(12, tile // 14))
+    font = caption_font(max(12, tile // 14))
     caption_h = int(tile * 0.16)
     ref_img = crops.draw_box(ref.image, box, width=max(2, round(ref.image.shape[0] / tile * 2)))
     scale = tile / ref_img.shape[0]

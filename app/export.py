@@ -23,6 +23,30 @@ def caption_font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
+def reference_caption(comparison: Comparison, title: str) -> str:
+    """The first tile's caption names the image and the noise, so a figure stands on its own.
+    Plain ASCII: Pillow's built-in font has no Greek letters."""
+    if comparison.seed is None:
+        noise = f"sigma {comparison.sigma:g} used"
+    else:
+        noise = f"sigma {comparison.sigma:g}, seed {comparison.seed}"
+    return f"{title} ({comparison.source}, {noise})"
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont, width: int) -> str:
+    """``text`` cut with an ellipsis from the middle until it is at most ``width`` px wide."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    keep = len(text)
+    while keep > 2:
+        keep -= 1
+        head = (keep + 1) // 2
+        short = text[:head] + "..." + text[len(text) - (keep - head):]
+        if draw.textlength(short, font=font) <= width:
+            return short
+    return text[:1]
+
+
 def figure(comparison: Comparison, box: crops.Box, tile: int = 256) -> np.ndarray:
     """One row: the reference image (ground truth, or the noisy input) scaled to ``tile`` px
     high with the crop box, then each panel's crop scaled (nearest) to ``tile`` x ``tile``,
@@ -41,7 +65,8 @@ def figure(comparison: Comparison, box: crops.Box, tile: int = 256) -> np.ndarra
     canvas = Image.new("RGB", (width, tile + caption_h), _BG)
     draw = ImageDraw.Draw(canvas)
     canvas.paste(ref_pil, (0, 0))
-    draw.text((4, tile + 4), f"{ref.title} ({comparison.source})", fill=_FG, font=font)
+    draw.text((4, tile + 4), _fit(draw, reference_caption(comparison, ref.title), font, ref_w + gap - 8), fill=_FG,
+              font=font)
     x = ref_w + gap
     for p in shown:
         c = crops.crop(p.image, box)
@@ -49,7 +74,7 @@ def figure(comparison: Comparison, box: crops.Box, tile: int = 256) -> np.ndarra
         result = comparison.results.get(p.key)
         score = comparison.noisy.psnr if p.key == "noisy" else (result.psnr if result else None)
         text = p.title if score is None else f"{p.title} {fmt_psnr(score)}"
-        draw.text((x + 2, tile + 4), text, fill=_FG, font=font)
+        draw.text((x + 2, tile + 4), _fit(draw, text, font, tile - 2), fill=_FG, font=font)
         x += tile + gap
     return np.asarray(canvas)
 

@@ -5,7 +5,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from app import crops, errormap, export, handlers
 from app.engine import MethodResult
@@ -163,6 +163,27 @@ def test_figure_has_the_reference_and_every_crop(comp):
     tile = fig[:128, x:x + 128]
     assert np.array_equal(tile[::4, ::4], comp.results["ffdnet"].output[box.y0:box.y1, box.x0:box.x1])
     assert Image.open(io.BytesIO(export.png_bytes(fig))).format == "PNG"
+
+
+def test_the_figure_names_its_image_and_noise_and_fits_long_captions(comp):
+    assert export.reference_caption(comp, "Ground truth") == "Ground truth (kodim01, sigma 25, seed 0)"
+    comp.seed, comp.source = None, "upload-holiday"
+    assert export.reference_caption(comp, "Input") == "Input (upload-holiday, sigma 25 used)"
+    draw = ImageDraw.Draw(Image.new("RGB", (8, 8)))
+    font = export.caption_font(18)
+    long = "Ground truth (upload-" + "x" * 200 + "-end, sigma 25, seed 0)"
+    short = export._fit(draw, long, font, 300)
+    assert draw.textlength(short, font=font) <= 300 < draw.textlength(long, font=font)
+    assert short.startswith("Ground truth (up") and short.endswith("sigma 25, seed 0)") and "..." in short
+    assert export._fit(draw, "FFDNet 31.00 dB", font, 300) == "FFDNet 31.00 dB"
+    # A long upload name no longer runs under the first crop: the caption strip there stays blank
+    # except for the crop's own caption, which starts 2 px into its tile.
+    comp.source = "upload-" + "x" * 200
+    box = crops.crop_box((20, 20), 32, comp.shape)
+    fig = export.figure(comp, box, tile=128)
+    ref_w = round(96 * 128 / 64)
+    strip = fig[128:, ref_w + 3:ref_w + 8]  # the reference caption ends by ref_w + 2, the next starts at + 8
+    assert (strip == 255).all()
 
 
 def test_scores_table_holds_the_captions_numbers(comp):

@@ -132,8 +132,15 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                                               label="Crop size (px)", elem_id="crop-size")
                         zoom = gr.Slider(crops.ZOOM_MIN, crops.ZOOM_MAX, value=crops.ZOOM_DEFAULT, step=1,
                                          label="Magnification (nearest neighbour)", elem_id="zoom")
-                        centre_text = gr.Textbox(label="Crop (click any full view to move it)", interactive=False,
-                                                 elem_id="centre")
+                        centre_text = gr.Textbox(label="Crop (click any full view, or type its centre below)",
+                                                 interactive=False, elem_id="centre")
+                        with gr.Row():  # the keyboard's way to move the crop (arrow keys step it)
+                            # No minimum/maximum: a number outside the image is moved inside it
+                            # (and the box shows where), not refused.
+                            centre_x = gr.Number(label="Crop centre x", precision=0, step=8, min_width=100,
+                                                 elem_id="centre-x")
+                            centre_y = gr.Number(label="Crop centre y", precision=0, step=8, min_width=100,
+                                                 elem_id="centre-y")
                         show_errors = gr.Checkbox(False, label="Show error maps |output − ground truth|",
                                                   info="one colour scale for every map", elem_id="errors")
                         error_bar = gr.Image(label="Error scale", show_label=False, format="png", interactive=False,
@@ -200,7 +207,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             hidden = gr.update(value=None, visible=False)
             if comp is None:
                 return [hidden] * (2 * n_slots) + [gr.update(visible=False), "", gr.skip(), gr.skip(),
-                                                   gr.update(visible=False)]
+                                                   gr.update(visible=False), None, None]
             box = crops.crop_box(ctr, crops.clamp_size(size), comp.shape)
             zm = crops.clamp_zoom(zm)
             maps, vmax = handlers.error_views(comp) if errs else ({}, 1.0)
@@ -234,10 +241,10 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             frame = pd.DataFrame(handlers.scores_table(comp), columns=handlers.SCORE_COLUMNS)
             table = gr.update(value=tables.fixed(frame, handlers.SCORE_FORMATS), visible=bool(comp.methods),
                               label=SCORES_LABEL if comp.has_truth else SCORES_LABEL_NO_TRUTH)
-            return full_out + crop_out + [bar, text, to_query(view), progress, table]
+            return full_out + crop_out + [bar, text, to_query(view), progress, table, cx, cy]
 
         render_inputs = [comparison, centre, crop_size, zoom, show_errors]
-        render_outputs = fulls + crop_views + [error_bar, centre_text, link, status, scores]
+        render_outputs = fulls + crop_views + [error_bar, centre_text, link, status, scores, centre_x, centre_y]
 
         def preview(src, sg, sd, noisy_mode):
             """A comparison without methods (ground truth and noisy) for a freshly picked input."""
@@ -413,6 +420,17 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         for full in fulls:
             full.select(on_click, [comparison, crop_size, zoom, show_errors], [centre] + render_outputs,
                         api_visibility="private", show_progress="hidden")
+        def on_centre_typed(comp, x, y, size, zm, errs):
+            """A centre typed (or stepped with the arrow keys) into the x / y boxes."""
+            if comp is None or x is None or y is None:
+                return [gr.skip()] + [gr.skip()] * len(render_outputs)
+            ctr = crops.clamp_centre((round(x), round(y)), comp.shape)
+            return [ctr] + render(comp, ctr, size, zm, errs)
+
+        for box_input in (centre_x, centre_y):
+            box_input.input(on_centre_typed, [comparison, centre_x, centre_y, crop_size, zoom, show_errors],
+                            [centre] + render_outputs, api_visibility="private", show_progress="hidden",
+                            trigger_mode="always_last")
         for control in (crop_size, zoom, show_errors):
             control.change(render, render_inputs, render_outputs, api_visibility="private", show_progress="hidden")
         link.change(None, [link], [link_url], js="(q) => { if (!q) return ''; history.replaceState(null, '', '?' + q); "

@@ -114,6 +114,8 @@ def test_click_moves_every_crop(server, page, tmp_path):
     text = page.locator("#centre textarea, #centre input").first.input_value()
     x, y = (int(v) for v in text.split(";")[0].replace("centre x=", "").split(", y="))
     assert abs(x - tx) <= 2 and abs(y - ty) <= 2, text
+    page.wait_for_function(f"document.querySelector('#centre-x input').value === '{x}'", timeout=30_000)
+    assert page.locator("#centre-y input").input_value() == str(y)  # the typed-centre boxes follow clicks
     box = crops.crop_box((x, y), crops.CROP_DEFAULT, clean.shape)
 
     labels = {}
@@ -139,6 +141,32 @@ def test_click_moves_every_crop(server, page, tmp_path):
                            "document.querySelector('#ab-b input').value === 'FFDNet'", timeout=30_000)
     page.screenshot(path=str(tmp_path / "browser.png"), full_page=True)
     assert (tmp_path / "browser.png").stat().st_size > 10_000
+
+
+def test_the_crop_moves_from_the_keyboard(server, page):
+    """The crop centre can be typed, or stepped with the arrow keys, instead of clicked."""
+    clean = read_image(datasets.files("kodak24")[IMAGE])
+    page.goto(server + "?image=kodim23&sigma=25&seed=0&methods=ffdnet")
+    page.wait_for_function("document.querySelector('#status') && "
+                           "document.querySelector('#status').innerText.includes('Done')", timeout=120_000)
+    centre = "document.querySelector('#centre textarea, #centre input').value"
+    x_box, y_box = page.locator("#centre-x input"), page.locator("#centre-y input")
+    assert (x_box.input_value(), y_box.input_value()) == ("384", "256")  # the image centre
+    x_box.fill("100")
+    page.wait_for_function(f"{centre}.startsWith('centre x=100, y=256')", timeout=30_000)
+    y_box.focus()
+    page.keyboard.press("ArrowUp")  # one step of 8 px
+    page.wait_for_function(f"{centre}.startsWith('centre x=100, y=264')", timeout=30_000)
+    box = crops.crop_box((100, 264), crops.CROP_DEFAULT, clean.shape)
+    want = crops.zoomed_crop(clean, box, crops.ZOOM_DEFAULT)
+    got = fetch_png_when(page, "#crop-0", lambda im: im.shape == want.shape and np.array_equal(im, want))
+    assert np.array_equal(got, want)
+    assert "x=100" in page.url and "y=264" in page.url
+    x_box.fill("5000")  # beyond the right edge: the last column, and the box says so
+    page.wait_for_function(f"{centre}.startsWith('centre x=767, y=264')", timeout=30_000)
+    page.wait_for_function("document.querySelector('#centre-x input').value === '767'", timeout=30_000)
+    y_box.fill("-40")
+    page.wait_for_function(f"{centre}.startsWith('centre x=767, y=0')", timeout=30_000)
 
 
 def test_benchmark_row_opens_that_image(server, page):

@@ -7,7 +7,7 @@ from pathlib import Path
 from . import benchmark
 from .cache import ResultCache
 from .engine import Engine
-from .ui import CSS, Settings, build
+from .ui import CSS, PAGE_JS, Settings, build
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -26,4 +26,4 @@ def create(results_root: Path | None = None, cache_dir: Path | None = None, cach
 
 
 def launch_kwargs() -> dict:
-    return {"css": CSS, "show_error": True}
+    return {"css": CSS, "js": PAGE_JS, "show_error": True}

@@ -17,6 +17,19 @@ from .convert import MAX_PIXELS, SIGMA_MAX, SIGMA_MIN, InputError, downscale_lab
 from .engine import Engine
 from .state import QUERY_KEYS, ViewState, from_query, to_query
 
+# The address bar follows the view. Another input (image, sigma or seed) is a new history entry,
+# so the browser's Back returns to the previous one; crop, zoom and methods only rewrite the
+# current entry. The page reloads itself on Back/Forward (``PAGE_JS``), reading the view from
+# the address like any link.
+LINK_JS = """(q) => {
+  if (!q) return '';
+  const input = (s) => { const p = new URLSearchParams(s); return ['image', 'sigma', 'seed'].map((k) => p.get(k)).join('|'); };
+  if (input(location.search) === input(q)) history.replaceState(null, '', '?' + q);
+  else history.pushState(null, '', '?' + q);
+  return location.origin + location.pathname + '?' + q;
+}"""
+PAGE_JS = "() => { window.addEventListener('popstate', () => location.reload()); }"
+
 CSS = """
 #status {min-height: 2em}
 .panel img, .crop img {image-rendering: pixelated}
@@ -433,8 +446,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                             trigger_mode="always_last")
         for control in (crop_size, zoom, show_errors):
             control.change(render, render_inputs, render_outputs, api_visibility="private", show_progress="hidden")
-        link.change(None, [link], [link_url], js="(q) => { if (!q) return ''; history.replaceState(null, '', '?' + q); "
-                                                 "return location.origin + location.pathname + '?' + q; }")
+        link.change(None, [link], [link_url], js=LINK_JS)
 
         def export_figure(comp, ctr, size):
             if comp is None or not comp.finished():

@@ -169,6 +169,26 @@ def test_the_crop_moves_from_the_keyboard(server, page):
     page.wait_for_function(f"{centre}.startsWith('centre x=767, y=0')", timeout=30_000)
 
 
+def test_back_returns_to_the_previous_image(server, page):
+    """Another image is a new history entry: Back shows the previous one, and crop moves made
+    on it in between are kept rather than piled up as entries of their own."""
+    page.goto(server + "?image=kodim23&sigma=25&seed=0&methods=ffdnet")
+    page.wait_for_function("document.querySelector('#status') && "
+                           "document.querySelector('#status').innerText.includes('Done')", timeout=120_000)
+    page.locator("#centre-x input").fill("200")
+    page.wait_for_function("location.search.includes('x=200')", timeout=30_000)
+    page.locator("#kodak img").nth(4).click()  # kodim05
+    page.wait_for_function("location.search.includes('image=kodim05')", timeout=60_000)
+    page.go_back()
+    page.wait_for_function("document.querySelector('#status') && "
+                           "document.querySelector('#status').innerText.includes('Done')", timeout=120_000)
+    assert "image=kodim23" in page.url and "x=200" in page.url
+    assert page.locator("#centre-x input").input_value() == "200"
+    page.go_back()  # the link's own entry was rewritten, not added: Back now leaves the app
+    page.wait_for_timeout(1000)
+    assert page.url == "about:blank"
+
+
 def test_benchmark_row_opens_that_image(server, page):
     """A click on the per-image table's top row (the largest spread) opens it in Compare."""
     page.goto(server)

@@ -12,6 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
+from denoisers.base import GREY_NOISE_NOTE, is_grey
 from denoisers.io import to_float
 from denoisers.metrics import estimate_noise_sigma
 
@@ -59,7 +60,10 @@ def suggested_sigma(source: Source) -> tuple[float, str]:
     estimate = estimate_noise_sigma(source.image)
     chosen = float(min(SIGMA_MAX, max(SIGMA_MIN, round(estimate))))
     note = f"estimated noise σ ≈ {estimate:.1f}" + ("" if chosen == round(estimate) else f" (using {chosen:g}, the nearest allowed)")
-    return chosen, note + "; override it with the σ slider if you know better"
+    note += "; override it with the σ slider if you know better"
+    if is_grey(source.image):
+        note += ". Note: " + GREY_NOISE_NOTE
+    return chosen, note
 
 
 def new_comparison(engine: Engine, source: Source, sigma: object, seed: object, already_noisy: bool,
@@ -112,6 +116,8 @@ def summary(comparison: Comparison, seconds: float) -> str:
         text += f". Best PSNR: {comparison.results[best].label}"
     if errors:
         text += ". Problems: " + "; ".join(errors)
+    if not comparison.has_truth and is_grey(comparison.noisy.output):
+        text += ". Note: " + GREY_NOISE_NOTE
     return text + "."
 
 

@@ -6,6 +6,10 @@ per Kodak image, so callers should run it in its own process (``separate_process
 ``denoisers.parallel``). bm3d's default is multi-threaded, faster than its single-threaded
 mode on more than one core; its aggregation then sums in a varying order, so two runs agree
 closely (see ``bit_exact``) rather than bit for bit.
+
+A grey input (three equal channels: a grey photo's noise is the same in each) goes to plain
+BM3D on that one channel: ``bm3d_rgb`` assumes independent noise per channel, and it divides
+by the range of each opponent colour channel, which is zero without colour (all NaN).
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import importlib.util
 
 import numpy as np
 
-from .base import Denoiser, Readiness
+from .base import Denoiser, Readiness, is_grey
 from .registry import register
 
 
@@ -36,4 +40,7 @@ class CBM3D(Denoiser):
     def _denoise(self, noisy: np.ndarray, sigma: float) -> np.ndarray:
         import bm3d  # imported on use: the package is optional where only networks run
 
+        if is_grey(noisy):
+            grey = np.asarray(bm3d.bm3d(noisy[..., 0], sigma / 255.0), dtype=np.float32)
+            return np.repeat(grey[..., None], 3, axis=2)
         return np.asarray(bm3d.bm3d_rgb(noisy, sigma / 255.0), dtype=np.float32)

@@ -175,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
                 if status.reason and (method, sigma) not in noted:  # e.g. outside the training range
                     print(f"{method} at sigma {sigma:g}: {status.reason}", file=sys.stderr)
                     noted.add((method, sigma))
+                input_note = denoiser.input_note(noisy)
+                if input_note:
+                    print(f"{image.name} {method}: {input_note}", file=sys.stderr)
                 start = time.perf_counter()
                 try:
                     output = denoiser.denoise(noisy, sigma)
@@ -191,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                 write_png(to_uint8(output), output_path(args.out, method, image))
                 rows.append({"image": image.name, "method": method, "sigma": sigma, "sigma_from": source,
                              "seconds": round(seconds, 3), "weights": denoiser.weights_id(sigma),
-                             "note": status.reason})
+                             "note": "; ".join(n for n in (status.reason, input_note) if n)})
     finally:  # also when interrupted: the outputs written so far keep their rows
         if rows:
             csv_path = args.out / "denoised.csv"

@@ -139,6 +139,14 @@ def test_estimated_sigma_is_close(sigma):
     assert chosen == pytest.approx(sigma, abs=2) and "estimated" in note
 
 
+def test_a_grey_noisy_upload_is_told_the_networks_expect_colour_noise():
+    grey = np.repeat(np.clip(128 + np.random.default_rng(2).normal(0, 25, (64, 64, 1)), 0, 255).round(), 3, axis=2)
+    src = session.Source("upload-grey", grey.astype(np.uint8), "id")
+    assert "same in all three channels" in session.suggested_sigma(src)[1]
+    colour = session.Source("upload", _clipped_noise(np.full((64, 64, 3), 128.0), 25), "id")
+    assert "same in all three channels" not in session.suggested_sigma(colour)[1]
+
+
 def _clipped_noise(clean: np.ndarray, sigma: float) -> np.ndarray:
     noise = np.random.default_rng(1).normal(0, sigma, clean.shape)
     return np.clip(clean + noise, 0, 255).round().astype(np.uint8)

@@ -161,3 +161,33 @@ def test_same_output_allows_only_what_a_method_promises():
     b[:, :, :] = a
     b[:2, :, 0] = 1  # 100 values: over 0.5%
     assert not same_output(a, b, bit_exact=False) and not same_output(a, a[:-1], bit_exact=False)
+
+
+def test_cbm3d_denoises_a_grey_image_as_grey():
+    """Equal channels (a noisy grey photo): bm3d_rgb would return all NaN, which 8 bits showed
+    as a black image. Plain BM3D on the one channel denoises it."""
+    d = _ready("cbm3d")
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:48, 0:48] / 48.0
+    clean = (0.3 + 0.4 * ((xx + yy) > 1)).astype(np.float32)
+    noisy = np.repeat((clean + rng.normal(0, 25 / 255, clean.shape))[..., None], 3, axis=2).astype(np.float32)
+    out = d.denoise(noisy, 25)
+    assert np.isfinite(out).all() and (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
+    noisy_err = float(np.mean((np.clip(noisy[..., 0], 0, 1) - clean) ** 2))
+    assert float(np.mean((out[..., 0] - clean) ** 2)) < noisy_err / 4  # over 6 dB better than the input
+
+
+def test_a_method_returning_nan_is_an_error_not_a_black_image(noisy_image):
+    class Broken(denoisers.Denoiser):
+        name, label = "broken", "Broken"
+
+        def readiness(self, sigma=None):
+            return denoisers.Readiness(True)
+
+        def _denoise(self, noisy, sigma):
+            out = noisy.copy()
+            out[0, 0, 0] = np.nan
+            return out
+
+    with pytest.raises(RuntimeError, match="Broken returned NaN"):
+        Broken().denoise(noisy_image, 25)

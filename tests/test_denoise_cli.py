@@ -108,6 +108,20 @@ def test_a_sigma_outside_the_training_range_is_said_and_recorded(noisy_dir, tmp_
     assert "not trained for sigma 80" in pd.read_csv(out / "denoised.csv").loc[0, "note"]
 
 
+def test_a_grey_noisy_image_is_said_to_be_out_of_the_networks_reach(tmp_path, kodak_crops, weights_mirror,
+                                                                    capsys):
+    grey = np.repeat(to_uint8(add_noise(to_float(kodak_crops[0][..., 1:2]), 30, 0)), 3, axis=2)
+    Image.fromarray(grey[..., 0]).save(tmp_path / "grey.png")  # a one-channel file, as a grey photo is
+    out = tmp_path / "out"
+    assert denoise.main([str(tmp_path / "grey.png"), "--methods", "ffdnet", "--sigma", "30",
+                         "--out", str(out)]) == 0
+    assert "grey.png ffdnet: a grey image: its noise is the same in all three channels" in capsys.readouterr().err
+    assert "same in all three channels" in pd.read_csv(out / "denoised.csv").loc[0, "note"]
+    assert denoisers.get("ffdnet").input_note(to_float(read_image(tmp_path / "grey.png"))) != ""
+    assert denoisers.get("ffdnet").input_note(to_float(kodak_crops[0])) == ""  # colour: nothing to say
+    assert denoisers.get("cbm3d").input_note(to_float(grey)) == ""  # it denoises grey as grey
+
+
 def test_two_inputs_with_one_output_name_are_refused(noisy_dir, tmp_path):
     (noisy_dir / "shot0.tif").write_bytes(b"")
     with pytest.raises(SystemExit, match="under one output name"):

@@ -95,7 +95,9 @@ def table_markdown(results: pd.DataFrame, method_order: list[str], dataset: str 
     order = {m: i for i, m in enumerate(method_order)}
     table = table.assign(_o=table["method"].map(lambda m: order.get(m, len(order))))
     for sigma, rows in table.sort_values(["sigma", "_o"]).groupby("sigma", sort=True):
-        best = rows["psnr"].max()
+        # Bold goes to the best of the methods run on the most images, as in ``paired``: a
+        # mean over a few images is not comparable with one over all of them.
+        best = rows.loc[rows["images"] == rows["images"].max(), "psnr"].max()
         for row in rows.itertuples():
             psnr = _fmt(row.psnr)
             psnr = f"**{psnr}**" if row.psnr == best else psnr
@@ -113,6 +115,11 @@ def table_markdown(results: pd.DataFrame, method_order: list[str], dataset: str 
     if kodak and int(table["images"].min()) < KODAK24_IMAGES:
         notes.append(f"some means here are over fewer than the {KODAK24_IMAGES} images that the "
                      "published values average")
+    uneven = table.groupby("sigma")["images"].nunique()
+    if (uneven > 1).any():
+        notes.append("at sigma " + ", ".join(f"{s:g}" for s in uneven[uneven > 1].index)
+                     + " the methods were run on different numbers of images: their means are not "
+                     "comparable, and bold marks the best of those run on the most")
     return "\n".join(lines) + "\n" + "".join(f"\n_{n}._\n" for n in notes)
 
 

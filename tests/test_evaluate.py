@@ -116,6 +116,16 @@ def test_detail_is_the_ratio_of_mean_energies():
     assert "detail" not in evaluate.report.table_markdown(old, ["m", "n"], "other")
 
 
+def test_bold_goes_to_the_best_of_the_methods_run_on_the_most_images():
+    rows = [[f"{i}.png", "m", 25.0, 0, 30.0, 0.9, 1.0, "w", 1.0, 1.0] for i in range(6)]
+    rows += [["9.png", "n", 25.0, 0, 33.6, 0.9, 1.0, "w", 1.0, 1.0]]  # one easy image only
+    table = evaluate.report.table_markdown(pd.DataFrame(rows, columns=evaluate.report.COLUMNS), ["m", "n"], "mine")
+    assert "| 25 | m | 6 | **30.00** |" in table and "| 25 | n | 1 | 33.60 |" in table
+    assert "different numbers of images" in table
+    even = evaluate.report.table_markdown(pd.DataFrame(rows[:6], columns=evaluate.report.COLUMNS), ["m"], "mine")
+    assert "different numbers of images" not in even
+
+
 @pytest.mark.parametrize("bad, message", [
     (["--sigma", "0"], "sigma"),
     (["--sigma", "25", "--methods", "nlm"], "unknown methods"),

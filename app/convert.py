@@ -1,14 +1,13 @@
 """Turning an upload (or a Kodak file) into the app's input: checked 8-bit RGB, and sigma checks."""
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from denoisers.io import ImageReadError, read_image
+from denoisers.io import ImageReadError, pixels_sha256, read_image
 
 MIN_SIDE = 32
 #: Larger uploads are refused (or downscaled on request): CBM3D takes about 15 s per 0.4 MP on a
@@ -66,9 +65,7 @@ def _short(msg: str, source: object) -> str:
 
 def image_id(image: np.ndarray) -> str:
     """sha256 of the decoded pixels and shape: the cache key's image part."""
-    digest = hashlib.sha256(f"{image.shape}|{image.dtype}".encode())
-    digest.update(np.ascontiguousarray(image).tobytes())
-    return digest.hexdigest()
+    return pixels_sha256(image)
 
 
 def check_sigma(sigma: object) -> float:

@@ -31,8 +31,8 @@ from tqdm import tqdm
 from . import datasets, report
 from .base import MIN_SIZE, Denoiser, TorchDenoiser, check_sigma
 from .fetch import FetchError
-from .io import (ImageReadError, image_files, output_folder_problem, read_image, shared_stems, to_float,
-                 to_uint8, write_png)
+from .io import (ImageReadError, image_files, output_folder_problem, pixels_sha256, read_image, shared_stems,
+                 to_float, to_uint8, write_png)
 from .weights import WeightsError
 from .metrics import add_noise, high_frequency_energy, psnr, ssim
 from .parallel import process_pool
@@ -79,21 +79,43 @@ def reference_instance(name: str) -> Denoiser:
     return get(name, precision="fp32") if isinstance(denoiser, TorchDenoiser) else denoiser
 
 
-def check_images(images: list[Path]) -> None:
+def check_images(images: list[Path]) -> dict[str, str]:
     """Every image readable and big enough before any work: a table whose means silently lack
-    an image would not be comparable, so a bad one stops the run (naming each) instead."""
-    problems = []
+    an image would not be comparable, so a bad one stops the run (naming each) instead.
+    Returns each image's ``clean_sha256``."""
+    problems, digests = [], {}
     for path in images:
         try:
-            h, w = read_image(path).shape[:2]
+            clean_u8 = read_image(path)
         except ImageReadError as exc:
             problems.append(str(exc))
             continue
+        h, w = clean_u8.shape[:2]
         if min(h, w) < MIN_SIZE:
             problems.append(f"{path.name} is {w}x{h}, under the {MIN_SIZE}x{MIN_SIZE} that every method needs")
+            continue
+        digests[path.name] = pixels_sha256(clean_u8)
     if problems:
         raise SystemExit("cannot evaluate these images (remove them or choose another --data):\n  "
                          + "\n  ".join(problems))
+    return digests
+
+
+def other_images(results: pd.DataFrame, digests: dict[str, str]) -> pd.Series:
+    """True for rows of an image of this run's name but other pixels (another folder's
+    ``img.png``, or an edited file): a name is not an identity."""
+    if results.empty or "clean_sha256" not in results.columns:
+        return pd.Series(False, index=results.index, dtype=bool)
+    want = results["image"].map(digests)
+    return (want.notna() & results["clean_sha256"].notna() & (results["clean_sha256"] != want)).astype(bool)
+
+
+def with_digests(results: pd.DataFrame, digests: dict[str, str]) -> pd.DataFrame:
+    """Rows written before ``clean_sha256`` existed get this run's digest for their image (the
+    run resumes them as that image's, as it always did); the rest keep theirs."""
+    results = results.reindex(columns=list(dict.fromkeys([*results.columns, "clean_sha256"])))
+    digest = results["clean_sha256"].astype(object)  # all-NaN (float) in an older file
+    return results.assign(clean_sha256=digest.where(digest.notna(), results["image"].map(digests)))
 
 
 def load_weights(jobs: list[Job]) -> None:
@@ -147,7 +169,8 @@ def evaluate_one(job: Job) -> dict:
     return {"image": job.image.name, "method": job.method, "sigma": job.sigma, "seed": job.seed,
             "psnr": round(psnr(clean_u8, out_u8), 4), "ssim": round(ssim(clean_u8, out_u8), 5),
             "seconds": round(seconds, 3), "weights": job.weights,
-            "hf": round(high_frequency_energy(out_u8), 3), "hf_clean": round(high_frequency_energy(clean_u8), 3)}
+            "hf": round(high_frequency_energy(out_u8), 3), "hf_clean": round(high_frequency_energy(clean_u8), 3),
+            "clean_sha256": pixels_sha256(clean_u8)}
 
 
 def image_path(folder: Path, sigma: float, seed: int, method: str, image: str) -> Path:
@@ -195,7 +218,7 @@ def run(jobs: list[Job], results_csv: Path, workers: int) -> None:
     new_file = not results_csv.exists() or results_csv.stat().st_size == 0
     with open(results_csv, "a", newline="") as f, tqdm(total=len(jobs), unit="run", mininterval=2,
                                                         disable=False) as bar:
-        writer = csv.DictWriter(f, fieldnames=report.COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=report.FILE_COLUMNS)
         if new_file:
             writer.writeheader()
 
@@ -227,7 +250,7 @@ def drop_superseded(results: pd.DataFrame, jobs: list[Job]) -> pd.DataFrame:
     current = {(j.method, float(j.sigma)): j.weights for j in jobs}
     stale = [current.get((r.method, float(r.sigma)), str(r.weights)) != str(r.weights)
              for r in results.itertuples()]
-    return results[[not s for s in stale]]
+    return results[pd.Series([not s for s in stale], index=results.index, dtype=bool)]
 
 
 def lacking_measures(results: pd.DataFrame, jobs: list[Job]) -> pd.Series:
@@ -297,13 +320,18 @@ def main(argv: list[str] | None = None) -> int:
     if twins:
         raise SystemExit(f"--save-images: {', '.join(twins)} would be saved under one name; "
                          "rename them or leave out --save-images")
-    check_images(images)
+    digests = check_images(images)
     every = plan(images, methods, args.sigma, args.seed, set(), args.save_images)
     existing = prepare_out(args.out, args.save_images)
     results_csv = args.out / "results.csv"
-    kept = drop_superseded(existing, every)
-    if len(kept) < len(existing):  # results of replaced weights would be averaged in otherwise
-        print(f"dropping {len(existing) - len(kept)} rows computed with other weights", file=sys.stderr)
+    foreign = other_images(existing, digests)
+    if foreign.any():  # a name is not an identity: those rows would be resumed as this image's
+        print(f"dropping {int(foreign.sum())} rows computed on other images of the same names "
+              f"({', '.join(sorted(set(existing.loc[foreign, 'image'])))})", file=sys.stderr)
+    kept = drop_superseded(existing[~foreign], every)
+    if len(kept) < len(existing) - int(foreign.sum()):  # results of replaced weights would be averaged in otherwise
+        print(f"dropping {len(existing) - int(foreign.sum()) - len(kept)} rows computed with other weights",
+              file=sys.stderr)
     lacking = lacking_measures(kept, every) if len(kept) else pd.Series(dtype=bool)
     if lacking.any():
         print(f"recomputing {int(lacking.sum())} rows written before the {'/'.join(report.MEASURES)} "
@@ -314,12 +342,20 @@ def main(argv: list[str] | None = None) -> int:
         if unsaved.any():
             print(f"recomputing {int(unsaved.sum())} rows to save their images", file=sys.stderr)
             kept = kept[~unsaved]
-    if results_csv.exists() and (len(kept) < len(existing) or list(existing.columns) != report.COLUMNS):
-        kept.reindex(columns=report.COLUMNS).to_csv(results_csv, index=False)  # appends stay aligned
+    filled = with_digests(kept, digests)
+    if results_csv.exists() and (len(kept) < len(existing) or list(existing.columns) != report.FILE_COLUMNS
+                                 or not filled["clean_sha256"].equals(kept.get("clean_sha256"))):
+        filled.reindex(columns=report.FILE_COLUMNS).to_csv(results_csv, index=False)  # appends stay aligned
+    kept = filled
     done = done_keys(kept)
     jobs = [job for job in every if job.key not in done]
     print(f"{len(images)} images x {len(methods)} methods x {len(args.sigma)} sigmas: "
           f"{len(jobs)} runs to do", file=sys.stderr)
+    outside = sorted(set(kept["image"]) - set(digests))
+    if outside:  # the table sums up the folder's results.csv, not only this run
+        print(f"{args.out / 'results.csv'} also holds {len(outside)} images outside this run "
+              f"({', '.join(outside[:3])}{', ...' if len(outside) > 3 else ''}); the table covers them too",
+              file=sys.stderr)
     load_weights(jobs)
     run(jobs, results_csv, max(1, args.workers))
     results = write_outputs(args.out, args.name or args.data.name, args.seed)

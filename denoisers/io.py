@@ -5,6 +5,7 @@ Tensors inside torch code are [B, C, H, W] float32 on the [0, 1] scale.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from pathlib import Path
@@ -133,6 +134,14 @@ def write_png(image_u8: np.ndarray, path: Path) -> None:
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def pixels_sha256(image: np.ndarray) -> str:
+    """sha256 of an image's decoded pixels, shape and dtype: what the image is, whatever its
+    file name or format."""
+    digest = hashlib.sha256(f"{image.shape}|{image.dtype}".encode())
+    digest.update(np.ascontiguousarray(image).tobytes())
+    return digest.hexdigest()
 
 
 def to_float(image_u8: np.ndarray) -> np.ndarray:

@@ -17,12 +17,15 @@ from .reference import KODAK24_IMAGES, PAPER_TABLE1, PUBLISHED, PUBLISHED_ON  # 
 # output and of the clean image; files written before they existed lack them.
 MEASURES = ("hf", "hf_clean")
 COLUMNS = ["image", "method", "sigma", "seed", "psnr", "ssim", "seconds", "weights", *MEASURES]
+# ``clean_sha256``: the clean image's decoded pixels (``io.pixels_sha256``), so that a row is
+# known to belong to that image and not merely to a file of that name; older files lack it.
+FILE_COLUMNS = [*COLUMNS, "clean_sha256"]
 
 
 def read_results(path: Path) -> pd.DataFrame:
     if not Path(path).exists():
         return pd.DataFrame(columns=COLUMNS)
-    return pd.read_csv(path, dtype={"weights": str})
+    return pd.read_csv(path, dtype={"weights": str, "clean_sha256": str})
 
 
 def _fmt(value: float | None) -> str:

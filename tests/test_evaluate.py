@@ -10,7 +10,7 @@ from PIL import Image
 
 import denoisers
 from denoisers import evaluate
-from denoisers.io import read_image, to_float, to_uint8
+from denoisers.io import pixels_sha256, read_image, to_float, to_uint8
 from denoisers.metrics import add_noise, high_frequency_energy, psnr
 
 
@@ -30,7 +30,7 @@ def test_cli_writes_results_table_and_chart_and_resumes(crops_dir, tmp_path, wei
             "--out", str(out), "--name", "kodak24"]
     assert evaluate.main(args) == 0
     results = pd.read_csv(out / "results.csv")
-    assert set(evaluate.report.COLUMNS) <= set(results.columns)
+    assert list(results.columns) == evaluate.report.FILE_COLUMNS
     assert len(results) == 2 * 2 * 2
     assert sorted(results["image"].unique()) == ["img1.png", "img2.png"]
     # Every row follows the protocol: recompute one directly.
@@ -91,7 +91,7 @@ def test_rows_written_before_the_detail_measure_are_recomputed(crops_dir, tmp_pa
     old.to_csv(out / "results.csv", index=False)
     assert evaluate.main(args[:-3] + ["ffdnet", "--out", str(out)]) == 0
     again = pd.read_csv(out / "results.csv", dtype={"weights": str})
-    assert list(again.columns) == evaluate.report.COLUMNS and len(again) == len(fresh)
+    assert list(again.columns) == evaluate.report.FILE_COLUMNS and len(again) == len(fresh)
     ffdnet, dncnn = again[again.method == "ffdnet"], again[again.method == "dncnn"]
     assert ffdnet[["hf", "hf_clean"]].notna().all().all()
     assert sorted(ffdnet["psnr"]) == sorted(fresh[fresh.method == "ffdnet"]["psnr"])
@@ -114,6 +114,42 @@ def test_detail_is_the_ratio_of_mean_energies():
     old = pd.DataFrame([r[:8] for r in rows], columns=evaluate.report.COLUMNS[:8])
     assert evaluate.report.summary(old)["detail"].isna().all()
     assert "detail" not in evaluate.report.table_markdown(old, ["m", "n"], "other")
+
+
+def test_a_rerun_on_other_images_of_the_same_names_recomputes_them(crops_dir, tmp_path, weights_mirror, capsys):
+    out = tmp_path / "out"
+    args = ["--data", str(crops_dir), "--sigma", "25", "--methods", "ffdnet", "--out", str(out)]
+    assert evaluate.main(args) == 0
+    first = pd.read_csv(out / "results.csv").set_index("image")["psnr"]
+    other = tmp_path / "other"
+    other.mkdir()
+    Image.fromarray(np.flipud(read_image(crops_dir / "img1.png"))).save(other / "img1.png")  # same name, other pixels
+    capsys.readouterr()
+    assert evaluate.main(["--data", str(other)] + args[2:]) == 0
+    err = capsys.readouterr().err
+    assert "dropping 1 rows computed on other images of the same names (img1.png)" in err
+    assert "also holds 1 images outside this run (img2.png)" in err
+    again = pd.read_csv(out / "results.csv").set_index("image")
+    clean = read_image(other / "img1.png")
+    direct = psnr(clean, to_uint8(denoisers.get("ffdnet").denoise(add_noise(to_float(clean), 25, 0), 25)))
+    assert again.loc["img1.png", "psnr"] == pytest.approx(direct, abs=1e-3) != pytest.approx(first["img1.png"], abs=1e-3)
+    assert again.loc["img2.png", "psnr"] == first["img2.png"]  # kept: not in this run
+    assert again.loc["img1.png", "clean_sha256"] == pixels_sha256(clean)
+
+
+def test_rows_from_before_the_image_digest_get_it_and_are_kept(crops_dir, tmp_path, weights_mirror):
+    out = tmp_path / "out"
+    args = ["--data", str(crops_dir), "--sigma", "25", "--methods", "ffdnet", "--out", str(out)]
+    assert evaluate.main(args) == 0
+    fresh = pd.read_csv(out / "results.csv", dtype={"weights": str})
+    old = fresh.drop(columns=["clean_sha256"])
+    old.to_csv(out / "results.csv", index=False)
+    assert evaluate.main(args + ["--limit", "1"]) == 0  # img1 only: img2's row stays without one
+    again = pd.read_csv(out / "results.csv", dtype={"weights": str, "clean_sha256": str}).set_index("image")
+    assert list(again.reset_index().columns) == evaluate.report.FILE_COLUMNS
+    assert again.loc["img1.png", "clean_sha256"] == pixels_sha256(read_image(crops_dir / "img1.png"))
+    assert pd.isna(again.loc["img2.png", "clean_sha256"])
+    assert again["psnr"].tolist() == fresh.set_index("image").loc[again.index, "psnr"].tolist()  # nothing redone
 
 
 def test_bold_goes_to_the_best_of_the_methods_run_on_the_most_images():

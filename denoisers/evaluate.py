@@ -141,7 +141,8 @@ def prepare_out(out: Path, save_images: Path | None) -> pd.DataFrame:
     if results_csv.exists() and not results_csv.is_file():
         raise SystemExit(f"{results_csv} is not a file")
     try:
-        existing = report.read_results(results_csv)
+        existing = (report.read_results(results_csv) if not results_csv.exists() or results_csv.stat().st_size
+                    else pd.DataFrame(columns=report.FILE_COLUMNS))  # an empty file: a run killed at once
     except (ValueError, UnicodeDecodeError) as exc:
         raise SystemExit(f"{results_csv} is not a results table of this tool ({exc}); "
                          "move it away or choose another --out") from None
@@ -221,6 +222,7 @@ def run(jobs: list[Job], results_csv: Path, workers: int) -> None:
         writer = csv.DictWriter(f, fieldnames=report.FILE_COLUMNS)
         if new_file:
             writer.writeheader()
+            f.flush()  # a run killed before its first row leaves a readable, empty table
 
         def record(row: dict) -> None:
             writer.writerow(row)
@@ -357,7 +359,12 @@ def main(argv: list[str] | None = None) -> int:
               f"({', '.join(outside[:3])}{', ...' if len(outside) > 3 else ''}); the table covers them too",
               file=sys.stderr)
     load_weights(jobs)
-    run(jobs, results_csv, max(1, args.workers))
+    try:
+        run(jobs, results_csv, max(1, args.workers))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the rows finished so far are in {results_csv}; the same command resumes "
+              "from them", file=sys.stderr)
+        return 130
     results = write_outputs(args.out, args.name or args.data.name, args.seed)
     print(report.table_markdown(results, names(), args.name or args.data.name))
     return 0

@@ -152,6 +152,35 @@ def test_rows_from_before_the_image_digest_get_it_and_are_kept(crops_dir, tmp_pa
     assert again["psnr"].tolist() == fresh.set_index("image").loc[again.index, "psnr"].tolist()  # nothing redone
 
 
+def test_an_interrupted_run_keeps_its_rows_and_the_next_one_resumes(crops_dir, tmp_path, weights_mirror,
+                                                                      monkeypatch, capsys):
+    out = tmp_path / "out"
+    args = ["--data", str(crops_dir), "--sigma", "25", "--methods", "ffdnet", "--out", str(out)]
+    real, calls = evaluate.evaluate_one, []
+
+    def second_is_interrupted(job):
+        calls.append(job)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(job)
+
+    monkeypatch.setattr(evaluate, "evaluate_one", second_is_interrupted)
+    assert evaluate.main(args) == 130
+    assert "interrupted: the rows finished so far are in" in capsys.readouterr().err
+    assert len(pd.read_csv(out / "results.csv")) == 1
+    monkeypatch.setattr(evaluate, "evaluate_one", real)
+    assert evaluate.main(args) == 0
+    assert len(pd.read_csv(out / "results.csv")) == 2
+
+
+def test_an_empty_results_file_left_by_a_killed_run_is_started_afresh(crops_dir, tmp_path, weights_mirror):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.csv").write_bytes(b"")  # killed before the header reached the disk
+    assert evaluate.main(["--data", str(crops_dir), "--sigma", "25", "--methods", "ffdnet", "--out", str(out)]) == 0
+    assert len(pd.read_csv(out / "results.csv")) == 2
+
+
 def test_bold_goes_to_the_best_of_the_methods_run_on_the_most_images():
     rows = [[f"{i}.png", "m", 25.0, 0, 30.0, 0.9, 1.0, "w", 1.0, 1.0] for i in range(6)]
     rows += [["9.png", "n", 25.0, 0, 33.6, 0.9, 1.0, "w", 1.0, 1.0]]  # one easy image only
@@ -210,7 +239,7 @@ def test_a_bad_image_stops_the_run_before_any_row(problem, crops_dir, tmp_path):
 
 
 @pytest.mark.parametrize("problem", ["out is a file", "save-images is a file", "foreign results.csv",
-                                     "empty results.csv", "binary results.csv", "results.csv is a folder"])
+                                     "binary results.csv", "results.csv is a folder"])
 def test_a_bad_output_is_refused_before_any_work_and_left_alone(problem, crops_dir, tmp_path, monkeypatch):
     def never(job):
         raise AssertionError("no row may be computed")
@@ -229,8 +258,6 @@ def test_a_bad_output_is_refused_before_any_work_and_left_alone(problem, crops_d
         extra = ["--save-images", str(thing)]
     elif problem == "foreign results.csv":
         thing.write_text("a,b\n1,2\n")
-    elif problem == "empty results.csv":
-        thing.write_text("")
     elif problem == "binary results.csv":
         thing.write_bytes(bytes(range(256)))
     else:

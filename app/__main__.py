@@ -27,8 +27,16 @@ def main(argv: list[str] | None = None) -> None:
                         help="result cache folder (default: <DENOISERS_CACHE or ~/.cache/denoiser-compare>/results)")
     parser.add_argument("--heavy-limit", type=_at_least_one, default=2,
                         help="comparisons running at once (UI + API), at least 1")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
+                        help="a module (or .py file) of your own denoisers, shown beside the others (repeatable)")
     args = parser.parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from denoisers.registry import load_plugins
+
+    try:
+        load_plugins(args.plugin)
+    except ValueError as exc:
+        parser.error(str(exc))
 
     from .server import create, launch_kwargs
 

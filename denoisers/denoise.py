@@ -28,7 +28,7 @@ from .fetch import FetchError
 from .io import (ImageReadError, image_files, output_folder_problem, read_image, shared_stems, to_float,
                  to_uint8, write_png)
 from .metrics import estimate_noise_sigma
-from .registry import get, names
+from .registry import get, load_plugins, names
 from .weights import WeightsError
 
 # ``note``: what the method says about running at that sigma (e.g. outside its training range).
@@ -127,7 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sigma", default="auto",
                         help=f"noise sigma on the 0-255 scale (up to {SIGMA_MAX:g}), or 'auto' to estimate it per image")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
+                        help="a module (or .py file) of your own denoisers, registered with "
+                             "denoisers.registry.register (repeatable)")
     args = parser.parse_args(argv)
+    try:
+        load_plugins(args.plugin)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
 
     sigma_given = parse_sigma(args.sigma)
     methods = choose_methods(args.methods)

@@ -8,7 +8,7 @@ from functools import lru_cache
 import numpy as np
 
 from .base import Denoiser
-from .registry import get
+from .registry import get, load_plugins, plugins
 
 
 @lru_cache(maxsize=None)
@@ -23,5 +23,7 @@ def denoise_by_name(name: str, noisy: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def process_pool(workers: int = 1) -> ProcessPoolExecutor:
-    """A pool of ``workers`` fresh ("spawn") processes; safe beside threads and torch."""
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    """A pool of ``workers`` fresh ("spawn") processes; safe beside threads and torch. Each
+    loads the plugins loaded here, so that their methods can run there too."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=load_plugins, initargs=(plugins(),))

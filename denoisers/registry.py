@@ -1,9 +1,16 @@
-"""The explicit registry of denoiser classes, in display order."""
+"""The explicit registry of denoiser classes, in display order; and plugins, modules of the
+user's own denoisers (``--plugin`` of the CLIs and the app), which register theirs the same way."""
 from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
 
 from .base import Denoiser
 
 _REGISTRY: dict[str, type[Denoiser]] = {}
+_PLUGINS: list[str] = []  # loaded in this process, in order: worker processes load them too
 
 
 def register(cls: type[Denoiser]) -> type[Denoiser]:
@@ -26,3 +33,46 @@ def get(name: str, **kwargs) -> Denoiser:
     except KeyError:
         raise ValueError(f"unknown denoiser {name!r}; known: {', '.join(_REGISTRY)}") from None
     return cls(**kwargs)
+
+
+def load_plugin(spec: str) -> list[str]:
+    """Import ``spec``, a module name on the Python path or a ``.py`` file, whose classes
+    ``@register`` themselves; returns the names it added (none when it was loaded before).
+    Raises ``ValueError`` saying what went wrong."""
+    path = Path(spec)
+    from_file = spec.endswith(".py") or path.is_file()
+    key = str(path.resolve()) if from_file else spec
+    if key in _PLUGINS:
+        return []
+    before = set(_REGISTRY)
+    try:
+        if from_file:
+            if not path.is_file():
+                raise ValueError(f"plugin {spec}: no such file")
+            module_name = f"denoisers_plugin_{len(_PLUGINS)}_{path.stem}"
+            module_spec = importlib.util.spec_from_file_location(module_name, path.resolve())
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[module_name] = module
+            module_spec.loader.exec_module(module)
+        else:
+            importlib.import_module(spec)
+    except ValueError:
+        raise
+    except Exception as exc:  # the user's code: say which plugin failed and how
+        raise ValueError(f"plugin {spec} could not be imported: {type(exc).__name__}: {exc}") from exc
+    added = [n for n in _REGISTRY if n not in before]
+    if not added:
+        raise ValueError(f"plugin {spec} registered no denoiser: decorate its classes with "
+                         "denoisers.registry.register")
+    _PLUGINS.append(key)
+    return added
+
+
+def load_plugins(specs: list[str]) -> None:
+    for spec in specs:
+        load_plugin(spec)
+
+
+def plugins() -> list[str]:
+    """The plugins loaded in this process (module names, or resolved file paths)."""
+    return list(_PLUGINS)

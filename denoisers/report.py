@@ -25,7 +25,10 @@ FILE_COLUMNS = [*COLUMNS, "clean_sha256"]
 def read_results(path: Path) -> pd.DataFrame:
     if not Path(path).exists():
         return pd.DataFrame(columns=COLUMNS)
-    return pd.read_csv(path, dtype={"weights": str, "clean_sha256": str})
+    results = pd.read_csv(path, dtype={"weights": str, "clean_sha256": str})
+    if "weights" in results.columns:  # a method without weights writes "", which reads back as NaN
+        results["weights"] = results["weights"].fillna("")
+    return results
 
 
 def _fmt(value: float | None) -> str:

@@ -1,0 +1,143 @@
+"""Your own methods beside ours: a plugin module registers denoisers, and the CLIs and the app
+take it with ``--plugin``. Runs that load one go in a subprocess, so that this process's
+registry keeps exactly the built-in methods."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from scipy import ndimage
+
+from denoisers import registry
+from denoisers.io import read_image, to_float, to_uint8
+from denoisers.metrics import add_noise, psnr
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PLUGIN = '''
+import numpy as np
+from scipy import ndimage
+
+from denoisers.base import Denoiser
+from denoisers.registry import register
+
+
+@register
+class Blur(Denoiser):
+    name, label = "blur", "Gaussian blur"
+
+    def weights_id(self, sigma):
+        return ""  # nothing to identify: no weights
+
+    def _denoise(self, noisy, sigma):
+        return ndimage.gaussian_filter(noisy, sigma=(sigma / 25, sigma / 25, 0))
+
+
+@register
+class SlowMedian(Denoiser):
+    name, label = "median", "Median 3x3"
+    separate_process = True  # run in worker processes, as CBM3D is
+
+    def weights_id(self, sigma):
+        return "median-v1"
+
+    def _denoise(self, noisy, sigma):
+        return ndimage.median_filter(np.clip(noisy, 0, 1), size=(3, 3, 1))
+'''
+
+
+def run_python(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture
+def plugin_file(tmp_path) -> Path:
+    path = tmp_path / "my_methods.py"
+    path.write_text(PLUGIN)
+    return path
+
+
+@pytest.fixture
+def clean_dir(tmp_path, kodak_crops) -> Path:
+    folder = tmp_path / "clean"
+    folder.mkdir()
+    for i, crop in enumerate(kodak_crops[:2]):
+        Image.fromarray(crop[:48, :64]).save(folder / f"c{i}.png")
+    return folder
+
+
+def test_evaluate_scores_a_plugin_method_and_resumes_it(plugin_file, clean_dir, tmp_path):
+    out = tmp_path / "out"
+    args = ["-m", "denoisers.evaluate", "--plugin", plugin_file.name, "--data", str(clean_dir), "--sigma", "25",
+            "--methods", "blur,median", "--out", str(out)]
+    first = run_python(*args, cwd=plugin_file.parent)  # a file named relative to where the command runs
+    assert first.returncode == 0, first.stderr
+    results = pd.read_csv(out / "results.csv", keep_default_na=False)
+    assert sorted(set(results["method"])) == ["blur", "median"] and len(results) == 4
+    clean = read_image(clean_dir / "c0.png")
+    noisy = add_noise(to_float(clean), 25, 0)
+    blurred = to_uint8(np.clip(ndimage.gaussian_filter(noisy, sigma=(1, 1, 0)), 0, 1))
+    row = results[(results.method == "blur") & (results.image == "c0.png")].iloc[0]
+    assert row.psnr == pytest.approx(psnr(clean, blurred), abs=1e-3)
+    assert "| 25 | blur | 2 |" in (out / "table.md").read_text()
+    again = run_python(*args, cwd=plugin_file.parent)
+    assert again.returncode == 0, again.stderr
+    assert "0 runs to do" in again.stderr and "dropping" not in again.stderr  # "" weights resume too
+
+
+def test_denoise_and_the_app_engine_run_a_plugin_method(plugin_file, clean_dir, tmp_path):
+    out = tmp_path / "den"
+    done = run_python("-m", "denoisers.denoise", str(clean_dir / "c0.png"), "--plugin", str(plugin_file),
+                      "--methods", "median", "--sigma", "25", "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (out / "median" / "c0.png").is_file()
+    script = f'''
+import json, sys
+from denoisers.registry import load_plugin
+load_plugin({str(plugin_file)!r})
+from app.cache import ResultCache
+from app.engine import Engine
+from app import session
+engine = Engine(ResultCache({str(tmp_path / "cache")!r}))
+engine.start()
+try:
+    src = session.source_from_upload({str(clean_dir / "c1.png")!r}, 10**6)
+    comp, noisy = session.new_comparison(engine, src, 25, 0, False, ["blur", "median", "dncnn"])
+    for _ in session.run(engine, comp, noisy):
+        pass
+    print(json.dumps({{"names": engine.names(), "psnr": {{m: r.psnr for m, r in comp.results.items()}}}}))
+finally:
+    engine.close()
+'''
+    ran = run_python("-c", script, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    record = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert record["names"][-2:] == ["blur", "median"]  # after the built-in methods
+    assert all(record["psnr"][m] > 25 for m in ("blur", "median"))  # denoised: the input is about 20 dB
+
+
+@pytest.mark.parametrize("body, message", [
+    (None, "no such file"),
+    ("raise RuntimeError('broken on purpose')", "could not be imported: RuntimeError: broken on purpose"),
+    ("x = 1", "registered no denoiser"),
+])
+def test_a_bad_plugin_is_refused_with_its_reason(tmp_path, body, message):
+    path = tmp_path / "plugin.py"
+    if body is not None:
+        path.write_text(body)
+    before = registry.names()
+    with pytest.raises(ValueError, match=message):
+        registry.load_plugin(str(path))
+    assert registry.names() == before and str(path.resolve()) not in registry.plugins()
+    from denoisers import evaluate
+
+    with pytest.raises(SystemExit, match=message):
+        evaluate.main(["--plugin", str(path), "--data", str(tmp_path), "--sigma", "25", "--out", str(tmp_path / "o")])

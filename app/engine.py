@@ -40,6 +40,7 @@ class MethodResult:
     detail: float | None = None  # high-frequency energy over the ground truth's (metrics.detail_ratio)
     weights: str | None = None  # the exact model (``Denoiser.weights_id``: a sha256, a package version)
     numerics: str | None = None  # how a network ran: "bf16 on cpu", "fp32 on cuda" (None: not a network)
+    note: str = ""  # e.g. that the method ran outside its training range
 
 
 def timed_denoise_by_name(name: str, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, float]:
@@ -130,6 +131,7 @@ class Engine:
         ends within a heartbeat instead of when the slowest method finishes. A method still
         running when the caller goes away is cached when it finishes (its work is not lost)."""
         pending: dict[Future, tuple[str, str | None]] = {}
+        notes: dict[str, str] = {}  # what a result should say, e.g. "not trained for sigma 70: ..."
         clean_energy = None if clean_u8 is None else high_frequency_energy(clean_u8)  # once for all methods
         for name in methods:
             if name not in self.denoisers:
@@ -140,6 +142,8 @@ class Engine:
             if not status.ready:
                 yield MethodResult(name, d.label, None, error=f"not ready: {status.reason}")
                 continue
+            if status.outside_training:
+                notes[name] = status.reason
             weights, how = d.weights_id(sigma), numerics(d)
             # The precision is part of the key: a bf16 output is not an fp32 one.
             key = result_key(image_id, sigma, seed, name, weights + (f"|{how}" if how else "")) if self.cache else None
@@ -148,7 +152,7 @@ class Engine:
                 yield MethodResult(name, d.label, hit.image, hit.meta.get("psnr"), hit.meta.get("ssim"),
                                    hit.meta.get("seconds"), cached=True,
                                    detail=None if clean_u8 is None else detail_ratio(clean_u8, hit.image, clean_energy),
-                                   weights=weights, numerics=how)
+                                   weights=weights, numerics=how, note=notes.get(name, ""))
                 continue
             if d.separate_process:
                 future = self._process_pool().submit(timed_denoise_by_name, name, noisy, sigma)
@@ -162,7 +166,9 @@ class Engine:
                     yield None
                 for future in done:
                     name, key = pending.pop(future)
-                    yield self._finish(name, key, future, clean_u8, clean_energy, sigma, seed)
+                    result = self._finish(name, key, future, clean_u8, clean_energy, sigma, seed)
+                    result.note = notes.get(name, "")
+                    yield result
         finally:
             for future, (name, key) in pending.items():
                 # The caller went away: drop work not yet started, keep what is already running.

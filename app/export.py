@@ -89,7 +89,7 @@ def csv_text(comparison: Comparison) -> str:
     rows = metrics_rows(comparison)
     buf = io.StringIO()
     fields = ["image", "method", "sigma", "seed", "psnr", "ssim", "detail", "seconds", "cached", "error",
-              "weights", "numerics"]
+              "weights", "numerics", "note"]
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in rows:

@@ -177,7 +177,7 @@ def scores_table(comparison: Comparison) -> list[list]:
             rows.append([r.label, None, None, None, None, r.error])
             continue
         low = r.numerics if r.numerics and not r.numerics.startswith("fp32") else ""  # bf16: say so
-        note = "; ".join(t for t in (BEST_MARK if name == best else "", "cached" if r.cached else "", low) if t)
+        note = "; ".join(t for t in (BEST_MARK if name == best else "", "cached" if r.cached else "", low, r.note) if t)
         rows.append([r.label, rounded(r.psnr, 2), rounded(r.ssim, 3), rounded(r.detail, 2),
                      rounded(r.seconds, 1), note])
     return rows
@@ -190,12 +190,12 @@ def metrics_rows(comparison: Comparison) -> list[dict]:
     if comparison.has_truth:
         rows.append({**common, "method": NOISY, "psnr": comparison.noisy.psnr, "ssim": comparison.noisy.ssim,
                      "detail": None, "seconds": None, "cached": None, "error": None, "weights": None,
-                     "numerics": None})
+                     "numerics": None, "note": None})
     for name in comparison.methods:
         r = comparison.results.get(name)
         if r is None:
             continue
         rows.append({**common, "method": name, "psnr": r.psnr, "ssim": r.ssim, "detail": r.detail,
                      "seconds": r.seconds, "cached": r.cached, "error": r.error, "weights": r.weights,
-                     "numerics": r.numerics})
+                     "numerics": r.numerics, "note": r.note or None})
     return rows

@@ -155,7 +155,7 @@ def api_compare(engine: Engine, image: str | Path | bytes | None, sigma: object,
     for name in comparison.methods:
         r = comparison.results[name]
         entry = {"psnr": _json_number(r.psnr), "ssim": r.ssim, "detail": r.detail, "seconds": r.seconds,
-                 "cached": r.cached, "weights": r.weights, "numerics": r.numerics}
+                 "cached": r.cached, "weights": r.weights, "numerics": r.numerics, "note": r.note}
         if r.error:
             entry = {"psnr": None, "ssim": None, "detail": None, "seconds": None, "error": r.error}
         record["methods"][name] = entry

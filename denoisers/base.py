@@ -35,6 +35,7 @@ class NotReadyError(RuntimeError):
 class Readiness:
     ready: bool
     reason: str = ""  # why not ready, or a note such as "not trained for sigma 60; uses ..."
+    outside_training: bool = False  # runs, but at a sigma its training did not cover
 
 
 def check_sigma(sigma: float) -> float:

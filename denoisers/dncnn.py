@@ -14,6 +14,7 @@ class DnCNN(ReleasedNetworkDenoiser):
     label = "DnCNN"
     key = "dncnn_color_blind"
     net = DnCNNNet
+    trained_sigma = (0.0, 55.0)  # the blind models of the DnCNN paper: sigma in [0, 55]
 
     def _forward(self, model: torch.nn.Module, x: torch.Tensor, sigma: float) -> torch.Tensor:
         return model(x)  # blind model: sigma is accepted and ignored

@@ -195,6 +195,17 @@ def done_keys(results: pd.DataFrame) -> set[tuple]:
     return {row_key(r) for r in results.itertuples()}
 
 
+def outside_training(methods: list[str], sigmas: list[float]) -> list[str]:
+    """"method at sigma S: why" for each pair where the method runs outside its training range."""
+    notes = []
+    for method in methods:
+        for sigma in sigmas:
+            status = get(method).readiness(sigma)
+            if status.ready and status.outside_training:
+                notes.append(f"{method} at sigma {sigma:g}: {status.reason}")
+    return notes
+
+
 def plan(images: list[Path], methods: list[str], sigmas: list[float], seed: int,
          done: set[tuple], save: Path | None = None) -> list[Job]:
     jobs = []
@@ -263,15 +274,17 @@ def lacking_measures(results: pd.DataFrame, jobs: list[Job]) -> pd.Series:
     return missing & results.apply(lambda r: row_key(r) in planned, axis=1).astype(bool)
 
 
-def write_outputs(out: Path, dataset: str, seed: int) -> pd.DataFrame:
-    """Sort ``results.csv``; write ``table.md`` and ``chart.html`` for noise seed ``seed``."""
+def write_outputs(out: Path, dataset: str, seed: int, notes: list[str] = ()) -> pd.DataFrame:
+    """Sort ``results.csv``; write ``table.md`` and ``chart.html`` for noise seed ``seed``;
+    ``notes``: methods run outside their training range, said under the table."""
     results = report.read_results(out / "results.csv")
     results = results.sort_values(["sigma", "method", "seed", "image"], kind="stable")
     results.to_csv(out / "results.csv", index=False)
     results = report.one_seed(results, seed)
     pairs = report.paired_markdown(results, names())
+    outside = "".join(f"\n_Outside its training range: {n}._\n" for n in notes)
     (out / "table.md").write_text(f"# {dataset} (noise seed {seed})\n\n"
-                                  + report.table_markdown(results, names(), dataset)
+                                  + report.table_markdown(results, names(), dataset) + outside
                                   + (f"\n{pairs}" if pairs else ""))
     (out / "chart.html").write_text(report.chart_html(results, dataset, f"{dataset}: mean PSNR"))
     return results
@@ -334,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
                          "rename them or leave out --save-images")
     digests = check_images(images)
     every = plan(images, methods, args.sigma, args.seed, set(), args.save_images)
+    outside = outside_training(methods, args.sigma)
+    for note in outside:  # scored all the same, but not a fair measure of the method
+        print(f"outside its training range: {note}", file=sys.stderr)
     existing = prepare_out(args.out, args.save_images)
     results_csv = args.out / "results.csv"
     foreign = other_images(existing, digests)
@@ -363,10 +379,10 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [job for job in every if job.key not in done]
     print(f"{len(images)} images x {len(methods)} methods x {len(args.sigma)} sigmas: "
           f"{len(jobs)} runs to do", file=sys.stderr)
-    outside = sorted(set(kept["image"]) - set(digests))
-    if outside:  # the table sums up the folder's results.csv, not only this run
-        print(f"{args.out / 'results.csv'} also holds {len(outside)} images outside this run "
-              f"({', '.join(outside[:3])}{', ...' if len(outside) > 3 else ''}); the table covers them too",
+    others = sorted(set(kept["image"]) - set(digests))
+    if others:  # the table sums up the folder's results.csv, not only this run
+        print(f"{args.out / 'results.csv'} also holds {len(others)} images outside this run "
+              f"({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); the table covers them too",
               file=sys.stderr)
     load_weights(jobs)
     try:
@@ -375,8 +391,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ninterrupted: the rows finished so far are in {results_csv}; the same command resumes "
               "from them", file=sys.stderr)
         return 130
-    results = write_outputs(args.out, args.name or args.data.name, args.seed)
-    print(report.table_markdown(results, names(), args.name or args.data.name))
+    dataset = args.name or args.data.resolve().name  # "--data ." names the folder it means
+    results = write_outputs(args.out, dataset, args.seed, outside)
+    print(report.table_markdown(results, names(), dataset))
     return 0
 
 

@@ -14,6 +14,7 @@ class FFDNet(ReleasedNetworkDenoiser):
     label = "FFDNet"
     key = "ffdnet_color"
     net = FFDNetNet
+    trained_sigma = (0.0, 75.0)  # the FFDNet paper: sigma in [0, 75]
     tile_align = 2  # the network runs on a 2x2 pixel-unshuffled grid
 
     def _forward(self, model: torch.nn.Module, x: torch.Tensor, sigma: float) -> torch.Tensor:

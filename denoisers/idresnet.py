@@ -40,7 +40,7 @@ class _GeneratorDenoiser(TorchDenoiser):
         chosen = self.nearest(sigma)
         if not chosen.covers(sigma):
             return Readiness(True, f"not trained for sigma {sigma:g}; uses the network trained for "
-                                   f"sigma {_trained_text([chosen])}")
+                                   f"sigma {_trained_text([chosen])}", outside_training=True)
         return Readiness(True)
 
     def weights_id(self, sigma: float) -> str:

@@ -14,11 +14,19 @@ class ReleasedNetworkDenoiser(TorchDenoiser):
 
     key: ClassVar[str]
     net: ClassVar[type[torch.nn.Module]]
+    #: The noise levels (0-255) the released model was trained on, as its paper gives them.
+    trained_sigma: ClassVar[tuple[float, float]]
 
     def readiness(self, sigma: float | None = None) -> Readiness:
-        if weights.is_available_locally(weights.manifest()[self.key]):
-            return Readiness(True)
-        return Readiness(True, "weights are downloaded on first use")
+        lo, hi = self.trained_sigma
+        notes, outside = [], sigma is not None and not lo <= sigma <= hi
+        if sigma is None:
+            notes.append(f"trained for sigma {lo:g}-{hi:g}")
+        elif outside:
+            notes.append(f"not trained for sigma {sigma:g}: trained for sigma {lo:g}-{hi:g}")
+        if not weights.is_available_locally(weights.manifest()[self.key]):
+            notes.append("weights are downloaded on first use")
+        return Readiness(True, "; ".join(notes), outside_training=outside)
 
     def weights_id(self, sigma: float) -> str:
         return weights.manifest()[self.key].sha256

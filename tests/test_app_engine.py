@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import denoisers
-from app import session
+from app import handlers, session
 from app.cache import ResultCache
 from app.convert import InputError, image_id
 from app.engine import Engine, synthetic_noisy
@@ -128,6 +128,21 @@ def test_a_waiting_run_beats_so_a_cancelled_caller_ends_at_once_and_late_results
 
 
 @needs_nets
+@needs_nets
+def test_a_method_outside_its_training_range_says_so_fresh_and_cached(engine):
+    src = source(seed=5)
+    for _ in range(2):  # computed, then from the cache
+        comp, noisy = session.new_comparison(engine, src, 70, 0, False, ["dncnn", "ffdnet"])
+        list(session.run(engine, comp, noisy))
+        assert comp.results["dncnn"].note == "not trained for sigma 70: trained for sigma 0-55"
+        assert comp.results["ffdnet"].note == ""  # trained up to 75
+        rows = {row[0]: row[-1] for row in handlers.scores_table(comp)}
+        assert "not trained for sigma 70" in rows["DnCNN"] and "not trained" not in rows["FFDNet"]
+    assert comp.results["dncnn"].cached
+    record, _ = session.api_compare(engine, png_bytes(src.image), 70, 0, ["dncnn"], 10**6)
+    assert record["methods"]["dncnn"]["note"].startswith("not trained for sigma 70")
+
+
 def test_already_noisy_input_has_no_scores(engine):
     clean = smooth_image(48, 64)
     noisy_u8 = np.clip(clean + np.random.default_rng(0).normal(0, 20, clean.shape), 0, 255).round().astype(np.uint8)

@@ -181,6 +181,27 @@ def test_an_empty_results_file_left_by_a_killed_run_is_started_afresh(crops_dir,
     assert len(pd.read_csv(out / "results.csv")) == 2
 
 
+def test_a_method_outside_its_training_range_is_said_and_noted_under_the_table(crops_dir, tmp_path,
+                                                                               weights_mirror, capsys):
+    out = tmp_path / "out"
+    assert evaluate.main(["--data", str(crops_dir), "--sigma", "50", "--sigma", "60", "--methods", "dncnn,ffdnet",
+                          "--out", str(out), "--limit", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "outside its training range: dncnn at sigma 60: not trained for sigma 60: trained for sigma 0-55" in err
+    assert "ffdnet at sigma 60" not in err and "dncnn at sigma 50" not in err  # FFDNet: 0-75
+    table = (out / "table.md").read_text()
+    assert "_Outside its training range: dncnn at sigma 60" in table
+    assert denoisers.get("dncnn").readiness().reason.startswith("trained for sigma 0-55")
+    assert denoisers.get("ffdnet").readiness(80).outside_training and not denoisers.get("ffdnet").readiness(75).outside_training
+
+
+def test_data_given_as_dot_names_its_folder(crops_dir, tmp_path, weights_mirror, monkeypatch):
+    monkeypatch.chdir(crops_dir)
+    out = tmp_path / "out"
+    assert evaluate.main(["--data", ".", "--sigma", "25", "--methods", "ffdnet", "--out", str(out)]) == 0
+    assert (out / "table.md").read_text().startswith("# data (noise seed 0)")
+
+
 def test_bold_goes_to_the_best_of_the_methods_run_on_the_most_images():
     rows = [[f"{i}.png", "m", 25.0, 0, 30.0, 0.9, 1.0, "w", 1.0, 1.0] for i in range(6)]
     rows += [["9.png", "n", 25.0, 0, 33.6, 0.9, 1.0, "w", 1.0, 1.0]]  # one easy image only

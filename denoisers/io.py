@@ -15,7 +15,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # File endings of the image folders that evaluation and training read.
-IMAGE_SUFFIXES = frozenset({".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"})
+IMAGE_SUFFIXES = frozenset({".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".webp"})
 
 # Decompression bombs are refused by our own pixel limit (see ``read_image``), not by Pillow's.
 Image.MAX_IMAGE_PIXELS = None
@@ -98,6 +98,10 @@ def read_image(source: str | Path | bytes, max_pixels: int | None = None) -> np.
         except ImageReadError:
             raise
         except UnidentifiedImageError:
+            fp.seek(0)
+            if fp.read(4) in (b"II*\x00", b"MM\x00*"):  # a TIFF, of a pixel type Pillow does not decode
+                raise ImageReadError(f"{name} is a TIFF of a pixel type this tool cannot read (such as "
+                                     "floating-point RGB); save it as an 8- or 16-bit image") from None
             raise ImageReadError(f"{name} is not a readable image: not a format this tool reads "
                                  "(PNG, JPEG, TIFF, BMP, WebP ...)") from None
         except (OSError, SyntaxError, ValueError) as exc:

@@ -102,6 +102,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         centre = gr.State(None)
         autorun = gr.State(False)
         ab_shown = gr.State(None)  # what the A/B slider shows: (image, sigma, seed, left, right, results)
+        ab_pinned = gr.State(None)  # (image, sigma, seed) whose A/B right side the user chose
         tick = gr.Number(0, visible=False)
 
         gr.Markdown("## Denoiser comparison\nEvery method side by side on Kodak24 or your own image. "
@@ -216,7 +217,9 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             api_btn = gr.Button("compare")
 
         # ---- handlers (thin: each calls the pure functions) ---------------------------
-        def render(comp, ctr, size, zm, errs):
+        def render(comp, ctr, size, zm, errs, with_status=True):
+            """Every panel for ``comp``. ``with_status``: also the status line (progress, then
+            "Done"); a crop move leaves it alone, so a hint written since (settings changed) stays."""
             hidden = gr.update(value=None, visible=False)
             if comp is None:
                 return [hidden] * (2 * n_slots) + [gr.update(visible=False), "", gr.skip(), gr.skip(),
@@ -244,8 +247,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             view = ViewState(image=comp.source if linkable else None, sigma=comp.sigma,
                              seed=comp.seed or 0, x=cx, y=cy, crop=crops.clamp_size(size), zoom=zm,
                              methods=tuple(comp.methods))
-            if not comp.methods and not comp.stopped:
-                progress = gr.skip()  # a preview: keep the loading message
+            if not with_status or (not comp.methods and not comp.stopped):
+                progress = gr.skip()  # a crop move, or a preview (keep the loading message)
             elif comp.elapsed is None:
                 progress = f"{len(comp.results)} of {len(comp.methods)} done…"
             else:
@@ -398,29 +401,37 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             choices = handlers.slider_choices(comp)
             keys = [k for _, k in choices]
             a = a if a in keys else (keys[0] if keys else None)
-            best = handlers.best_method(comp)
-            # As results arrive the right side follows the best method, unless the user has put
-            # another method there; the user's own pick (below) is kept as it is.
-            if automatic and best and b not in comp.methods:
-                b = best
-            b = b if b in keys else (best or (keys[-1] if keys else None))
+            # The right side's default: the best method, or without ground truth the first result.
+            done = [k for k in keys if k in comp.methods]
+            default = handlers.best_method(comp) or (done[0] if done else None)
+            if automatic and default:  # follows the results as they arrive (unless the user chose)
+                b = default
+            b = b if b in keys else (default or (keys[-1] if keys else None))
             pair = handlers.slider_pair(comp, a, b) if a and b else None
             return gr.update(choices=choices, value=a), gr.update(choices=choices, value=b), pair
 
-        def ab_follow(comp, a, b, shown):
+        def identity(comp):
+            return None if comp is None else (comp.image_id, comp.sigma, comp.seed)
+
+        def ab_follow(comp, a, b, shown, pinned):
             """``ab_update`` on every new result; the slider's images are sent only when they change
-            (re-sending the same pair made the page fire this event again, for ever)."""
-            left, right, pair = ab_update(comp, a, b, automatic=True)
+            (re-sending the same pair made the page fire this event again, for ever). A right
+            side the user chose for this input and noise stays."""
+            left, right, pair = ab_update(comp, a, b, automatic=pinned is None or pinned != identity(comp))
             key = None if comp is None else (comp.image_id, comp.sigma, comp.seed, left["value"], right["value"],
                                               tuple(m for m in comp.methods if m in comp.results))
             if key is not None and key == shown:
                 return left, right, gr.skip(), gr.skip()
             return left, right, pair, key
 
-        tick.change(ab_follow, [comparison, ab_a, ab_b, ab_shown], [ab_a, ab_b, slider, ab_shown],
+        tick.change(ab_follow, [comparison, ab_a, ab_b, ab_shown, ab_pinned], [ab_a, ab_b, slider, ab_shown],
                     api_visibility="private", show_progress="hidden")
-        for dd in (ab_a, ab_b):
-            dd.input(ab_update, [comparison, ab_a, ab_b], [ab_a, ab_b, slider], api_visibility="private")
+        ab_a.input(ab_update, [comparison, ab_a, ab_b], [ab_a, ab_b, slider], api_visibility="private")
+
+        def ab_pick_right(comp, a, b):
+            return (*ab_update(comp, a, b), identity(comp))
+
+        ab_b.input(ab_pick_right, [comparison, ab_a, ab_b], [ab_a, ab_b, slider, ab_pinned], api_visibility="private")
 
         def on_click(comp, size, zm, errs, evt: gr.SelectData):
             if comp is None:
@@ -428,7 +439,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             ctr = crops.parse_click(evt.index, comp.shape)
             if ctr is None:
                 return [gr.skip()] + [gr.skip()] * len(render_outputs)
-            return [ctr] + render(comp, ctr, size, zm, errs)
+            return [ctr] + render(comp, ctr, size, zm, errs, with_status=False)
 
         for full in fulls:
             full.select(on_click, [comparison, crop_size, zoom, show_errors], [centre] + render_outputs,
@@ -438,14 +449,17 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             if comp is None or x is None or y is None:
                 return [gr.skip()] + [gr.skip()] * len(render_outputs)
             ctr = crops.clamp_centre((round(x), round(y)), comp.shape)
-            return [ctr] + render(comp, ctr, size, zm, errs)
+            return [ctr] + render(comp, ctr, size, zm, errs, with_status=False)
 
         for box_input in (centre_x, centre_y):
             box_input.input(on_centre_typed, [comparison, centre_x, centre_y, crop_size, zoom, show_errors],
                             [centre] + render_outputs, api_visibility="private", show_progress="hidden",
                             trigger_mode="always_last")
+        def rerender(comp, ctr, size, zm, errs):
+            return render(comp, ctr, size, zm, errs, with_status=False)
+
         for control in (crop_size, zoom, show_errors):
-            control.change(render, render_inputs, render_outputs, api_visibility="private", show_progress="hidden")
+            control.change(rerender, render_inputs, render_outputs, api_visibility="private", show_progress="hidden")
         link.change(None, [link], [link_url], js=LINK_JS)
 
         def export_figure(comp, ctr, size):
@@ -544,11 +558,14 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                 except InputError as exc:
                     problems.append(str(exc))
             if problems:
+                if src and query.get("methods"):
+                    note = f"Loaded {view.image} from the link. Press Compare."
                 note = (note + " " if note else "") + "Ignored in the link: " + "; ".join(problems)
                 gr.Warning("Ignored in the link: " + "; ".join(problems), duration=30)
             # A link with methods reproduces a comparison and runs it; one without (a preview's)
             # opens the image and waits, so reloading it does not start every method.
-            run_now = bool(src) and bool(query.get("methods"))
+            # A link with problems waits too: it would run settings it did not ask for.
+            run_now = bool(src) and bool(query.get("methods")) and not problems
             return ([src, comp, view.centre, tk + 1, view.sigma, view.seed, view.crop, view.zoom, run_now,
                      note or "Pick a Kodak24 image or upload one, then press Compare."] + box_updates)
 

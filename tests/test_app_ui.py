@@ -86,7 +86,7 @@ def test_method_boxes_say_what_a_generator_was_trained_for(tiny_generators):
         boxes = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", "") in
                  ("method-idresnet", "method-ffdnet")}
         assert boxes["method-idresnet"].info == "trained for sigma 25, 50" and boxes["method-idresnet"].value
-        assert boxes["method-ffdnet"].info is None
+        assert boxes["method-ffdnet"].info.startswith("trained for sigma 0-75")  # the FFDNet paper's range
     finally:
         exports.close()
         engine.close()
@@ -160,3 +160,61 @@ def test_an_already_noisy_kodak_view_is_not_put_in_a_link(ui):
     link = outputs.index("link-query")
     assert "image=" not in fn(noisy_view, None, 96, 4, False)[link]
     assert "image=kodim05" in fn(clean_view, None, 96, 4, False)[link]
+
+
+@needs_kodak
+def test_a_link_with_problems_opens_its_image_and_waits(ui):
+    """Unknown methods (or a bad sigma) must not make a link run every method at the defaults."""
+    fn, outputs = handler(ui, "on_load")
+    autorun = 8
+    out = fn(0, SimpleNamespace(query_params={"image": "kodim05", "sigma": "80", "methods": "foo"}))
+    assert out[autorun] is False
+    status = out[outputs.index("status")]
+    assert status.startswith("Loaded kodim05 from the link. Press Compare.") and "Ignored in the link" in status
+
+
+def test_moving_the_crop_leaves_the_status_line_alone(ui):
+    """A 'settings changed' hint must survive a click or a zoom change on the old panels."""
+    import gradio as gr
+
+    fn, outputs = handler(ui, "rerender")
+    finished = _scored({"ffdnet": 30.0})
+    finished.elapsed = 1.0
+    out = fn(finished, None, 96, 4, False)
+    assert isinstance(out[outputs.index("status")], type(gr.skip()))
+    render, _ = handler(ui, "render")
+    assert render(finished, None, 96, 4, False)[outputs.index("status")].startswith("Done")
+
+
+def _scored(methods_psnr: dict, truth: bool = True):
+    """A comparison whose methods finished in the given order with the given PSNRs."""
+    from app.engine import MethodResult
+
+    comp = _running(methods=tuple(methods_psnr))
+    if not truth:
+        comp.clean, comp.seed = None, None
+    for name, value in methods_psnr.items():
+        comp.results[name] = MethodResult(name, name.upper(), comp.noisy.output, psnr=value if truth else None,
+                                          ssim=0.9 if truth else None, seconds=1.0, detail=0.5 if truth else None)
+    return comp
+
+
+def test_the_ab_slider_shows_the_best_method_until_the_user_picks_another(ui):
+    fn, _ = handler(ui, "ab_follow")
+    first = _scored({"ffdnet": 30.0})  # the only one so far
+    left, right, _, _ = fn(first, None, None, None, None)
+    assert (left["value"], right["value"]) == ("clean", "ffdnet")
+    comp = _scored({"ffdnet": 30.0})
+    comp.methods.insert(0, "dncnn")
+    from app.engine import MethodResult
+
+    comp.results["dncnn"] = MethodResult("dncnn", "DNCNN", comp.noisy.output, psnr=31.0, ssim=0.9, seconds=1.0,
+                                         detail=0.5)  # finished later, better
+    _, right, _, _ = fn(comp, "clean", "ffdnet", None, None)
+    assert right["value"] == "dncnn"
+    pinned = (comp.image_id, comp.sigma, comp.seed)
+    _, right, _, _ = fn(comp, "clean", "ffdnet", None, pinned)  # the user chose FFDNet: it stays
+    assert right["value"] == "ffdnet"
+    blind = _scored({"ffdnet": None}, truth=False)  # already noisy: no best; the result, not the input
+    left, right, _, _ = fn(blind, None, None, None, None)
+    assert (left["value"], right["value"]) == ("noisy", "ffdnet")

@@ -8,6 +8,7 @@ once) and the result cache. It keeps no per-user data.
 """
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -77,6 +78,11 @@ class Engine:
         self._threads = ThreadPoolExecutor(max_workers=thread_workers, thread_name_prefix="denoise")
         self._process_workers = process_workers
         self._pool: ProcessPoolExecutor | None = None
+        # Work under way by cache key, with how many comparisons wait on it: a second request
+        # for the same result (a reload mid-run, two visitors of one link) waits on the same
+        # computation instead of starting another.
+        self._inflight: dict[str, tuple[Future, int]] = {}
+        self._inflight_lock = threading.Lock()
 
     # -- life cycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -155,9 +161,10 @@ class Engine:
                                    weights=weights, numerics=how, note=notes.get(name, ""))
                 continue
             if d.separate_process:
-                future = self._process_pool().submit(timed_denoise_by_name, name, noisy, sigma)
+                future = self._shared(key, lambda: self._process_pool().submit(timed_denoise_by_name, name, noisy,
+                                                                                 sigma))
             else:
-                future = self._threads.submit(self._timed_denoise, d, noisy, sigma)
+                future = self._shared(key, lambda: self._threads.submit(self._timed_denoise, d, noisy, sigma))
             pending[future] = (name, key)
         try:
             while pending:
@@ -171,10 +178,42 @@ class Engine:
                     yield result
         finally:
             for future, (name, key) in pending.items():
+                if not self._release(key, future):
+                    continue  # another comparison waits on it, and caches it when it finishes
                 # The caller went away: drop work not yet started, keep what is already running.
                 if not future.cancel() and key is not None:
                     future.add_done_callback(
                         lambda f, n=name, k=key: self._finish(n, k, f, clean_u8, clean_energy, sigma, seed))
+
+    def _shared(self, key: str | None, submit) -> Future:
+        """The future computing ``key`` if one is under way (one more waiting on it), else ``submit()``."""
+        if key is None:
+            return submit()
+        with self._inflight_lock:
+            entry = self._inflight.get(key)
+            if entry is not None and not entry[0].done():
+                self._inflight[key] = (entry[0], entry[1] + 1)
+                return entry[0]
+            future = submit()
+            self._inflight[key] = (future, 1)
+        future.add_done_callback(lambda f, k=key: self._forget(k, f))
+        return future
+
+    def _forget(self, key: str, future: Future) -> None:
+        with self._inflight_lock:
+            if key in self._inflight and self._inflight[key][0] is future:
+                del self._inflight[key]
+
+    def _release(self, key: str | None, future: Future) -> bool:
+        """One comparison fewer waits on ``future``; True when no other one does."""
+        if key is None:
+            return True
+        with self._inflight_lock:
+            entry = self._inflight.get(key)
+            if entry is None or entry[0] is not future or entry[1] <= 1:
+                return True
+            self._inflight[key] = (future, entry[1] - 1)
+            return False
 
     @staticmethod
     def _timed_denoise(d: denoisers.Denoiser, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, float]:

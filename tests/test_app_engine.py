@@ -143,6 +143,42 @@ def test_a_method_outside_its_training_range_says_so_fresh_and_cached(engine):
     assert record["methods"]["dncnn"]["note"].startswith("not trained for sigma 70")
 
 
+def test_a_result_under_way_is_shared_not_computed_twice(tmp_path, monkeypatch):
+    """A reload mid-run (the first comparison abandoned) or a second visitor of the same link
+    waits on the computation already running."""
+    import threading
+    import time as _time
+
+    calls = []
+
+    def slow(d, noisy, sigma):
+        calls.append(d.name)
+        _time.sleep(1.0)
+        return to_uint8(np.clip(noisy, 0, 1)), 1.0
+
+    monkeypatch.setattr(Engine, "_timed_denoise", staticmethod(slow))
+    e = Engine(ResultCache(tmp_path, max_bytes=10**8), methods=["ffdnet"])
+    try:
+        src = source(seed=9)
+        first, noisy = session.new_comparison(e, src, 25, 0, False, ["ffdnet"])
+        abandoned = session.run(e, first, noisy, heartbeat=0.1)
+        assert next(abandoned) is None  # under way
+        second, noisy2 = session.new_comparison(e, src, 25, 0, False, ["ffdnet"])
+        results = []
+        waiter = threading.Thread(target=lambda: results.extend(session.run(e, second, noisy2)))
+        waiter.start()
+        _time.sleep(0.2)
+        abandoned.close()  # the first page went away: the computation goes on for the second
+        waiter.join(10)
+        assert calls == ["ffdnet"]
+        assert second.results["ffdnet"].output is not None and not second.results["ffdnet"].cached
+        third, noisy3 = session.new_comparison(e, src, 25, 0, False, ["ffdnet"])
+        list(session.run(e, third, noisy3))
+        assert third.results["ffdnet"].cached and calls == ["ffdnet"]
+    finally:
+        e.close()
+
+
 def test_already_noisy_input_has_no_scores(engine):
     clean = smooth_image(48, 64)
     noisy_u8 = np.clip(clean + np.random.default_rng(0).normal(0, 20, clean.shape), 0, 255).round().astype(np.uint8)

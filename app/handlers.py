@@ -116,12 +116,14 @@ def panels(comparison: Comparison) -> list[Panel]:
     return out
 
 
-def full_view(panel: Panel, box: crops.Box) -> np.ndarray | None:
-    return None if panel.image is None else crops.draw_box(panel.image, box)
+def full_view(image: np.ndarray | None, box: crops.Box) -> np.ndarray | None:
+    """A panel's full view (its image or error map) with the crop box drawn; None while pending."""
+    return None if image is None else crops.draw_box(image, box)
 
 
-def crop_view(panel: Panel, box: crops.Box, zoom: int) -> np.ndarray | None:
-    return None if panel.image is None else crops.zoomed_crop(panel.image, box, zoom)
+def crop_view(image: np.ndarray | None, box: crops.Box, zoom: int) -> np.ndarray | None:
+    """The zoomed crop of a panel's image or error map; None while pending."""
+    return None if image is None else crops.zoomed_crop(image, box, zoom)
 
 
 def error_views(comparison: Comparison) -> tuple[dict[str, np.ndarray], float]:

@@ -1,6 +1,7 @@
 """The view state in the URL query string, so that a link reproduces the exact view.
 
-``?image=kodim05&sigma=25&seed=0&x=384&y=256&crop=96&zoom=4&methods=dncnn,ffdnet``.
+``?image=kodim05&sigma=25&seed=0&x=384&y=256&crop=96&zoom=4&methods=dncnn,ffdnet`` (and
+``&errors=1`` when the error maps are shown).
 Unknown or out-of-range values fall back to defaults and are reported, never trusted.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from . import crops
 from .convert import InputError, SIGMA_MAX, SIGMA_MIN, check_seed, check_sigma
 
 SIGMA_DEFAULT = 25.0
-QUERY_KEYS = ("image", "sigma", "seed", "x", "y", "crop", "zoom", "methods")  # what a link can set
+QUERY_KEYS = ("image", "sigma", "seed", "x", "y", "crop", "zoom", "methods", "errors")  # what a link can set
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class ViewState:
     crop: int = crops.CROP_DEFAULT
     zoom: int = crops.ZOOM_DEFAULT
     methods: tuple[str, ...] = field(default_factory=tuple)
+    errors: bool = False  # error maps instead of the images
 
     @property
     def centre(self) -> tuple[int, int] | None:
@@ -45,6 +47,8 @@ def to_query(state: ViewState) -> str:
     params["zoom"] = str(state.zoom)
     if state.methods:  # none chosen yet (a preview): the link leaves the defaults to the page
         params["methods"] = ",".join(state.methods)
+    if state.errors:
+        params["errors"] = "1"
     return urlencode(params, safe=",")
 
 
@@ -71,6 +75,13 @@ def from_query(query: Mapping[str, str], known_images: list[str], known_methods:
             state = replace(state, seed=check_seed(query["seed"]))
         except InputError as exc:
             problems.append(str(exc))
+    if ("x" in query) != ("y" in query):
+        problems.append("a crop centre needs both x and y")
+    if "errors" in query:
+        if query["errors"] in ("0", "1"):
+            state = replace(state, errors=query["errors"] == "1")
+        else:
+            problems.append(f"bad errors {query['errors']!r} (0 or 1)")
     if "x" in query and "y" in query:
         try:
             x, y = int(query["x"]), int(query["y"])

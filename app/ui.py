@@ -223,7 +223,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             hidden = gr.update(value=None, visible=False)
             if comp is None:
                 return [hidden] * (2 * n_slots) + [gr.update(visible=False), "", gr.skip(), gr.skip(),
-                                                   gr.update(visible=False), None, None]
+                                                   gr.update(visible=False), None, None, gr.skip()]
             box = crops.crop_box(ctr, crops.clamp_size(size), comp.shape)
             zm = crops.clamp_zoom(zm)
             maps, vmax = handlers.error_views(comp) if errs else ({}, 1.0)
@@ -236,17 +236,17 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                     continue
                 p = panels[i]
                 shown = maps.get(p.key, p.image) if errs else p.image
-                full = None if shown is None else crops.draw_box(shown, box)
-                label = p.short + (" · error map" if errs and p.key in maps else "")
-                full_out.append(gr.update(value=full, label=label, visible=True))
-                crop_out.append(gr.update(value=handlers.crop_view(p, box, zm), label=p.label, visible=True))
+                mapped = " · error map" if errs and p.key in maps else ""
+                full_out.append(gr.update(value=handlers.full_view(shown, box), label=p.short + mapped, visible=True))
+                crop_out.append(gr.update(value=handlers.crop_view(shown, box, zm), label=p.label + mapped,
+                                          visible=True))
             bar = gr.update(value=errormap.legend(vmax) if maps else None, visible=bool(maps))
             cx, cy = crops.clamp_centre(ctr, comp.shape) if ctr is not None else box.centre
             text = f"centre x={cx}, y={cy}; box x {box.x0}-{box.x1 - 1}, y {box.y0}-{box.y1 - 1} ({box.width}x{box.height}, {zm}x)"
             linkable = comp.source in kodak_names and comp.has_truth  # "already noisy": a link cannot say so
             view = ViewState(image=comp.source if linkable else None, sigma=comp.sigma,
                              seed=comp.seed or 0, x=cx, y=cy, crop=crops.clamp_size(size), zoom=zm,
-                             methods=tuple(comp.methods))
+                             methods=tuple(comp.methods), errors=bool(errs and maps))
             if not with_status or (not comp.methods and not comp.stopped):
                 progress = gr.skip()  # a crop move, or a preview (keep the loading message)
             elif comp.elapsed is None:
@@ -257,10 +257,14 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             frame = pd.DataFrame(handlers.scores_table(comp), columns=handlers.SCORE_COLUMNS)
             table = gr.update(value=tables.fixed(frame, handlers.SCORE_FORMATS), visible=bool(comp.methods),
                               label=SCORES_LABEL if comp.has_truth else SCORES_LABEL_NO_TRUTH)
-            return full_out + crop_out + [bar, text, to_query(view), progress, table, cx, cy]
+            errors_box = gr.update(interactive=comp.has_truth,
+                                   info="one colour scale for every map" if comp.has_truth
+                                   else "no ground truth here, so no error maps")
+            return full_out + crop_out + [bar, text, to_query(view), progress, table, cx, cy, errors_box]
 
         render_inputs = [comparison, centre, crop_size, zoom, show_errors]
-        render_outputs = fulls + crop_views + [error_bar, centre_text, link, status, scores, centre_x, centre_y]
+        render_outputs = fulls + crop_views + [error_bar, centre_text, link, status, scores, centre_x, centre_y,
+                                               show_errors]
 
         def preview(src, sg, sd, noisy_mode):
             """A comparison without methods (ground truth and noisy) for a freshly picked input."""
@@ -539,7 +543,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                       api_name="compare", concurrency_id="heavy", concurrency_limit=settings.heavy_limit)
 
         # ---- URL state on load ----------------------------------------------------------
-        load_outputs_on_open = [source, comparison, centre, tick, sigma, seed, crop_size, zoom, autorun, status]
+        load_outputs_on_open = [source, comparison, centre, tick, sigma, seed, crop_size, zoom, autorun, status,
+                                show_errors]
 
         def on_load(tk, request: gr.Request):
             query = dict(request.query_params) if request is not None else {}
@@ -567,7 +572,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             # A link with problems waits too: it would run settings it did not ask for.
             run_now = bool(src) and bool(query.get("methods")) and not problems
             return ([src, comp, view.centre, tk + 1, view.sigma, view.seed, view.crop, view.zoom, run_now,
-                     note or "Pick a Kodak24 image or upload one, then press Compare."] + box_updates)
+                     note or "Pick a Kodak24 image or upload one, then press Compare.", view.errors] + box_updates)
 
         def auto_compare(go, src, sg, sd, noisy_mode, tk, *flags):
             if not go:

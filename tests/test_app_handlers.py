@@ -98,12 +98,12 @@ def test_every_crop_is_taken_at_the_same_place(comp):
     box = crops.crop_box((70, 10), 32, comp.shape)
     for p in handlers.panels(comp):
         if p.image is None:
-            assert handlers.crop_view(p, box, 3) is None
+            assert handlers.crop_view(p.image, box, 3) is None
             continue
-        c = handlers.crop_view(p, box, 3)
+        c = handlers.crop_view(p.image, box, 3)
         assert c.shape == (96, 96, 3)
         assert np.array_equal(c[::3, ::3], p.image[box.y0:box.y1, box.x0:box.x1])
-        full = handlers.full_view(p, box)
+        full = handlers.full_view(p.image, box)
         assert np.array_equal(full[box.y0:box.y1, box.x0:box.x1], p.image[box.y0:box.y1, box.x0:box.x1])
         assert not np.array_equal(full, p.image)  # the box is drawn
 

@@ -11,9 +11,10 @@ def parse(query: str):
 
 
 def test_round_trip():
-    state = ViewState("kodim05", 35.0, 7, 100, 200, 128, 6, ("dncnn", "cbm3d"))
+    state = ViewState("kodim05", 35.0, 7, 100, 200, 128, 6, ("dncnn", "cbm3d"), errors=True)
     query = to_query(state)
-    assert "image=kodim05" in query and "methods=dncnn,cbm3d" in query
+    assert "image=kodim05" in query and "methods=dncnn,cbm3d" in query and "errors=1" in query
+    assert "errors" not in to_query(ViewState("kodim05"))
     back, problems = parse(query)
     assert back == state and problems == []
 
@@ -68,5 +69,11 @@ def test_query_keys_are_every_key_a_link_holds():
 
     from app.state import QUERY_KEYS
 
-    full = ViewState(image="kodim05", sigma=35, seed=2, x=10, y=20, crop=64, zoom=3, methods=("dncnn",))
+    full = ViewState(image="kodim05", sigma=35, seed=2, x=10, y=20, crop=64, zoom=3, methods=("dncnn",), errors=True)
     assert set(parse_qs(to_query(full))) == set(QUERY_KEYS)
+
+
+def test_half_a_crop_centre_and_a_bad_errors_flag_are_reported():
+    state, problems = parse("image=kodim05&x=10&errors=yes")
+    assert state.centre is None and not state.errors
+    assert "a crop centre needs both x and y" in problems and "bad errors 'yes' (0 or 1)" in problems

@@ -218,3 +218,22 @@ def test_the_ab_slider_shows_the_best_method_until_the_user_picks_another(ui):
     blind = _scored({"ffdnet": None}, truth=False)  # already noisy: no best; the result, not the input
     left, right, _, _ = fn(blind, None, None, None, None)
     assert (left["value"], right["value"]) == ("noisy", "ffdnet")
+
+
+def test_error_maps_reach_the_crops_and_the_link(ui):
+    from app import crops, handlers
+
+    fn, outputs = handler(ui, "render")
+    comp = _scored({"ffdnet": 30.0})
+    out = fn(comp, (20, 20), 32, 2, True)
+    maps, _ = handlers.error_views(comp)
+    slot = [p.key for p in handlers.panels(comp)].index("ffdnet")
+    crop = out[outputs.index(f"crop-{slot}")]
+    box = crops.crop_box((20, 20), 32, comp.shape)
+    assert (crop["value"] == crops.zoomed_crop(maps["ffdnet"], box, 2)).all()
+    assert crop["label"].endswith(" · error map")
+    assert "errors=1" in out[outputs.index("link-query")]
+    assert "errors" not in fn(comp, (20, 20), 32, 2, False)[outputs.index("link-query")]
+    blind = _scored({"ffdnet": None}, truth=False)
+    box_update = fn(blind, None, 32, 2, True)[outputs.index("errors")]
+    assert box_update["interactive"] is False and "no ground truth" in box_update["info"]

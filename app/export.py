@@ -48,34 +48,36 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont, width:
 
 
 def figure(comparison: Comparison, box: crops.Box, tile: int = 256) -> np.ndarray:
-    """One row: the reference image (ground truth, or the noisy input) scaled to ``tile`` px
-    high with the crop box, then each panel's crop scaled (nearest) to ``tile`` x ``tile``,
-    captioned with its name and PSNR. Returns HxWx3 uint8."""
+    """One row: the reference image (ground truth, or the noisy input) scaled to the crops'
+    height with the crop box, then each panel's crop magnified by the whole number nearest to
+    ``tile`` / crop size (nearest neighbour, so every pixel is an even square block), captioned
+    with its name and PSNR. Returns HxWx3 uint8."""
     items = panels(comparison)
     ref = items[0]
-    font = caption_font(max(12, tile // 14))
-    caption_h = int(tile * 0.16)
-    ref_img = crops.draw_box(ref.image, box, width=max(2, round(ref.image.shape[0] / tile * 2)))
-    scale = tile / ref_img.shape[0]
+    factor = max(1, round(tile / max(box.width, box.height)))
+    tile_w, tile_h = box.width * factor, box.height * factor
+    font = caption_font(max(12, tile_h // 14))
+    caption_h = max(int(tile_h * 0.16), 18)
+    ref_img = crops.draw_box(ref.image, box, width=max(2, round(ref.image.shape[0] / tile_h * 2)))
+    scale = tile_h / ref_img.shape[0]
     ref_w = max(1, round(ref_img.shape[1] * scale))
-    ref_pil = Image.fromarray(ref_img).resize((ref_w, tile), Image.Resampling.LANCZOS)
+    ref_pil = Image.fromarray(ref_img).resize((ref_w, tile_h), Image.Resampling.LANCZOS)
     shown = [p for p in items if p.image is not None]
     gap = 6
-    width = ref_w + len(shown) * (tile + gap) + gap
-    canvas = Image.new("RGB", (width, tile + caption_h), _BG)
+    width = ref_w + len(shown) * (tile_w + gap) + gap
+    canvas = Image.new("RGB", (width, tile_h + caption_h), _BG)
     draw = ImageDraw.Draw(canvas)
     canvas.paste(ref_pil, (0, 0))
-    draw.text((4, tile + 4), _fit(draw, reference_caption(comparison, ref.title), font, ref_w + gap - 8), fill=_FG,
+    draw.text((4, tile_h + 4), _fit(draw, reference_caption(comparison, ref.title), font, ref_w + gap - 8), fill=_FG,
               font=font)
     x = ref_w + gap
     for p in shown:
-        c = crops.crop(p.image, box)
-        canvas.paste(Image.fromarray(c).resize((tile, tile), Image.Resampling.NEAREST), (x, 0))
+        canvas.paste(Image.fromarray(crops.zoomed_crop(p.image, box, factor)), (x, 0))
         result = comparison.results.get(p.key)
         score = comparison.noisy.psnr if p.key == "noisy" else (result.psnr if result else None)
         text = p.title if score is None else f"{p.title} {fmt_psnr(score)}"
-        draw.text((x + 2, tile + 4), _fit(draw, text, font, tile - 2), fill=_FG, font=font)
-        x += tile + gap
+        draw.text((x + 2, tile_h + 4), _fit(draw, text, font, tile_w - 2), fill=_FG, font=font)
+        x += tile_w + gap
     return np.asarray(canvas)
 
 

@@ -1,5 +1,6 @@
 """Panels, labels, best mark, error maps, A/B pairs and exports, on hand-made results."""
 import csv
+import dataclasses
 import io
 import zipfile
 
@@ -59,8 +60,6 @@ def test_the_scores_table_says_when_a_network_ran_in_bf16(comp):
 
 
 def test_a_stopped_comparison_says_what_was_not_run(comp):
-    import dataclasses
-
     from app import session
 
     stopped = dataclasses.replace(comp, methods=["dncnn", "ffdnet"], elapsed=0.0, stopped=("cbm3d",))
@@ -168,6 +167,15 @@ def test_figure_has_the_reference_and_every_crop(comp):
     tile = fig[:128, x:x + 128]
     assert np.array_equal(tile[::4, ::4], comp.results["ffdnet"].output[box.y0:box.y1, box.x0:box.x1])
     assert Image.open(io.BytesIO(export.png_bytes(fig))).format == "PNG"
+    # A 96 px crop in a 256 px figure is magnified 3x, not 2.67x: every pixel an even block.
+    box96 = crops.crop_box((48, 32), 96, (256, 256, 3))
+    big = handlers.Comparison("kodim01", "id", np.zeros((256, 256, 3), np.uint8), comp.noisy, 25.0, 0, [])
+    rng = np.random.default_rng(0)
+    big.noisy = dataclasses.replace(comp.noisy, output=rng.integers(0, 256, (256, 256, 3), dtype=np.uint8))
+    big.clean = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    fig = export.figure(big, box96)
+    assert fig.shape[0] > 288 and (fig[:288, 288 + 6:288 + 6 + 288] ==
+                                   crops.zoomed_crop(big.clean, box96, 3)).all()
 
 
 def test_the_figure_names_its_image_and_noise_and_fits_long_captions(comp):

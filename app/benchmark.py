@@ -26,8 +26,8 @@ def load(root: Path, dataset: str) -> tuple[pd.DataFrame | None, list[str]]:
     """The rows of ``root/dataset/results.csv`` (or None) and notes on what is missing."""
     path = Path(root) / dataset / "results.csv"
     if not path.exists():
-        return None, [f"No results for {dataset} yet ({path.name} missing): run "
-                      f"`python -m denoisers.evaluate` to produce docs/results/{dataset}/results.csv."]
+        return None, [f"No results for {dataset} yet ({path} missing): run "
+                      f"`python -m denoisers.evaluate --data {dataset} ... --out {path.parent}` to produce it."]
     try:
         df = pd.read_csv(path)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
@@ -152,6 +152,9 @@ def tradeoff_chart(df: pd.DataFrame | None, dataset: str = "kodak24") -> go.Figu
                 x=rows["detail"], y=rows["psnr"], mode="lines+markers+text", name=method,
                 text=[f"σ={s:g}" for s in rows["sigma"]], textposition=sides[i % len(sides)],
                 hovertemplate=method + " %{text}: detail %{x:.2f}, %{y:.2f} dB<extra></extra>"))
+    if not figure.data:  # empty axes would look like a chart of nothing
+        figure.add_annotation(text=f"no detail measured for {dataset} yet", showarrow=False,
+                              xref="paper", yref="paper", x=0.5, y=0.5)
     figure.add_vline(x=1.0, line_dash="dot", annotation_text="clean image", annotation_position="top left")
     figure.update_layout(title=f"{dataset}: PSNR against detail", xaxis_title="detail (high-frequency energy / clean)",
                          yaxis_title="mean PSNR (dB)", template="plotly_white", height=420,

@@ -188,8 +188,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             with gr.Tab("Benchmark", id="benchmark"):
                 bench_set = gr.Dropdown(list(benchmark.DATASETS), value="kodak24", label="Test set")
                 bench_notes = gr.Markdown()
-                bench_table = gr.Dataframe(label="Mean PSNR (dB): ours beside the paper's Table 1 and each "
-                                                 "the FFDNet paper's table (see the notes above)", interactive=False)
+                bench_table = gr.Dataframe(label="Mean PSNR (dB): ours beside the paper's Table 1 and the FFDNet "
+                                                 "paper's table (see the notes above)", interactive=False)
                 bench_plot = gr.Plot(label="PSNR against σ")
                 with gr.Row():
                     bench_detail = gr.Dataframe(label="Detail: the outputs' high-frequency energy over the clean "

@@ -24,6 +24,9 @@ def rows(methods=("dncnn", "ffdnet"), sigmas=(25, 50), images=24):
 def test_missing_results_are_explained(tmp_path):
     df, notes = benchmark.load(tmp_path, "kodak24")
     assert df is None and "denoisers.evaluate" in notes[0]
+    assert str(tmp_path / "kodak24" / "results.csv") in notes[0]  # the folder the app reads, not the default
+    empty = benchmark.tradeoff_chart(df)
+    assert not empty.data and "no detail measured" in empty.layout.annotations[0].text
     table = benchmark.summary_table(df)
     # Still shows the paper's numbers for reference.
     assert table.set_index("method").loc["dncnn", "σ=25 paper"] == PAPER_TABLE1["dncnn"][25]

@@ -41,7 +41,8 @@ def load_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS, downsca
     except ImageReadError as exc:
         msg = str(exc)
         if "over the limit" in msg and not downscale:  # the API has no such box: resize first
-            msg += f" (tick '{downscale_label(max_pixels)}' or resize it yourself)" if ui_hint else " (resize it first)"
+            msg += (f" (tick '{downscale_label(max_pixels)}' and upload it again, or resize it yourself)" if ui_hint
+                    else " (resize it first)")
         raise InputError(_short(msg, source)) from exc
     note = ""
     h, w = image.shape[:2]

@@ -87,10 +87,11 @@ def read_image(source: str | Path | bytes, max_pixels: int | None = None) -> np.
         try:
             img = Image.open(fp)
             if max_pixels is not None and img.width * img.height > max_pixels:
-                raise ImageReadError(
-                    f"{name} is {img.width}x{img.height} = {img.width * img.height / 1e6:.1f} MP, "
-                    f"over the limit of {max_pixels / 1e6:.1f} MP"
-                )
+                w, h = img.size
+                if img.getexif().get(0x0112) in (5, 6, 7, 8):  # stored turned a quarter: shown h x w
+                    w, h = h, w
+                raise ImageReadError(f"{name} is {w}x{h} = {w * h / 1e6:.1f} MP, over the limit of "
+                                     f"{max_pixels / 1e6:.1f} MP")
             img.load()
             fmt = img.format  # the transposed copy has none
             img = ImageOps.exif_transpose(img)

@@ -128,6 +128,9 @@ def test_exif_orientation_is_applied():
     out = read_image(_png(img, "PNG", exif=exif))
     assert out.shape == (40, 20, 3)
     assert out[0, -1].tolist() == [255, 0, 0]
+    # A photo over the size limit is described as it is shown (20 wide, 40 high), not as stored.
+    with pytest.raises(ImageReadError, match="is 20x40 = "):
+        read_image(_png(img, "PNG", exif=exif), max_pixels=100)
 
 
 def test_bad_files_are_refused_clearly(tmp_path):

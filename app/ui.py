@@ -26,7 +26,9 @@ LINK_JS = """(q) => {
   const input = (s) => { const p = new URLSearchParams(s); return ['image', 'sigma', 'seed'].map((k) => p.get(k)).join('|'); };
   if (input(location.search) === input(q)) history.replaceState(null, '', '?' + q);
   else history.pushState(null, '', '?' + q);
-  return location.origin + location.pathname + '?' + q;
+  const url = location.origin + location.pathname + '?' + q;
+  if (new URLSearchParams(q).get('image')) return url;
+  return 'An upload cannot be linked: this address opens the settings without the image. ' + url;
 }"""
 PAGE_JS = "() => { window.addEventListener('popstate', () => location.reload()); }"
 
@@ -43,6 +45,9 @@ CSS = """
 #kodak .grid-container {grid-template-columns: repeat(auto-fill, minmax(76px, 1fr)) !important}
 /* on a phone every panel and crop takes the whole width (200 px ones left a third empty) */
 @media (max-width: 640px) {.panel, .crop {flex: 1 1 100% !important}}
+/* keyboard focus must show: the theme's ring is faint on checkboxes and absent on sliders */
+input:focus-visible, button:focus-visible, textarea:focus-visible, [role="tab"]:focus-visible
+  {outline: 2px solid #2563eb !important; outline-offset: 2px}
 """
 SCORES_LABEL = ("Scores (against the ground truth; detail: high-frequency energy over the ground truth's; "
                 "seconds: while the others ran beside it; 'bf16 on cpu': run in bfloat16 for speed, within "

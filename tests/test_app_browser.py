@@ -236,6 +236,18 @@ def test_a_file_that_is_not_an_image_is_refused_in_the_status_line(server, page,
     assert page.locator("#sigma input[type=range]").is_visible()  # no error badge laid over it
 
 
+def test_an_upload_s_link_says_it_cannot_hold_the_image(server, page, tmp_path):
+    Image.fromarray(np.full((64, 80, 3), 120, np.uint8)).save(tmp_path / "mine.png")
+    page.goto(server)
+    page.wait_for_selector("#kodak img", timeout=60_000)
+    page.locator("#upload input[type=file]").set_input_files(str(tmp_path / "mine.png"))
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Loaded upload-mine')",
+                           timeout=60_000)
+    page.wait_for_function("document.querySelector('#link textarea, #link input').value"
+                           ".startsWith('An upload cannot be linked')", timeout=30_000)
+    assert "image=" not in page.url
+
+
 def test_stop_ends_a_running_comparison(server, page):
     page.goto(server + "?image=kodim23&sigma=25&seed=12&methods=dncnn")  # a seed no other test caches
     page.wait_for_function("document.querySelector('#status') && "

@@ -115,7 +115,7 @@ def test_images_whose_range_the_file_does_not_say_are_refused_not_guessed(tmp_pa
     Image.fromarray(np.full((30, 40), 0.5, np.float32)).save(tmp_path / "float1.tif")
     assert read_image(tmp_path / "float1.tif")[0, 0].tolist() == [128, 128, 128]
     tifffile = pytest.importorskip("tifffile")  # writes the float RGB TIFF that Pillow cannot open
-    tifffile.imwrite(tmp_path / "rgb_float.tif", np.full((30, 40, 3), 0.5, np.float32))
+    tifffile.imwrite(tmp_path / "rgb_float.tif", np.full((30, 40, 3), 0.5, np.float32), photometric="rgb")
     with pytest.raises(ImageReadError, match="a TIFF of a pixel type this tool cannot read"):
         read_image(tmp_path / "rgb_float.tif")
 

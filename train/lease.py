@@ -540,8 +540,9 @@ def model_card(name: str, digest: str, meta: dict[str, Any], metrics: list[dict]
         f"| sigma | {_sigma_text(lo, hi)} (0-255 scale) |",
         f"| steps | {_steps_text(meta)}, batch {cfg['batch']} "
         f"x {meta.get('world_size', 1)} process(es) |",
-        f"| optimiser | Adam (beta1 {cfg['betas'][0]}), lr {cfg['lr']:g} divided by {1 / cfg['lr_gamma']:g} at "
-        f"{', '.join(f'{m:g}' for m in cfg['lr_milestones'])} of the run"
+        f"| optimiser | Adam (beta1 {cfg['betas'][0]}), lr {cfg['lr']:g} "
+        + (f"divided by {1 / cfg['lr_gamma']:g} at {', '.join(f'{m:g}' for m in cfg['lr_milestones'])} of the run"
+           if cfg["lr_milestones"] else "held for the whole run")
         + (f", linear warm-up over the first {cfg['lr_warmup']} steps" if cfg.get("lr_warmup") else "") + " |",
     ]
     job_phases = [p["phase"] for p in summary.get("plan", [])]

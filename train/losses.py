@@ -1,6 +1,8 @@
 """The loss terms of both phases, each named after the network it trains.
 
-All losses are computed in float32 (outside bf16 autocast). Images are on [-1, 1].
+The losses are taken in float32 on the networks' outputs (under bf16 autocast those come out in
+bf16: the VGG19 forward of ``content_loss`` runs in bf16 too, like the generator's). Images are
+on [-1, 1].
 - ``pixel_loss``: MSE on [-1, 1] (phase 1 alone; weight 0.001 in phase 2).
 - ``content_loss``: MSE between VGG19 relu5_4 features of output and target, mean over all
   feature elements (the paper's eq. 7 averaged also over channels and batch).
@@ -22,11 +24,12 @@ def pixel_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def content_loss(vgg: VGG19Features, output: torch.Tensor, target: torch.Tensor,
                  scale: float = 1.0) -> torch.Tensor:
-    """MSE of ``scale`` * relu5_4 features; output and target on [-1, 1]."""
-    both = torch.cat([output, target.to(output.dtype)]) * 0.5 + 0.5  # [2B, 3, H, W] on [0, 1]
-    features = vgg(both).float() * scale
-    fake, real = features.chunk(2)
-    return F.mse_loss(fake, real.detach())
+    """MSE of ``scale`` * relu5_4 features; output and target on [-1, 1]. The target's features
+    are taken without a graph: only the output's path needs a backward pass through the VGG."""
+    with torch.no_grad():
+        real = vgg(target.to(output.dtype) * 0.5 + 0.5).float() * scale
+    fake = vgg(output * 0.5 + 0.5).float() * scale
+    return F.mse_loss(fake, real)
 
 
 def g_adversarial_loss(logit_fake: torch.Tensor) -> torch.Tensor:

@@ -167,7 +167,8 @@ def test_a_link_with_problems_opens_its_image_and_waits(ui):
     """Unknown methods (or a bad sigma) must not make a link run every method at the defaults."""
     fn, outputs = handler(ui, "on_load")
     autorun = 8
-    out = fn(0, SimpleNamespace(query_params={"image": "kodim05", "sigma": "80", "methods": "foo"}))
+    with pytest.warns(UserWarning, match="Ignored in the link: sigma must be between"):  # the toast
+        out = fn(0, SimpleNamespace(query_params={"image": "kodim05", "sigma": "80", "methods": "foo"}))
     assert out[autorun] is False
     status = out[outputs.index("status")]
     assert status.startswith("Loaded kodim05 from the link. Press Compare.") and "Ignored in the link" in status

@@ -174,46 +174,58 @@ class Engine:
                 for future in done:
                     name, key = pending.pop(future)
                     result = self._finish(name, key, future, clean_u8, clean_energy, sigma, seed)
+                    self._forget(key, future)  # cached now: a later request reads it from there
                     result.note = notes.get(name, "")
                     yield result
         finally:
             for future, (name, key) in pending.items():
-                if not self._release(key, future):
-                    continue  # another comparison waits on it, and caches it when it finishes
-                # The caller went away: drop work not yet started, keep what is already running.
-                if not future.cancel() and key is not None:
-                    future.add_done_callback(
-                        lambda f, n=name, k=key: self._finish(n, k, f, clean_u8, clean_energy, sigma, seed))
+                # The caller went away: drop work not yet started, keep what is already running
+                # (cached when it finishes), leave alone what another comparison waits on.
+                self._abandon(key, future, lambda f, n=name, k=key: (
+                    self._finish(n, k, f, clean_u8, clean_energy, sigma, seed), self._forget(k, f)))
 
     def _shared(self, key: str | None, submit) -> Future:
-        """The future computing ``key`` if one is under way (one more waiting on it), else ``submit()``."""
+        """The future computing ``key`` if one is under way, or finished and not yet forgotten
+        (one more comparison waits on it), else ``submit()``."""
         if key is None:
             return submit()
         with self._inflight_lock:
             entry = self._inflight.get(key)
-            if entry is not None and not entry[0].done():
+            if entry is not None and not entry[0].cancelled():
                 self._inflight[key] = (entry[0], entry[1] + 1)
                 return entry[0]
             future = submit()
             self._inflight[key] = (future, 1)
-        future.add_done_callback(lambda f, k=key: self._forget(k, f))
         return future
 
-    def _forget(self, key: str, future: Future) -> None:
+    def _forget(self, key: str | None, future: Future) -> None:
+        """``key``'s result is in the cache: later requests read it there."""
+        if key is None:
+            return
         with self._inflight_lock:
             if key in self._inflight and self._inflight[key][0] is future:
                 del self._inflight[key]
 
-    def _release(self, key: str | None, future: Future) -> bool:
-        """One comparison fewer waits on ``future``; True when no other one does."""
+    def _abandon(self, key: str | None, future: Future, finish_late) -> None:
+        """One comparison stops waiting on ``future``. If another still waits, nothing changes;
+        else it is cancelled if it has not started, or else ``finish_late`` (caching) runs when
+        it ends. Decided under the lock, so that no request joins a future being cancelled."""
         if key is None:
-            return True
+            future.cancel()
+            return
         with self._inflight_lock:
             entry = self._inflight.get(key)
-            if entry is None or entry[0] is not future or entry[1] <= 1:
-                return True
-            self._inflight[key] = (future, entry[1] - 1)
-            return False
+            ours = entry is not None and entry[0] is future
+            if ours and entry[1] > 1:
+                self._inflight[key] = (future, entry[1] - 1)
+                return
+            if future.cancel():  # not started: nobody gets it (callbacks: none on a queued one)
+                if ours:
+                    del self._inflight[key]
+                return
+            if ours:
+                self._inflight[key] = (future, 0)  # running for the cache alone; joiners count up from 0
+        future.add_done_callback(finish_late)
 
     @staticmethod
     def _timed_denoise(d: denoisers.Denoiser, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, float]:

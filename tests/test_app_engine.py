@@ -128,7 +128,6 @@ def test_a_waiting_run_beats_so_a_cancelled_caller_ends_at_once_and_late_results
 
 
 @needs_nets
-@needs_nets
 def test_a_method_outside_its_training_range_says_so_fresh_and_cached(engine):
     src = source(seed=5)
     for _ in range(2):  # computed, then from the cache
@@ -179,6 +178,56 @@ def test_a_result_under_way_is_shared_not_computed_twice(tmp_path, monkeypatch):
         e.close()
 
 
+def test_a_queued_result_left_by_one_comparison_still_reaches_the_other(tmp_path, monkeypatch):
+    """The first comparison goes away while the shared work is still queued: it must not be
+    cancelled under the second one (which would show a CancelledError for it)."""
+    import threading
+
+    calls = []
+
+    def quick(d, noisy, sigma):
+        calls.append(d.name)
+        return to_uint8(np.clip(noisy, 0, 1)), 0.1
+
+    monkeypatch.setattr(Engine, "_timed_denoise", staticmethod(quick))
+    e = Engine(ResultCache(tmp_path, max_bytes=10**8), methods=["ffdnet"], thread_workers=1)
+    gate = threading.Event()
+    try:
+        e._threads.submit(gate.wait)  # the one worker is busy: ffdnet's work stays queued
+        src = source(seed=10)
+        first, noisy = session.new_comparison(e, src, 25, 0, False, ["ffdnet"])
+        left = session.run(e, first, noisy, heartbeat=0.05)
+        assert next(left) is None
+        second, noisy2 = session.new_comparison(e, src, 25, 0, False, ["ffdnet"])
+        results = []
+        waiter = threading.Thread(target=lambda: results.extend(session.run(e, second, noisy2)))
+        waiter.start()
+        for _ in range(100):  # until the second comparison has joined the queued work
+            if e._inflight and next(iter(e._inflight.values()))[1] == 2:
+                break
+            threading.Event().wait(0.01)
+        left.close()
+        gate.set()
+        waiter.join(10)
+        r = second.results["ffdnet"]
+        assert r.error is None and r.output is not None and calls == ["ffdnet"]
+        assert e._inflight == {}  # forgotten once cached
+        # Left alone, queued work is dropped, and nothing waits on it afterwards.
+        e._threads.submit(gate.clear)
+        blocker = threading.Event()
+        e._threads.submit(blocker.wait)
+        third, noisy3 = session.new_comparison(e, source(seed=11), 25, 0, False, ["ffdnet"])
+        gone = session.run(e, third, noisy3, heartbeat=0.05)
+        assert next(gone) is None
+        gone.close()
+        blocker.set()
+        assert e._inflight == {} and calls == ["ffdnet"]
+    finally:
+        gate.set()
+        e.close()
+
+
+@needs_nets
 def test_already_noisy_input_has_no_scores(engine):
     clean = smooth_image(48, 64)
     noisy_u8 = np.clip(clean + np.random.default_rng(0).normal(0, 20, clean.shape), 0, 255).round().astype(np.uint8)

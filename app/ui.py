@@ -19,15 +19,20 @@ from .state import QUERY_KEYS, ViewState, from_query, to_query
 
 # The address bar follows the view. Another input (image, sigma or seed) is a new history entry,
 # so the browser's Back returns to the previous one; crop, zoom and methods only rewrite the
-# current entry. The page reloads itself on Back/Forward (``PAGE_JS``), reading the view from
-# the address like any link.
+# current entry, and so does an upload (its address cannot hold the image). An address the app
+# has not written yet (a link as opened: "sigma=25.0", no seed, a value out of range) is
+# rewritten in place, never pushed, so Back does not land on it and push it again for ever.
+# The page reloads itself on Back/Forward (``PAGE_JS``), reading the view from the address.
 LINK_JS = """(q) => {
   if (!q) return '';
   const input = (s) => { const p = new URLSearchParams(s); return ['image', 'sigma', 'seed'].map((k) => p.get(k)).join('|'); };
-  if (input(location.search) === input(q)) history.replaceState(null, '', '?' + q);
-  else history.pushState(null, '', '?' + q);
+  const ours = Boolean(history.state && history.state.denoiserView);
+  const image = new URLSearchParams(q).get('image');
+  const push = Boolean(image) && (!location.search || (ours && input(location.search) !== input(q)));
+  if (push) history.pushState({denoiserView: true}, '', '?' + q);
+  else history.replaceState({denoiserView: true}, '', '?' + q);
   const url = location.origin + location.pathname + '?' + q;
-  if (new URLSearchParams(q).get('image')) return url;
+  if (image) return url;
   return 'An upload cannot be linked: this address opens the settings without the image. ' + url;
 }"""
 PAGE_JS = "() => { window.addEventListener('popstate', () => location.reload()); }"
@@ -151,9 +156,9 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                                               label="Crop size (px)", elem_id="crop-size")
                         zoom = gr.Slider(crops.ZOOM_MIN, crops.ZOOM_MAX, value=crops.ZOOM_DEFAULT, step=1,
                                          label="Magnification (nearest neighbour)", elem_id="zoom")
-                        centre_text = gr.Textbox(label="Crop (click any full view, or type its centre below)",
+                        centre_text = gr.Textbox(label="Crop (click any full view, or type its centre below and press Enter)",
                                                  interactive=False, elem_id="centre")
-                        with gr.Row():  # the keyboard's way to move the crop (arrow keys step it)
+                        with gr.Row():  # the keyboard's way to move the crop (arrow keys step it; Enter applies)
                             # No minimum/maximum: a number outside the image is moved inside it
                             # (and the box shows where), not refused.
                             centre_x = gr.Number(label="Crop centre x", precision=0, step=8, min_width=100,
@@ -438,7 +443,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         ab_a.input(ab_update, [comparison, ab_a, ab_b], [ab_a, ab_b, slider], api_visibility="private")
 
         def ab_pick_right(comp, a, b):
-            return (*ab_update(comp, a, b), identity(comp))
+            # A pick among a preview's two images is not a choice against the methods to come.
+            return (*ab_update(comp, a, b), identity(comp) if comp is not None and comp.results else None)
 
         ab_b.input(ab_pick_right, [comparison, ab_a, ab_b], [ab_a, ab_b, slider, ab_pinned], api_visibility="private")
 
@@ -453,17 +459,24 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         for full in fulls:
             full.select(on_click, [comparison, crop_size, zoom, show_errors], [centre] + render_outputs,
                         api_visibility="private", show_progress="hidden")
-        def on_centre_typed(comp, x, y, size, zm, errs):
-            """A centre typed (or stepped with the arrow keys) into the x / y boxes."""
+        def on_centre_typed(comp, ctr_now, x, y, size, zm, errs):
+            """A centre typed (or stepped with the arrow keys) into the x / y boxes, applied on
+            Enter or on leaving the box: an event per keystroke would write the box back while
+            it is being typed in ("517" ended as "5")."""
             if comp is None or x is None or y is None:
                 return [gr.skip()] + [gr.skip()] * len(render_outputs)
             ctr = crops.clamp_centre((round(x), round(y)), comp.shape)
+            now = crops.clamp_centre(ctr_now, comp.shape) if ctr_now is not None else crops.crop_box(
+                None, crops.clamp_size(size), comp.shape).centre
+            if ctr == now and (x, y) == ctr:  # leaving the box unchanged: nothing to redraw
+                return [gr.skip()] + [gr.skip()] * len(render_outputs)
             return [ctr] + render(comp, ctr, size, zm, errs, with_status=False)
 
         for box_input in (centre_x, centre_y):
-            box_input.input(on_centre_typed, [comparison, centre_x, centre_y, crop_size, zoom, show_errors],
-                            [centre] + render_outputs, api_visibility="private", show_progress="hidden",
-                            trigger_mode="always_last")
+            for trigger in (box_input.submit, box_input.blur):
+                trigger(on_centre_typed, [comparison, centre, centre_x, centre_y, crop_size, zoom, show_errors],
+                        [centre] + render_outputs, api_visibility="private", show_progress="hidden")
+
         def rerender(comp, ctr, size, zm, errs):
             return render(comp, ctr, size, zm, errs, with_status=False)
 

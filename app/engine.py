@@ -149,7 +149,7 @@ class Engine:
                 yield MethodResult(name, d.label, None, error=f"not ready: {status.reason}")
                 continue
             if status.outside_training:
-                notes[name] = status.reason
+                notes[name] = status.outside_training
             weights, how = d.weights_id(sigma), numerics(d)
             # The precision is part of the key: a bf16 output is not an fp32 one.
             key = result_key(image_id, sigma, seed, name, weights + (f"|{how}" if how else "")) if self.cache else None

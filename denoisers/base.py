@@ -35,7 +35,9 @@ class NotReadyError(RuntimeError):
 class Readiness:
     ready: bool
     reason: str = ""  # why not ready, or a note such as "not trained for sigma 60; uses ..."
-    outside_training: bool = False  # runs, but at a sigma its training did not cover
+    # Runs, but at a sigma its training did not cover: says so ("" when inside the range). Also
+    # part of ``reason``, which may say more (that weights are downloaded on first use, say).
+    outside_training: str = ""
 
 
 def check_sigma(sigma: float) -> float:

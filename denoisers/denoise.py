@@ -31,7 +31,7 @@ from .metrics import estimate_noise_sigma
 from .registry import get, load_plugins, names
 from .weights import WeightsError
 
-# ``note``: what the method says about running at that sigma (e.g. outside its training range).
+# ``note``: a sigma outside the method's training range, or an input it was not made for (grey noise).
 COLUMNS = ["image", "method", "sigma", "sigma_from", "seconds", "weights", "note"]
 MAX_PIXELS = 64_000_000  # decompression bombs are refused, as in the app
 SIGMA_FLOOR = 1.0  # an estimate below this (a clean or synthetic image) is raised to it
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                 write_png(to_uint8(output), output_path(args.out, method, image))
                 rows.append({"image": image.name, "method": method, "sigma": sigma, "sigma_from": source,
                              "seconds": round(seconds, 3), "weights": denoiser.weights_id(sigma),
-                             "note": "; ".join(n for n in (status.reason, input_note) if n)})
+                             "note": "; ".join(n for n in (status.outside_training, input_note) if n)})
     finally:  # also when interrupted: the outputs written so far keep their rows
         if rows:
             csv_path = args.out / "denoised.csv"

@@ -195,14 +195,17 @@ def done_keys(results: pd.DataFrame) -> set[tuple]:
     return {row_key(r) for r in results.itertuples()}
 
 
-def outside_training(methods: list[str], sigmas: list[float]) -> list[str]:
-    """"method at sigma S: why" for each pair where the method runs outside its training range."""
+def outside_training(pairs) -> list[str]:
+    """"method at sigma S: why" for each (method, sigma) where the method runs outside its
+    training range (methods this process does not know, a plugin's say, are left out)."""
     notes = []
-    for method in methods:
-        for sigma in sigmas:
+    for method, sigma in dict.fromkeys((m, float(s)) for m, s in pairs):
+        try:
             status = get(method).readiness(sigma)
-            if status.ready and status.outside_training:
-                notes.append(f"{method} at sigma {sigma:g}: {status.reason}")
+        except ValueError:
+            continue
+        if status.ready and status.outside_training:
+            notes.append(f"{method} at sigma {sigma:g}: {status.outside_training}")
     return notes
 
 
@@ -274,14 +277,15 @@ def lacking_measures(results: pd.DataFrame, jobs: list[Job]) -> pd.Series:
     return missing & results.apply(lambda r: row_key(r) in planned, axis=1).astype(bool)
 
 
-def write_outputs(out: Path, dataset: str, seed: int, notes: list[str] = ()) -> pd.DataFrame:
-    """Sort ``results.csv``; write ``table.md`` and ``chart.html`` for noise seed ``seed``;
-    ``notes``: methods run outside their training range, said under the table."""
+def write_outputs(out: Path, dataset: str, seed: int) -> pd.DataFrame:
+    """Sort ``results.csv``; write ``table.md`` and ``chart.html`` for noise seed ``seed``, with
+    a note under the table for each method scored outside its training range."""
     results = report.read_results(out / "results.csv")
     results = results.sort_values(["sigma", "method", "seed", "image"], kind="stable")
     results.to_csv(out / "results.csv", index=False)
     results = report.one_seed(results, seed)
     pairs = report.paired_markdown(results, names())
+    notes = outside_training(zip(results["method"], results["sigma"]))
     outside = "".join(f"\n_Outside its training range: {n}._\n" for n in notes)
     (out / "table.md").write_text(f"# {dataset} (noise seed {seed})\n\n"
                                   + report.table_markdown(results, names(), dataset) + outside
@@ -347,8 +351,7 @@ def main(argv: list[str] | None = None) -> int:
                          "rename them or leave out --save-images")
     digests = check_images(images)
     every = plan(images, methods, args.sigma, args.seed, set(), args.save_images)
-    outside = outside_training(methods, args.sigma)
-    for note in outside:  # scored all the same, but not a fair measure of the method
+    for note in outside_training((m, s) for m in methods for s in args.sigma):  # scored, but not a fair test
         print(f"outside its training range: {note}", file=sys.stderr)
     existing = prepare_out(args.out, args.save_images)
     results_csv = args.out / "results.csv"
@@ -392,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
               "from them", file=sys.stderr)
         return 130
     dataset = args.name or args.data.resolve().name  # "--data ." names the folder it means
-    results = write_outputs(args.out, dataset, args.seed, outside)
+    results = write_outputs(args.out, dataset, args.seed)
     print(report.table_markdown(results, names(), dataset))
     return 0
 

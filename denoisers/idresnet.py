@@ -39,8 +39,8 @@ class _GeneratorDenoiser(TorchDenoiser):
             return Readiness(True, f"trained for sigma {_trained_text(entries)}")
         chosen = self.nearest(sigma)
         if not chosen.covers(sigma):
-            return Readiness(True, f"not trained for sigma {sigma:g}; uses the network trained for "
-                                   f"sigma {_trained_text([chosen])}", outside_training=True)
+            outside = f"not trained for sigma {sigma:g}; uses the network trained for sigma {_trained_text([chosen])}"
+            return Readiness(True, outside, outside_training=outside)
         return Readiness(True)
 
     def weights_id(self, sigma: float) -> str:

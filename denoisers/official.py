@@ -19,11 +19,12 @@ class ReleasedNetworkDenoiser(TorchDenoiser):
 
     def readiness(self, sigma: float | None = None) -> Readiness:
         lo, hi = self.trained_sigma
-        notes, outside = [], sigma is not None and not lo <= sigma <= hi
+        notes, outside = [], ""
         if sigma is None:
             notes.append(f"trained for sigma {lo:g}-{hi:g}")
-        elif outside:
-            notes.append(f"not trained for sigma {sigma:g}: trained for sigma {lo:g}-{hi:g}")
+        elif not lo <= sigma <= hi:
+            outside = f"not trained for sigma {sigma:g}: trained for sigma {lo:g}-{hi:g}"
+            notes.append(outside)
         if not weights.is_available_locally(weights.manifest()[self.key]):
             notes.append("weights are downloaded on first use")
         return Readiness(True, "; ".join(notes), outside_training=outside)

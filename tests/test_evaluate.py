@@ -190,9 +190,14 @@ def test_a_method_outside_its_training_range_is_said_and_noted_under_the_table(c
     assert "outside its training range: dncnn at sigma 60: not trained for sigma 60: trained for sigma 0-55" in err
     assert "ffdnet at sigma 60" not in err and "dncnn at sigma 50" not in err  # FFDNet: 0-75
     table = (out / "table.md").read_text()
-    assert "_Outside its training range: dncnn at sigma 60" in table
+    assert "_Outside its training range: dncnn at sigma 60: not trained for sigma 60: trained for sigma 0-55._" in table
+    # A later run at another sigma rewrites the table: the note stays with the rows it is about.
+    assert evaluate.main(["--data", str(crops_dir), "--sigma", "50", "--methods", "dncnn",
+                          "--out", str(out), "--limit", "1"]) == 0
+    assert "_Outside its training range: dncnn at sigma 60" in (out / "table.md").read_text()
     assert denoisers.get("dncnn").readiness().reason.startswith("trained for sigma 0-55")
-    assert denoisers.get("ffdnet").readiness(80).outside_training and not denoisers.get("ffdnet").readiness(75).outside_training
+    assert denoisers.get("ffdnet").readiness(80).outside_training == "not trained for sigma 80: trained for sigma 0-75"
+    assert denoisers.get("ffdnet").readiness(75).outside_training == ""
 
 
 def test_data_given_as_dot_names_its_folder(crops_dir, tmp_path, weights_mirror, monkeypatch):

@@ -56,9 +56,11 @@ def load_plugin(spec: str) -> list[str]:
             module_spec.loader.exec_module(module)
         else:
             importlib.import_module(spec)
-    except ValueError:
-        raise
-    except Exception as exc:  # the user's code: say which plugin failed and how
+    except Exception as exc:  # the user's code (a name clash included): say which plugin, and how
+        for name in [n for n in _REGISTRY if n not in before]:  # nothing half-loaded stays behind
+            del _REGISTRY[name]
+        if isinstance(exc, ValueError) and str(exc).startswith(f"plugin {spec}:"):
+            raise
         raise ValueError(f"plugin {spec} could not be imported: {type(exc).__name__}: {exc}") from exc
     added = [n for n in _REGISTRY if n not in before]
     if not added:

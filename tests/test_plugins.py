@@ -128,6 +128,10 @@ finally:
     (None, "no such file"),
     ("raise RuntimeError('broken on purpose')", "could not be imported: RuntimeError: broken on purpose"),
     ("x = 1", "registered no denoiser"),
+    ("from denoisers.base import Denoiser\nfrom denoisers.registry import register\n"
+     "@register\nclass A(Denoiser):\n    name, label = 'mine_a', 'A'\n    def _denoise(self, x, s):\n        return x\n"
+     "@register\nclass B(Denoiser):\n    name, label = 'dncnn', 'B'\n    def _denoise(self, x, s):\n        return x\n",
+     "could not be imported: ValueError: denoiser 'dncnn' registered twice"),
 ])
 def test_a_bad_plugin_is_refused_with_its_reason(tmp_path, body, message):
     path = tmp_path / "plugin.py"

@@ -81,10 +81,21 @@ def figure(comparison: Comparison, box: crops.Box, tile: int = 256) -> np.ndarra
     return np.asarray(canvas)
 
 
-def png_bytes(image: np.ndarray) -> bytes:
+def png_bytes(image: np.ndarray, level: int = 3) -> bytes:
+    """Lossless PNG; ``level`` 3 is several times faster than Pillow's default 6 on smooth
+    images for a few per cent more bytes, 1 faster again (the panels, re-sent on every move)."""
     buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG", compress_level=3)  # lossless; faster than the default 6
+    Image.fromarray(image).save(buf, format="PNG", compress_level=level)
     return buf.getvalue()
+
+
+def png_file(folder, name: str, image: np.ndarray | None) -> str | None:
+    """``image`` written to ``folder/name`` as a fast lossless PNG; its path (None for None)."""
+    if image is None:
+        return None
+    path = folder / name
+    path.write_bytes(png_bytes(image, level=1))
+    return str(path)
 
 
 def csv_text(comparison: Comparison) -> str:

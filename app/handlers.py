@@ -32,6 +32,7 @@ class Comparison:
     results: dict[str, MethodResult] = field(default_factory=dict)
     elapsed: float | None = None  # wall time of the whole run, once every method has finished
     stopped: tuple[str, ...] = ()  # methods that Stop left unfinished (no longer in ``methods``)
+    note: str = ""  # a preview's status line ("Loaded kodim05 ... Press Compare."), which its render writes
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -65,6 +65,9 @@ HEARTBEAT = 0.5
 #: Results kept per session for this long after the last update (seconds).
 STATE_TTL = 3600
 EXPORT_MAX_AGE = 3600
+#: Panel images are written as PNG files (gradio copies them into its cache at once); the
+#: files themselves are removed after this many seconds.
+VIEW_MAX_AGE = 300
 
 
 @dataclass
@@ -75,17 +78,21 @@ class Settings:
 
 
 class ExportDir:
-    """Where export and API files are written before gradio serves them: one fresh
-    sub-folder per request (never shared between users), old ones removed."""
+    """Where export, API and panel files are written before gradio serves them: one fresh
+    sub-folder per request (never shared between users), those older than ``max_age`` seconds
+    removed. ``views`` holds the panels' PNGs, kept a shorter time."""
 
-    def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="denoiser-app-"))
+    def __init__(self, max_age: float = EXPORT_MAX_AGE, root: Path | None = None) -> None:
+        self.max_age = max_age
+        self.root = Path(tempfile.mkdtemp(prefix="denoiser-app-")) if root is None else root
+        self.views = ExportDir(VIEW_MAX_AGE, self.root / "_views") if root is None else None
 
     def new(self) -> Path:
-        cutoff = time.time() - EXPORT_MAX_AGE
+        self.root.mkdir(parents=True, exist_ok=True)
+        cutoff = time.time() - self.max_age
         for old in self.root.iterdir():
             try:
-                if old.stat().st_mtime < cutoff:
+                if old.name != "_views" and old.stat().st_mtime < cutoff:
                     shutil.rmtree(old, ignore_errors=True)
             except OSError:
                 pass
@@ -239,6 +246,10 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             maps, vmax = handlers.error_views(comp) if errs else ({}, 1.0)
             full_out, crop_out = [], []
             panels = handlers.panels(comp)
+            # Each panel goes out as a PNG file written here, fast to encode (gradio's own encoder
+            # took 0.1 s per smooth 768x512 image) and named for what it shows, for its download.
+            folder = exports.views.new()
+            stem = f"{comp.source}_sigma{comp.sigma:g}" + ("" if comp.seed is None else f"_seed{comp.seed}")
             for i in range(n_slots):
                 if i >= len(panels):
                     full_out.append(hidden)
@@ -247,9 +258,12 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                 p = panels[i]
                 shown = maps.get(p.key, p.image) if errs else p.image
                 mapped = " · error map" if errs and p.key in maps else ""
-                full_out.append(gr.update(value=handlers.full_view(shown, box), label=p.short + mapped, visible=True))
-                crop_out.append(gr.update(value=handlers.crop_view(shown, box, zm), label=p.label + mapped,
-                                          visible=True))
+                name = f"{stem}_{p.key}" + ("_errors" if mapped else "")
+                full = export.png_file(folder, f"{name}.png", handlers.full_view(shown, box))
+                crop = export.png_file(folder, f"{name}_crop_x{box.x0}_y{box.y0}_{box.width}px_{zm}x.png",
+                                       handlers.crop_view(shown, box, zm))
+                full_out.append(gr.update(value=full, label=p.short + mapped, visible=True))
+                crop_out.append(gr.update(value=crop, label=p.label + mapped, visible=True))
             bar = gr.update(value=errormap.legend(vmax) if maps else None, visible=bool(maps))
             cx, cy = crops.clamp_centre(ctr, comp.shape) if ctr is not None else box.centre
             text = f"centre x={cx}, y={cy}; box x {box.x0}-{box.x1 - 1}, y {box.y0}-{box.y1 - 1} ({box.width}x{box.height}, {zm}x)"
@@ -257,8 +271,10 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             view = ViewState(image=comp.source if linkable else None, sigma=comp.sigma,
                              seed=comp.seed or 0, x=cx, y=cy, crop=crops.clamp_size(size), zoom=zm,
                              methods=tuple(comp.methods), errors=bool(errs and maps))
-            if not with_status or (not comp.methods and not comp.stopped):
-                progress = gr.skip()  # a crop move, or a preview (keep the loading message)
+            if not with_status:
+                progress = gr.skip()  # a crop move: a hint written since (settings changed) stays
+            elif not comp.methods and not comp.stopped:
+                progress = comp.note or gr.skip()  # a preview: its loading message
             elif comp.elapsed is None:
                 progress = f"{len(comp.results)} of {len(comp.methods)} done…"
             else:
@@ -270,20 +286,25 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             errors_box = gr.update(interactive=comp.has_truth,
                                    info="one colour scale for every map" if comp.has_truth
                                    else "no ground truth here, so no error maps")
-            return full_out + crop_out + [bar, text, to_query(view), progress, table, cx, cy, errors_box]
+            # The centre boxes are written by crop moves and when a comparison starts, not by every
+            # result's render: those would write over a number being typed.
+            boxes_out = (cx, cy) if not with_status or not comp.results else (gr.skip(), gr.skip())
+            return full_out + crop_out + [bar, text, to_query(view), progress, table, *boxes_out, errors_box]
 
         render_inputs = [comparison, centre, crop_size, zoom, show_errors]
         render_outputs = fulls + crop_views + [error_bar, centre_text, link, status, scores, centre_x, centre_y,
                                                show_errors]
 
-        def preview(src, sg, sd, noisy_mode):
-            """A comparison without methods (ground truth and noisy) for a freshly picked input."""
+        def preview(src, sg, sd, noisy_mode, note=""):
+            """A comparison without methods (ground truth and noisy) for a freshly picked input;
+            ``note``: the status line its render writes (after any render of an earlier input)."""
             if src is None:
                 return None
             try:
                 comp, _ = session.new_comparison(engine, src, sg, sd, noisy_mode, [])
             except InputError:
                 return None
+            comp.note = note
             return comp
 
         def pick_kodak(sg, sd, tk, evt: gr.SelectData):
@@ -310,8 +331,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                 sg, est = session.suggested_sigma(src)
                 sigma_update = sg
                 note += f"; {est}"
-            return (src, None, preview(src, sg, sd, noisy_mode), tk + 1, sigma_update,
-                    note + ". Press Compare.")
+            note += ". Press Compare."
+            return src, None, preview(src, sg, sd, noisy_mode, note), tk + 1, sigma_update, note
 
         load_outputs = [source, centre, comparison, tick, sigma, status]
         gallery.select(pick_kodak, [sigma, seed, tick], load_outputs + [already_noisy],
@@ -339,9 +360,10 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                 return gr.skip(), gr.skip(), gr.skip(), gr.skip()
             if noisy_mode:
                 sg, note = session.suggested_sigma(src)
-                return sg, note + ". Press Compare.", preview(src, sg, sd, True), tk + 1
+                note += ". Press Compare."
+                return sg, note, preview(src, sg, sd, True, note), tk + 1
             note = f"Noise of σ {float(sg):g} is added to {src.name}. Press Compare."
-            return gr.skip(), note, preview(src, sg, sd, False), tk + 1
+            return gr.skip(), note, preview(src, sg, sd, False, note), tk + 1
 
         # .input, not .change: only the user's own clicks. Loading an image unticks the box
         # itself and builds the matching preview.
@@ -407,7 +429,10 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             control.input(settings_changed, [comparison, sigma, seed, *boxes], [status], api_visibility="private",
                           show_progress="hidden")
 
-        tick.change(render, render_inputs, render_outputs, api_visibility="private", show_progress="hidden")
+        # One render at a time per page, the latest last: a slow render of an input left behind
+        # cannot land after the render of the one chosen since.
+        tick.change(render, render_inputs, render_outputs, api_visibility="private", show_progress="hidden",
+                    trigger_mode="always_last")
 
         def ab_update(comp, a, b, automatic=False):
             if comp is None:
@@ -585,6 +610,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                     note = f"Loaded {view.image} from the link. Press Compare."
                 note = (note + " " if note else "") + "Ignored in the link: " + "; ".join(problems)
                 gr.Warning("Ignored in the link: " + "; ".join(problems), duration=30)
+            if comp is not None:
+                comp.note = note
             # A link with methods reproduces a comparison and runs it; one without (a preview's)
             # opens the image and waits, so reloading it does not start every method.
             # A link with problems waits too: it would run settings it did not ask for.

@@ -231,10 +231,58 @@ def test_error_maps_reach_the_crops_and_the_link(ui):
     slot = [p.key for p in handlers.panels(comp)].index("ffdnet")
     crop = out[outputs.index(f"crop-{slot}")]
     box = crops.crop_box((20, 20), 32, comp.shape)
-    assert (crop["value"] == crops.zoomed_crop(maps["ffdnet"], box, 2)).all()
+    from denoisers.io import read_image
+
+    assert (read_image(crop["value"]) == crops.zoomed_crop(maps["ffdnet"], box, 2)).all()  # a lossless PNG
     assert crop["label"].endswith(" · error map")
+    assert crop["value"].endswith(f"upload_sigma25_seed0_ffdnet_errors_crop_x{box.x0}_y{box.y0}_32px_2x.png")
     assert "errors=1" in out[outputs.index("link-query")]
     assert "errors" not in fn(comp, (20, 20), 32, 2, False)[outputs.index("link-query")]
     blind = _scored({"ffdnet": None}, truth=False)
     box_update = fn(blind, None, 32, 2, True)[outputs.index("errors")]
     assert box_update["interactive"] is False and "no ground truth" in box_update["info"]
+
+
+def test_panel_files_are_kept_a_short_while_and_exports_longer(monkeypatch):
+    from app import ui as ui_module
+
+    exports = ui_module.ExportDir()
+    try:
+        view, export_folder = exports.views.new(), exports.new()
+        (view / "a.png").write_bytes(b"x")
+        old = ui_module.time.time() - ui_module.VIEW_MAX_AGE - 1
+        os.utime(view, (old, old))
+        older = ui_module.time.time() - ui_module.EXPORT_MAX_AGE - 1
+        os.utime(export_folder, (older, older))
+        exports.new()  # an export's clean-up leaves the panels' folder to its own
+        assert view.exists() and not export_folder.exists()
+        exports.views.new()
+        assert not view.exists()
+        os.utime(exports.views.root, (0, 0))
+        exports.new()  # however old the panels' folder looks, an export never removes it
+        assert exports.views.new().exists()
+    finally:
+        exports.close()
+    assert not exports.root.exists()
+
+
+def test_a_preview_s_render_writes_its_note_and_result_renders_leave_the_centre_boxes(ui):
+    """After the render of an input left behind, the render of the one chosen since puts its
+    status back; and renders of arriving results never write over a number being typed."""
+    import gradio as gr
+
+    fn, outputs = handler(ui, "render")
+    engine = Engine(None, methods=["ffdnet"])
+    try:
+        preview, _ = session.new_comparison(engine, upload(), 25, 0, False, [])
+    finally:
+        engine.close()
+    preview.note = "Loaded upload (64x48). Press Compare."
+    out = fn(preview, None, 96, 4, False)
+    assert out[outputs.index("status")] == preview.note
+    assert (out[outputs.index("centre-x")], out[outputs.index("centre-y")]) == (32, 24)
+    running = _scored({"ffdnet": 30.0})
+    out = fn(running, None, 96, 4, False)
+    assert isinstance(out[outputs.index("centre-x")], type(gr.skip()))
+    rerender, _ = handler(ui, "rerender")
+    assert rerender(running, (10, 10), 96, 4, False)[outputs.index("centre-x")] == 10  # a crop move writes them

@@ -121,6 +121,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         ab_shown = gr.State(None)  # what the A/B slider shows: (image, sigma, seed, left, right, results)
         ab_pinned = gr.State(None)  # (image, sigma, seed) whose A/B right side the user chose
         tick = gr.Number(0, visible=False)
+        moved = gr.Number(0, visible=False)  # bumped by crop moves: a render, as ``tick`` is by results
+        shown = gr.State(None)  # what renders last wrote: {"status": (comparison, text), "centre": (x, y)}
 
         gr.Markdown("## Denoiser comparison\nEvery method side by side on Kodak24 or your own image. "
                     "Numbers follow one protocol: PSNR/SSIM on the clipped, rounded 8-bit output against the "
@@ -234,13 +236,16 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             api_btn = gr.Button("compare")
 
         # ---- handlers (thin: each calls the pure functions) ---------------------------
-        def render(comp, ctr, size, zm, errs, with_status=True):
-            """Every panel for ``comp``. ``with_status``: also the status line (progress, then
-            "Done"); a crop move leaves it alone, so a hint written since (settings changed) stays."""
+        def render(comp, ctr, size, zm, errs, last=None):
+            """Every panel for ``comp``. ``last``: what renders wrote before (``shown``); the status
+            line and the centre boxes are written only when they change, so that a crop move
+            keeps a hint written since (settings changed) and no render writes over a number
+            being typed."""
+            last = last or {}
             hidden = gr.update(value=None, visible=False)
             if comp is None:
                 return [hidden] * (2 * n_slots) + [gr.update(visible=False), "", gr.skip(), gr.skip(),
-                                                   gr.update(visible=False), None, None, gr.skip()]
+                                                   gr.update(visible=False), None, None, gr.skip(), {}]
             box = crops.crop_box(ctr, crops.clamp_size(size), comp.shape)
             zm = crops.clamp_zoom(zm)
             maps, vmax = handlers.error_views(comp) if errs else ({}, 1.0)
@@ -271,29 +276,28 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             view = ViewState(image=comp.source if linkable else None, sigma=comp.sigma,
                              seed=comp.seed or 0, x=cx, y=cy, crop=crops.clamp_size(size), zoom=zm,
                              methods=tuple(comp.methods), errors=bool(errs and maps))
-            if not with_status:
-                progress = gr.skip()  # a crop move: a hint written since (settings changed) stays
-            elif not comp.methods and not comp.stopped:
-                progress = comp.note or gr.skip()  # a preview: its loading message
+            if not comp.methods and not comp.stopped:
+                progress = comp.note  # a preview: its loading message ("" keeps the line as it is)
             elif comp.elapsed is None:
                 progress = f"{len(comp.results)} of {len(comp.methods)} done…"
             else:
                 # Written only here, so "Done" appears once the final panels are on screen.
                 progress = session.summary(comp, comp.elapsed)
+            status_key = (id(comp), progress)
             frame = pd.DataFrame(handlers.scores_table(comp), columns=handlers.SCORE_COLUMNS)
             table = gr.update(value=tables.fixed(frame, handlers.SCORE_FORMATS), visible=bool(comp.methods),
                               label=SCORES_LABEL if comp.has_truth else SCORES_LABEL_NO_TRUTH)
             errors_box = gr.update(interactive=comp.has_truth,
                                    info="one colour scale for every map" if comp.has_truth
                                    else "no ground truth here, so no error maps")
-            # The centre boxes are written by crop moves and when a comparison starts, not by every
-            # result's render: those would write over a number being typed.
-            boxes_out = (cx, cy) if not with_status or not comp.results else (gr.skip(), gr.skip())
-            return full_out + crop_out + [bar, text, to_query(view), progress, table, *boxes_out, errors_box]
+            status_out = progress if progress and last.get("status") != status_key else gr.skip()
+            boxes_out = (cx, cy) if last.get("centre") != (cx, cy) else (gr.skip(), gr.skip())
+            return full_out + crop_out + [bar, text, to_query(view), status_out, table, *boxes_out, errors_box,
+                                          {"status": status_key, "centre": (cx, cy)}]
 
-        render_inputs = [comparison, centre, crop_size, zoom, show_errors]
+        render_inputs = [comparison, centre, crop_size, zoom, show_errors, shown]
         render_outputs = fulls + crop_views + [error_bar, centre_text, link, status, scores, centre_x, centre_y,
-                                               show_errors]
+                                               show_errors, shown]
 
         def preview(src, sg, sd, noisy_mode, note=""):
             """A comparison without methods (ground truth and noisy) for a freshly picked input;
@@ -429,10 +433,10 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             control.input(settings_changed, [comparison, sigma, seed, *boxes], [status], api_visibility="private",
                           show_progress="hidden")
 
-        # One render at a time per page, the latest last: a slow render of an input left behind
-        # cannot land after the render of the one chosen since.
-        tick.change(render, render_inputs, render_outputs, api_visibility="private", show_progress="hidden",
-                    trigger_mode="always_last")
+        # One render at a time per page, the latest last: a slow render of an input left behind,
+        # or of a result, cannot land after the render of a later input or crop move.
+        gr.on([tick.change, moved.change], render, render_inputs, render_outputs, api_visibility="private",
+              show_progress="hidden", trigger_mode="always_last")
 
         def ab_update(comp, a, b, automatic=False):
             if comp is None:
@@ -473,40 +477,39 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
 
         ab_b.input(ab_pick_right, [comparison, ab_a, ab_b], [ab_a, ab_b, slider, ab_pinned], api_visibility="private")
 
-        def on_click(comp, size, zm, errs, evt: gr.SelectData):
-            if comp is None:
-                return [gr.skip()] + [gr.skip()] * len(render_outputs)
-            ctr = crops.parse_click(evt.index, comp.shape)
+        # Crop moves set the centre and bump ``moved``; the render they trigger is the same
+        # listener as the results' (below), so one page's renders never overtake each other.
+        def on_click(comp, mv, evt: gr.SelectData):
+            ctr = None if comp is None else crops.parse_click(evt.index, comp.shape)
             if ctr is None:
-                return [gr.skip()] + [gr.skip()] * len(render_outputs)
-            return [ctr] + render(comp, ctr, size, zm, errs, with_status=False)
+                return gr.skip(), gr.skip()
+            return ctr, mv + 1
 
         for full in fulls:
-            full.select(on_click, [comparison, crop_size, zoom, show_errors], [centre] + render_outputs,
-                        api_visibility="private", show_progress="hidden")
-        def on_centre_typed(comp, ctr_now, x, y, size, zm, errs):
+            full.select(on_click, [comparison, moved], [centre, moved], api_visibility="private",
+                        show_progress="hidden")
+        def on_centre_typed(comp, ctr_now, x, y, size, mv):
             """A centre typed (or stepped with the arrow keys) into the x / y boxes, applied on
             Enter or on leaving the box: an event per keystroke would write the box back while
             it is being typed in ("517" ended as "5")."""
             if comp is None or x is None or y is None:
-                return [gr.skip()] + [gr.skip()] * len(render_outputs)
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip()
             ctr = crops.clamp_centre((round(x), round(y)), comp.shape)
             now = crops.clamp_centre(ctr_now, comp.shape) if ctr_now is not None else crops.crop_box(
                 None, crops.clamp_size(size), comp.shape).centre
-            if ctr == now and (x, y) == ctr:  # leaving the box unchanged: nothing to redraw
-                return [gr.skip()] + [gr.skip()] * len(render_outputs)
-            return [ctr] + render(comp, ctr, size, zm, errs, with_status=False)
+            # A number outside the image is put back inside (the box then shows where).
+            boxes_out = [gr.skip() if ctr[0] == x else ctr[0], gr.skip() if ctr[1] == y else ctr[1]]
+            if ctr == now:  # leaving the box unchanged: nothing to redraw
+                return gr.skip(), gr.skip(), *boxes_out
+            return ctr, mv + 1, *boxes_out
 
         for box_input in (centre_x, centre_y):
             for trigger in (box_input.submit, box_input.blur):
-                trigger(on_centre_typed, [comparison, centre, centre_x, centre_y, crop_size, zoom, show_errors],
-                        [centre] + render_outputs, api_visibility="private", show_progress="hidden")
-
-        def rerender(comp, ctr, size, zm, errs):
-            return render(comp, ctr, size, zm, errs, with_status=False)
+                trigger(on_centre_typed, [comparison, centre, centre_x, centre_y, crop_size, moved],
+                        [centre, moved, centre_x, centre_y], api_visibility="private", show_progress="hidden")
 
         for control in (crop_size, zoom, show_errors):
-            control.change(rerender, render_inputs, render_outputs, api_visibility="private", show_progress="hidden")
+            control.change(lambda mv: mv + 1, [moved], [moved], api_visibility="private", show_progress="hidden")
         link.change(None, [link], [link_url], js=LINK_JS)
 
         def export_figure(comp, ctr, size):

@@ -175,16 +175,20 @@ def test_a_link_with_problems_opens_its_image_and_waits(ui):
 
 
 def test_moving_the_crop_leaves_the_status_line_alone(ui):
-    """A 'settings changed' hint must survive a click or a zoom change on the old panels."""
+    """A 'settings changed' hint must survive a click or a zoom change on the old panels: a
+    render writes the status line only when it has something new to say."""
     import gradio as gr
 
-    fn, outputs = handler(ui, "rerender")
+    fn, outputs = handler(ui, "render")
     finished = _scored({"ffdnet": 30.0})
     finished.elapsed = 1.0
-    out = fn(finished, None, 96, 4, False)
-    assert isinstance(out[outputs.index("status")], type(gr.skip()))
-    render, _ = handler(ui, "render")
-    assert render(finished, None, 96, 4, False)[outputs.index("status")].startswith("Done")
+    first = fn(finished, None, 96, 4, False, None)
+    assert first[outputs.index("status")].startswith("Done")
+    moved = fn(finished, (10, 10), 96, 4, False, first[-1])  # the same comparison, the crop moved
+    assert isinstance(moved[outputs.index("status")], type(gr.skip()))
+    assert moved[outputs.index("centre-x")] == 10  # the boxes follow the move
+    again = fn(finished, (10, 10), 96, 2, False, moved[-1])  # zoom changed, the centre did not
+    assert isinstance(again[outputs.index("centre-x")], type(gr.skip()))  # a number being typed stays
 
 
 def _scored(methods_psnr: dict, truth: bool = True):
@@ -278,11 +282,13 @@ def test_a_preview_s_render_writes_its_note_and_result_renders_leave_the_centre_
     finally:
         engine.close()
     preview.note = "Loaded upload (64x48). Press Compare."
-    out = fn(preview, None, 96, 4, False)
+    stale = _scored({"ffdnet": 30.0})
+    before = fn(stale, None, 96, 4, False, None)  # a render of the input left behind
+    out = fn(preview, None, 96, 4, False, before[-1])
     assert out[outputs.index("status")] == preview.note
-    assert (out[outputs.index("centre-x")], out[outputs.index("centre-y")]) == (32, 24)
+    fresh = fn(preview, None, 96, 4, False, None)  # a page's first render fills the boxes
+    assert (fresh[outputs.index("centre-x")], fresh[outputs.index("centre-y")]) == (32, 24)
     running = _scored({"ffdnet": 30.0})
-    out = fn(running, None, 96, 4, False)
-    assert isinstance(out[outputs.index("centre-x")], type(gr.skip()))
-    rerender, _ = handler(ui, "rerender")
-    assert rerender(running, (10, 10), 96, 4, False)[outputs.index("centre-x")] == 10  # a crop move writes them
+    first = fn(running, None, 96, 4, False, out[-1])
+    later = fn(running, None, 96, 4, False, first[-1])  # the next result's render: same centre
+    assert isinstance(later[outputs.index("centre-x")], type(gr.skip()))

@@ -122,7 +122,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         ab_pinned = gr.State(None)  # (image, sigma, seed) whose A/B right side the user chose
         tick = gr.Number(0, visible=False)
         moved = gr.Number(0, visible=False)  # bumped by crop moves: a render, as ``tick`` is by results
-        shown = gr.State(None)  # what renders last wrote: {"status": (comparison, text), "centre": (x, y)}
+        shown = gr.State(None)  # what renders last wrote: {"centre": (x, y)}
 
         gr.Markdown("## Denoiser comparison\nEvery method side by side on Kodak24 or your own image. "
                     "Numbers follow one protocol: PSNR/SSIM on the clipped, rounded 8-bit output against the "
@@ -236,11 +236,37 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             api_btn = gr.Button("compare")
 
         # ---- handlers (thin: each calls the pure functions) ---------------------------
-        def render(comp, ctr, size, zm, errs, last=None):
-            """Every panel for ``comp``. ``last``: what renders wrote before (``shown``); the status
-            line and the centre boxes are written only when they change, so that a crop move
-            keeps a hint written since (settings changed) and no render writes over a number
-            being typed."""
+        def stale_hint(comp, sg, sd, flags) -> str:
+            """"" while the panels show the chosen σ, seed and methods, else a hint to press Compare."""
+            try:
+                same = float(sg) == comp.sigma and (comp.seed is None or float(sd) == comp.seed)
+            except (TypeError, ValueError):
+                same = False
+            ran = set(comp.methods) | set(comp.stopped)
+            ticked = {n for n, f in zip(names, flags) if f}
+            if same and (not ran or ticked == ran):  # a preview has run no methods yet
+                return ""
+            shown = f"σ {comp.sigma:g}" + ("" if comp.seed is None else f", seed {comp.seed}")
+            if ran:
+                shown += ", " + ", ".join(engine.label(m) for m in names if m in ran)
+            return f"Settings changed: press Compare to run them (the panels show {shown})."
+
+        def status_line(comp, hint: str = "") -> str:
+            """What the status line says about ``comp``: a preview's loading message, the progress,
+            or the summary once done; followed by ``hint`` when the settings have changed since."""
+            if not comp.methods and not comp.stopped:
+                return hint or comp.note
+            if comp.elapsed is None:
+                text = f"{len(comp.results)} of {len(comp.methods)} done…"
+            else:
+                text = session.summary(comp, comp.elapsed)
+            return f"{text} {hint}" if hint else text
+
+        def render(comp, ctr, size, zm, errs, last=None, sg=None, sd=None, *flags):
+            """Every panel for ``comp``, and the status line for it and the current settings
+            (``sg``, ``sd``, the method ``flags``; None: no hint). ``last``: what renders wrote
+            before (``shown``); the centre boxes are written only when the centre changes, so
+            that no render writes over a number being typed."""
             last = last or {}
             hidden = gr.update(value=None, visible=False)
             if comp is None:
@@ -276,26 +302,19 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             view = ViewState(image=comp.source if linkable else None, sigma=comp.sigma,
                              seed=comp.seed or 0, x=cx, y=cy, crop=crops.clamp_size(size), zoom=zm,
                              methods=tuple(comp.methods), errors=bool(errs and maps))
-            if not comp.methods and not comp.stopped:
-                progress = comp.note  # a preview: its loading message ("" keeps the line as it is)
-            elif comp.elapsed is None:
-                progress = f"{len(comp.results)} of {len(comp.methods)} done…"
-            else:
-                # Written only here, so "Done" appears once the final panels are on screen.
-                progress = session.summary(comp, comp.elapsed)
-            status_key = (id(comp), progress)
+            # "Done" is written only here, so it appears once the final panels are on screen.
+            progress = status_line(comp, "" if sg is None else stale_hint(comp, sg, sd, flags))
             frame = pd.DataFrame(handlers.scores_table(comp), columns=handlers.SCORE_COLUMNS)
             table = gr.update(value=tables.fixed(frame, handlers.SCORE_FORMATS), visible=bool(comp.methods),
                               label=SCORES_LABEL if comp.has_truth else SCORES_LABEL_NO_TRUTH)
             errors_box = gr.update(interactive=comp.has_truth,
                                    info="one colour scale for every map" if comp.has_truth
                                    else "no ground truth here, so no error maps")
-            status_out = progress if progress and last.get("status") != status_key else gr.skip()
             boxes_out = (cx, cy) if last.get("centre") != (cx, cy) else (gr.skip(), gr.skip())
-            return full_out + crop_out + [bar, text, to_query(view), status_out, table, *boxes_out, errors_box,
-                                          {"status": status_key, "centre": (cx, cy)}]
+            return full_out + crop_out + [bar, text, to_query(view), progress or gr.skip(), table, *boxes_out,
+                                          errors_box, {"centre": (cx, cy)}]
 
-        render_inputs = [comparison, centre, crop_size, zoom, show_errors, shown]
+        render_inputs = [comparison, centre, crop_size, zoom, show_errors, shown, sigma, seed, *boxes]
         render_outputs = fulls + crop_views + [error_bar, centre_text, link, status, scores, centre_x, centre_y,
                                                show_errors, shown]
 
@@ -413,21 +432,9 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                                   api_visibility="private")
 
         def settings_changed(comp, sg, sd, *flags):
-            """After σ, the seed or the methods change, the panels still show the old ones: say so."""
-            if comp is None:
-                return gr.skip()
-            try:
-                same = float(sg) == comp.sigma and (comp.seed is None or float(sd) == comp.seed)
-            except (TypeError, ValueError):
-                same = False
-            ran = set(comp.methods) | set(comp.stopped)
-            ticked = {n for n, f in zip(names, flags) if f}
-            if same and (not ran or ticked == ran):  # a preview has run no methods yet
-                return gr.skip()
-            shown = f"σ {comp.sigma:g}" + ("" if comp.seed is None else f", seed {comp.seed}")
-            if ran:
-                shown += ", " + ", ".join(engine.label(m) for m in names if m in ran)
-            return f"Settings changed: press Compare to run them (the panels show {shown})."
+            """After σ, the seed or the methods change, the panels still show the old ones: say so
+            (and once they match again, say what the panels show)."""
+            return gr.skip() if comp is None else (status_line(comp, stale_hint(comp, sg, sd, flags)) or gr.skip())
 
         for control in (sigma, seed, *boxes):
             control.input(settings_changed, [comparison, sigma, seed, *boxes], [status], api_visibility="private",
@@ -643,7 +650,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             """The comparison as it stands, without the methods still running; written through
             ``tick`` like every result, so that the summary is the last thing on screen."""
             if comp is None or comp.elapsed is not None or not comp.methods:
-                return gr.skip(), gr.skip(), "Nothing is running."
+                gr.Info("Nothing is running.")  # a toast: the line keeps the summary of what ran
+                return gr.skip(), gr.skip(), gr.skip()
             unfinished = tuple(m for m in comp.methods if m not in comp.results)
             comp = dataclasses.replace(comp, methods=[m for m in comp.methods if m in comp.results],
                                        results=dict(comp.results), elapsed=0.0, stopped=unfinished)

@@ -179,6 +179,25 @@ def test_the_crop_moves_from_the_keyboard(server, page):
     page.wait_for_function(f"{centre}.startsWith('centre x=767, y=0')", timeout=30_000)
 
 
+def test_the_settings_changed_hint_survives_crop_moves(server, page):
+    """After the seed changes, the panels still show the old one: the status line says so, and
+    keeps saying so when the crop is moved on the old panels."""
+    page.goto(server + "?image=kodim23&sigma=25&seed=0&methods=ffdnet")
+    page.wait_for_function("document.querySelector('#status') && "
+                           "document.querySelector('#status').innerText.includes('Done')", timeout=120_000)
+    seed = page.locator("#seed input")
+    seed.fill("5")
+    seed.press("Tab")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Settings changed')",
+                           timeout=30_000)
+    page.locator("#centre-y input").fill("100")
+    page.locator("#centre-y input").press("Enter")
+    page.wait_for_function("location.search.includes('y=100')", timeout=30_000)
+    page.wait_for_timeout(1000)
+    text = page.locator("#status").inner_text()
+    assert text.startswith("Done") and "Settings changed: press Compare" in text and "seed 0" in text
+
+
 def test_back_returns_to_the_previous_image(server, page):
     """Another image is a new history entry: Back shows the previous one, and crop moves made
     on it in between are kept rather than piled up as entries of their own."""

@@ -138,12 +138,15 @@ def test_changing_methods_after_a_run_says_the_panels_are_stale(ui):
     import gradio as gr
 
     fn, _ = handler(ui, "settings_changed")
-    finished = _running(done=("ffdnet",))
-    assert isinstance(fn(finished, 25, 0, True), type(gr.skip()))  # as it ran
+    finished = _scored({"ffdnet": 30.0})
+    finished.elapsed = 1.0
+    assert fn(finished, 25, 0, True).startswith("Done")  # as it ran: what the panels show, no hint
     assert "press Compare" in fn(finished, 25, 0, False)  # FFDNet unticked since
-    assert "press Compare" in fn(finished, 30, 0, True)
+    stale = fn(finished, 30, 0, True)
+    assert stale.startswith("Done") and "Settings changed: press Compare" in stale  # the summary stays too
     preview = _running(methods=())
     assert isinstance(fn(preview, 25, 0, False), type(gr.skip()))  # nothing ran yet: nothing stale
+    assert "press Compare" in fn(preview, 30, 0, False)  # its noise is of the old sigma
 
 
 def test_an_already_noisy_kodak_view_is_not_put_in_a_link(ui):
@@ -175,20 +178,19 @@ def test_a_link_with_problems_opens_its_image_and_waits(ui):
 
 
 def test_moving_the_crop_leaves_the_status_line_alone(ui):
-    """A 'settings changed' hint must survive a click or a zoom change on the old panels: a
-    render writes the status line only when it has something new to say."""
-    import gradio as gr
-
+    """A 'settings changed' hint must survive a click or a zoom change on the old panels (and
+    a result arriving): every render writes the status for the current settings."""
     fn, outputs = handler(ui, "render")
     finished = _scored({"ffdnet": 30.0})
     finished.elapsed = 1.0
-    first = fn(finished, None, 96, 4, False, None)
-    assert first[outputs.index("status")].startswith("Done")
-    moved = fn(finished, (10, 10), 96, 4, False, first[-1])  # the same comparison, the crop moved
-    assert isinstance(moved[outputs.index("status")], type(gr.skip()))
+    first = fn(finished, None, 96, 4, False, None, 25, 0, True)
+    assert first[outputs.index("status")].startswith("Done") and "Settings" not in first[outputs.index("status")]
+    moved = fn(finished, (10, 10), 96, 4, False, first[-1], 30, 0, True)  # sigma 30 chosen since, crop moved
+    status = moved[outputs.index("status")]
+    assert status.startswith("Done") and "Settings changed: press Compare to run them (the panels show σ 25" in status
     assert moved[outputs.index("centre-x")] == 10  # the boxes follow the move
-    again = fn(finished, (10, 10), 96, 2, False, moved[-1])  # zoom changed, the centre did not
-    assert isinstance(again[outputs.index("centre-x")], type(gr.skip()))  # a number being typed stays
+    back = fn(finished, (10, 10), 96, 2, False, moved[-1], 25, 0, True)  # sigma set back: no hint
+    assert "Settings" not in back[outputs.index("status")]
 
 
 def _scored(methods_psnr: dict, truth: bool = True):

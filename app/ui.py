@@ -65,9 +65,9 @@ HEARTBEAT = 0.5
 #: Results kept per session for this long after the last update (seconds).
 STATE_TTL = 3600
 EXPORT_MAX_AGE = 3600
-#: Panel images are written as PNG files (gradio copies them into its cache at once); the
-#: files themselves are removed after this many seconds.
-VIEW_MAX_AGE = 300
+#: Panel images are written as PNG files, which gradio copies into its own cache as soon as the
+#: render returns; our copies (about 2 MB per render) are removed after this many seconds.
+VIEW_MAX_AGE = 60
 
 
 @dataclass

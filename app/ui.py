@@ -50,6 +50,8 @@ CSS = """
 #kodak .grid-container {grid-template-columns: repeat(auto-fill, minmax(76px, 1fr)) !important}
 /* on a phone every panel and crop takes the whole width (200 px ones left a third empty) */
 @media (max-width: 640px) {.panel, .crop {flex: 1 1 100% !important}}
+/* a panel's caption wraps before the download and full-screen buttons instead of running under them */
+.panel label[data-testid="block-label"], .crop label[data-testid="block-label"] {max-width: calc(100% - 64px)}
 /* keyboard focus must show: the theme's ring is faint on checkboxes and absent on sliders */
 input:focus-visible, button:focus-visible, textarea:focus-visible, [role="tab"]:focus-visible
   {outline: 2px solid #2563eb !important; outline-offset: 2px}

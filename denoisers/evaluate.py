@@ -359,10 +359,10 @@ def main(argv: list[str] | None = None) -> int:
     if foreign.any():  # a name is not an identity: those rows would be resumed as this image's
         print(f"dropping {int(foreign.sum())} rows computed on other images of the same names "
               f"({', '.join(sorted(set(existing.loc[foreign, 'image'])))})", file=sys.stderr)
-    kept = drop_superseded(existing[~foreign], every)
-    if len(kept) < len(existing) - int(foreign.sum()):  # results of replaced weights would be averaged in otherwise
-        print(f"dropping {len(existing) - int(foreign.sum()) - len(kept)} rows computed with other weights",
-              file=sys.stderr)
+    same_images = existing[~foreign]
+    kept = drop_superseded(same_images, every)
+    if len(kept) < len(same_images):  # results of replaced weights would be averaged in otherwise
+        print(f"dropping {len(same_images) - len(kept)} rows computed with other weights", file=sys.stderr)
     lacking = lacking_measures(kept, every) if len(kept) else pd.Series(dtype=bool)
     if lacking.any():
         print(f"recomputing {int(lacking.sum())} rows written before the {'/'.join(report.MEASURES)} "

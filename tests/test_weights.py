@@ -16,6 +16,13 @@ def _spec(data: bytes, sources=()) -> FileSpec:
     return FileSpec("models/w.bin", hashlib.sha256(data).hexdigest(), tuple(sources))
 
 
+def _remote(tmp_path, data: bytes) -> Path:
+    """A file:// download source holding ``data``."""
+    remote = tmp_path / "remote.bin"
+    remote.write_bytes(data)
+    return remote
+
+
 def test_verify_names_file_and_both_hashes(tmp_path):
     path = tmp_path / "w.bin"
     path.write_bytes(b"abc")
@@ -45,8 +52,7 @@ def test_truncated_mirror_file_is_refused(tmp_path):
 
 def test_download_is_checked_and_atomic(tmp_path):
     data = b"good bytes"
-    remote = tmp_path / "remote.bin"
-    remote.write_bytes(data)
+    remote = _remote(tmp_path, data)
     found = locate(_spec(data, [Source(remote.as_uri())]), tmp_path / "cache", [])
     assert found.read_bytes() == data and found.parent == tmp_path / "cache" / "models"
     # A corrupted source leaves nothing behind in the cache, not even a partial file.
@@ -59,8 +65,7 @@ def test_download_is_checked_and_atomic(tmp_path):
 
 def test_corrupted_cache_entry_is_removed_then_refetched(tmp_path):
     data = b"good bytes"
-    remote = tmp_path / "remote.bin"
-    remote.write_bytes(data)
+    remote = _remote(tmp_path, data)
     cached = tmp_path / "cache" / "models" / "w.bin"
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"bit rot")
@@ -92,8 +97,7 @@ def test_a_download_is_readable_by_others_and_old_partial_files_go(tmp_path):
     import time
 
     data = b"good bytes"
-    remote = tmp_path / "remote.bin"
-    remote.write_bytes(data)
+    remote = _remote(tmp_path, data)
     folder = tmp_path / "cache" / "models"
     folder.mkdir(parents=True)
     old, fresh = folder / ".w.bin.abc123.part", folder / ".w.bin.def456.part"  # left by killed processes

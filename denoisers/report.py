@@ -6,6 +6,8 @@ several evaluation folders into one markdown document.
 from __future__ import annotations
 
 import argparse
+import html
+import json
 import sys
 from pathlib import Path
 
@@ -206,9 +208,22 @@ def psnr_figure(results: pd.DataFrame | None, dataset: str, title: str):
     return fig
 
 
+CHART_OFFLINE = ("This chart draws with plotly.js from cdn.plot.ly, which could not be loaded "
+                 "(offline?). The same numbers are in table.md and results.csv beside this file.")
+
+
 def chart_html(results: pd.DataFrame, dataset: str, title: str) -> str:
-    """The PSNR chart of ``psnr_figure`` as a standalone interactive page."""
-    return psnr_figure(results, dataset, title).to_html(include_plotlyjs="cdn", full_html=True)
+    """The PSNR chart of ``psnr_figure`` as a standalone interactive page. plotly.js comes from
+    its CDN (embedding it would add 3.5 MB per chart); offline the page says so instead of
+    staying blank. The chart's element id is fixed, so that a rerun with the same numbers
+    writes the same file."""
+    chart = psnr_figure(results, dataset, title).to_html(include_plotlyjs="cdn", full_html=False,
+                                                        div_id="psnr-chart")
+    offline = json.dumps(f'<p style="font-family:sans-serif;margin:1em">{html.escape(CHART_OFFLINE)}</p>')
+    return (f'<!doctype html>\n<html>\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
+            f"<style>html, body {{height: 100%; margin: 0;}}</style>\n</head>\n<body>\n{chart}\n"
+            f"<script>if (!window.Plotly) document.body.insertAdjacentHTML('afterbegin', {offline});</script>\n"
+            "</body>\n</html>\n")
 
 
 def document(folders: list[Path], method_order: list[str]) -> str:

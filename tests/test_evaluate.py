@@ -1,6 +1,8 @@
 """The evaluation CLI: protocol, outputs, resume, CBM3D in a worker process, bad arguments."""
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +11,7 @@ import pytest
 from PIL import Image
 
 import denoisers
-from denoisers import evaluate
+from denoisers import evaluate, report
 from denoisers.io import pixels_sha256, read_image, to_float, to_uint8
 from denoisers.metrics import add_noise, high_frequency_energy, psnr
 
@@ -440,3 +442,37 @@ def test_the_centre_crop_script_takes_options_as_options(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as info:
         script.main(["afile"])
     assert info.value.code == 2 and (tmp_path / "afile").read_text() == "mine"
+
+
+def test_the_chart_page_is_the_same_file_for_the_same_numbers_and_says_so_offline(tmp_path):
+    results = pd.DataFrame({"image": ["a.png", "a.png"], "method": ["dncnn", "ffdnet"], "sigma": [25.0, 25.0],
+                            "seed": [0, 0], "psnr": [30.0, 30.5], "ssim": [0.9, 0.91]})
+    page = report.chart_html(results, "kodak24", "kodak24: mean PSNR")
+    assert page == report.chart_html(results, "kodak24", "kodak24: mean PSNR")  # no random element ids
+    assert page.index("cdn.plot.ly") < page.index("if (!window.Plotly)")  # the check runs after the load attempt
+    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    import plotly
+    if not shutil.which(chromium):
+        pytest.skip(f"no chromium at {chromium}")
+    (tmp_path / "chart.html").write_text(page)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            offline = browser.new_page()
+            offline.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
+                          else route.abort())  # the CDN cannot be reached
+            offline.goto((tmp_path / "chart.html").as_uri())
+            assert "could not be loaded" in offline.inner_text("body")
+            assert offline.title() == "kodak24: mean PSNR"
+            # Online (the CDN answered with the plotly.js that the plotly package ships): a chart, no message.
+            bundle = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+            online = browser.new_page()
+            online.route("https://cdn.plot.ly/**", lambda route: route.fulfill(
+                path=str(bundle), content_type="application/javascript", headers={"access-control-allow-origin": "*"}))
+            online.goto((tmp_path / "chart.html").as_uri())
+            online.wait_for_selector("#psnr-chart .main-svg")
+            assert "could not be loaded" not in online.inner_text("body")
+        finally:
+            browser.close()

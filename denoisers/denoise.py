@@ -28,7 +28,7 @@ from .fetch import FetchError
 from .io import (ImageReadError, image_files, output_folder_problem, read_image, shared_stems, to_float,
                  to_uint8, write_png)
 from .metrics import estimate_noise_sigma
-from .registry import get, load_plugins, names
+from .registry import get, load_plugins, names, parse_methods
 from .weights import WeightsError
 
 # ``note``: a sigma outside the method's training range, or an input it was not made for (grey noise).
@@ -72,11 +72,10 @@ def choose_methods(text: str | None) -> list[str]:
         if not ready:
             raise SystemExit("no method is ready to run (see --methods)")
         return ready
-    methods = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in names()]
-    if unknown or not methods:
-        raise SystemExit(f"--methods: unknown {', '.join(unknown) or '(none given)'} (known: {', '.join(names())})")
-    return methods
+    try:
+        return parse_methods(text)
+    except ValueError as exc:
+        raise SystemExit(f"--methods: {exc}") from None
 
 
 def output_path(out: Path, method: str, image: Path) -> Path:
@@ -123,9 +122,10 @@ def merge_rows(csv_path: Path, rows: list[dict]) -> pd.DataFrame:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m denoisers.denoise", description=__doc__.split("\n")[0])
     parser.add_argument("inputs", nargs="+", type=Path, help="noisy images, or folders of them")
-    parser.add_argument("--methods", help=f"comma-separated, from: {', '.join(names())} (default: those ready)")
+    parser.add_argument("--methods", help=f"comma-separated, from: {', '.join(names())} and any --plugin's "
+                                           "(default: those ready)")
     parser.add_argument("--sigma", default="auto",
-                        help=f"noise sigma on the 0-255 scale (up to {SIGMA_MAX:g}), or 'auto' to estimate it per image")
+                        help=f"noise sigma on the 0-255 scale (up to {SIGMA_MAX:g}), or 'auto' to estimate it per image (default: auto)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
                         help="a module (or .py file) of your own denoisers, registered with "

@@ -36,7 +36,7 @@ from .io import (ImageReadError, image_files, output_folder_problem, pixels_sha2
 from .weights import WeightsError
 from .metrics import add_noise, high_frequency_energy, psnr, ssim
 from .parallel import process_pool
-from .registry import get, load_plugins, names
+from .registry import get, load_plugins, names, parse_methods
 
 
 @dataclass(frozen=True)
@@ -328,12 +328,10 @@ def main(argv: list[str] | None = None) -> int:
     # TF32 convolutions or matrix products, which PyTorch would otherwise allow.
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
-    methods = list(dict.fromkeys(m.strip() for m in args.methods.split(",") if m.strip()))
-    if not methods:
-        raise SystemExit(f"--methods: name at least one of {', '.join(names())}")
-    unknown = [m for m in methods if m not in names()]
-    if unknown:
-        raise SystemExit(f"unknown methods: {', '.join(unknown)} (known: {', '.join(names())})")
+    try:
+        methods = parse_methods(args.methods)
+    except ValueError as exc:
+        raise SystemExit(f"--methods: {exc}") from None
     for sigma in args.sigma:
         try:
             check_sigma(sigma)

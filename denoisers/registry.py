@@ -26,6 +26,19 @@ def names() -> list[str]:
     return list(_REGISTRY)
 
 
+def parse_methods(text: str) -> list[str]:
+    """Method names from a CLI's ``--methods`` (commas and/or spaces), once each, in the order
+    given; ValueError naming any unknown one, the known ones and how to add one's own."""
+    methods = list(dict.fromkeys(m for m in text.replace(",", " ").split()))
+    if not methods:
+        raise ValueError(f"name at least one method of {', '.join(_REGISTRY)}")
+    unknown = [m for m in methods if m not in _REGISTRY]
+    if unknown:
+        raise ValueError(f"unknown methods: {', '.join(unknown)} (known: {', '.join(_REGISTRY)}; "
+                         "a method of your own is added with --plugin)")
+    return methods
+
+
 def get(name: str, **kwargs) -> Denoiser:
     """A new denoiser ``name``. Building it touches neither the network nor the weights."""
     try:

@@ -58,7 +58,8 @@ def test_an_unreadable_file_is_skipped_and_reported(noisy_dir, tmp_path, weights
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--methods", "nope"], "unknown nope"),
+    (["--methods", "nope"], "unknown methods: nope .*--plugin"),
+    (["--methods", " , "], "name at least one method"),
     (["--methods", "ffdnet", "--sigma", "0"], "--sigma: sigma must be in"),
     (["--methods", "ffdnet", "--sigma", "loud"], "or 'auto'"),
     (["--methods", "dncnn,ffdnet"], "ffdnet cannot run: no weights here"),

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
+from app_support import needs_kodak
 from denoisers import registry
 from denoisers.io import read_image, to_float, to_uint8
 from denoisers.metrics import add_noise, psnr
@@ -122,6 +123,22 @@ finally:
     record = json.loads(ran.stdout.strip().splitlines()[-1])
     assert record["names"][-2:] == ["blur", "median"]  # after the built-in methods
     assert all(record["psnr"][m] > 25 for m in ("blur", "median"))  # denoised: the input is about 20 dB
+
+
+@needs_kodak
+def test_warm_fills_the_cache_for_a_plugin_method_and_refuses_an_unknown_one(plugin_file, tmp_path):
+    cache = tmp_path / "cache"
+    args = ["-m", "app.warm", "--plugin", str(plugin_file), "--methods", "blur", "--sigmas", "25",
+            "--images", "1", "--cache-dir", str(cache)]
+    first = run_python(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "kodim01 sigma 25: blur " in first.stdout and "1 computed, 0 already cached" in first.stdout
+    assert list(cache.rglob("*.npy"))
+    again = run_python(*args, cwd=tmp_path)
+    assert again.returncode == 0 and "0 computed, 1 already cached" in again.stdout
+    unknown = run_python("-m", "app.warm", "--methods", "blur,nope", "--cache-dir", str(cache), cwd=tmp_path)
+    assert unknown.returncode == 2 and "unknown methods: blur, nope" in unknown.stderr
+    assert "--plugin" in unknown.stderr
 
 
 @pytest.mark.parametrize("body, message", [

@@ -1,4 +1,4 @@
-"""``python -m app [--host H] [--port P]``: start the comparison app."""
+"""Start the comparison app: python -m app, or ./dev app from anywhere."""
 from __future__ import annotations
 
 import argparse
@@ -20,9 +20,13 @@ def _at_least_one(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
-    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
-    parser.add_argument("--results", type=Path, default=None, help="folder holding <set>/results.csv")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="address to serve on (default: $GRADIO_SERVER_NAME, else 127.0.0.1; "
+                             "0.0.0.0 for every interface)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+                        help="port (default: $GRADIO_SERVER_PORT, else 7860)")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="folder holding <set>/results.csv for the Benchmark tab (default: docs/results)")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="result cache folder (default: <DENOISERS_CACHE or ~/.cache/denoiser-compare>/results)")
     parser.add_argument("--heavy-limit", type=_at_least_one, default=2,

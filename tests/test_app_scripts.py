@@ -1,4 +1,4 @@
-"""The helper scripts' own logic: the child-process wrapper and the load check's file mapping."""
+"""The helper scripts' own logic (the child-process wrapper, the load check's file mapping) and ./dev's usage."""
 from __future__ import annotations
 
 import sys
@@ -43,3 +43,14 @@ def test_load_check_maps_files_by_the_record_not_the_request_order():
         "noisy": "/d/1/noisy.png", "ffdnet": "/d/2/ffdnet.png", "cbm3d": "/d/3/cbm3d.png"}
     with pytest.raises(ValueError):
         load_check.outputs_by_key(record, paths[:2])
+
+
+def test_dev_says_how_to_use_it_and_refuses_an_unknown_command():
+    import subprocess
+
+    dev = SCRIPTS.parent / "dev"
+    shown = subprocess.run([str(dev), "--help"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and "./dev test" in shown.stdout
+    wrong = subprocess.run([str(dev), "nonsense"], capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 2 and wrong.stderr.startswith("unknown command: nonsense")
+    assert "./dev app" in wrong.stderr and not wrong.stdout

@@ -5,7 +5,7 @@ CBM3D rows were taken from another paper and sit about 0.3 and 0.15 dB above tho
 own published values), measured on the full 768x512 images. ``PUBLISHED`` is the Kodak24 table
 of the FFDNet paper (CBM3D, CDnCNN-B and FFDNet); those values were measured on the 500x500 centre
 crops of Kodak24: run on those crops (``scripts/kodak_centre_crops.py``) our DnCNN, FFDNet and
-CBM3D land within 0.05 dB of them, and 0.11-0.22 dB below our full-image means
+CBM3D land within 0.052 dB of them, and 0.11-0.22 dB below our full-image means
 (``docs/results.md``).
 """
 from __future__ import annotations

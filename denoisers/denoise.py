@@ -29,6 +29,7 @@ from .io import (ImageReadError, image_files, output_folder_problem, read_image,
                  to_uint8, write_png)
 from .metrics import estimate_noise_sigma
 from .registry import get, load_plugins, names, parse_methods
+from .report import count
 from .weights import WeightsError
 
 # ``note``: a sigma outside the method's training range, or an input it was not made for (grey noise).
@@ -209,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             partial = csv_path.with_name(f".{csv_path.name}.partial")
             table.to_csv(partial, index=False)
             partial.replace(csv_path)
-    print(f"{len(rows)} outputs in {args.out}" + (f"; {failed} skipped (see above)" if failed else ""))
+    print(f"{count(len(rows), 'output')} in {args.out}" + (f"; {failed} skipped (see above)" if failed else ""))
     return 1 if failed else 0
 
 

@@ -378,8 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     kept = filled
     done = done_keys(kept)
     jobs = [job for job in every if job.key not in done]
-    print(f"{len(images)} images x {len(methods)} methods x {len(args.sigma)} sigmas: "
-          f"{len(jobs)} runs to do", file=sys.stderr)
+    print(f"{report.count(len(images), 'image')} x {report.count(len(methods), 'method')} x "
+          f"{report.count(len(args.sigma), 'sigma')}: {report.count(len(jobs), 'run')} to do", file=sys.stderr)
     others = sorted(set(kept["image"]) - set(digests))
     if others:  # the table sums up the folder's results.csv, not only this run
         print(f"{args.out / 'results.csv'} also holds {len(others)} images outside this run "

@@ -180,6 +180,11 @@ def paired_markdown(results: pd.DataFrame, method_order: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def count(n: int, noun: str) -> str:
+    """``3 images``, ``1 image``: a number and its noun (plural by an added s)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def psnr_figure(results: pd.DataFrame | None, dataset: str, title: str):
     """Mean PSNR against sigma per method (ours: solid), with the IDGAN paper's Table 1 dashed
     where it applies to ``dataset`` (all its methods, so that the targets show before results)."""

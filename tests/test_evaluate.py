@@ -476,3 +476,7 @@ def test_the_chart_page_is_the_same_file_for_the_same_numbers_and_says_so_offlin
             assert "could not be loaded" not in online.inner_text("body")
         finally:
             browser.close()
+
+
+def test_counts_read_as_english():
+    assert [report.count(n, "sigma") for n in (0, 1, 3)] == ["0 sigmas", "1 sigma", "3 sigmas"]

@@ -88,7 +88,7 @@ def read_image(source: str | Path | bytes, max_pixels: int | None = None) -> np.
             img = Image.open(fp)
             if max_pixels is not None and img.width * img.height > max_pixels:
                 w, h = img.size
-                if img.getexif().get(0x0112) in (5, 6, 7, 8):  # stored turned a quarter: shown h x w
+                if _header_orientation(img) in (5, 6, 7, 8):  # stored turned a quarter: shown h x w
                     w, h = h, w
                 raise ImageReadError(f"{name} is {w}x{h} = {w * h / 1e6:.1f} MP, over the limit of "
                                      f"{max_pixels / 1e6:.1f} MP")
@@ -107,6 +107,18 @@ def read_image(source: str | Path | bytes, max_pixels: int | None = None) -> np.
                                  "(PNG, JPEG, TIFF, BMP, WebP ...)") from None
         except (OSError, SyntaxError, ValueError) as exc:
             raise ImageReadError(f"{name} is not a readable image ({exc})") from exc
+
+
+def _header_orientation(img: Image.Image) -> int | None:
+    """The EXIF orientation from what ``Image.open`` has read, never decoding the pixels: for a
+    PNG, ``getexif()`` decodes the whole image (a small file may hold a huge one) to look for
+    an eXIf chunk after the pixel data."""
+    if img.format == "TIFF":
+        return img.getexif().get(0x0112)  # tags of the header
+    exif = Image.Exif()
+    if img.info.get("exif"):
+        exif.load(img.info["exif"])
+    return exif.get(0x0112)
 
 
 def image_files(folder: str | Path) -> list[Path]:

@@ -5,7 +5,7 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 from scipy import ndimage
 
 from denoisers.io import ImageReadError, read_image, to_float, to_uint8
@@ -131,6 +131,23 @@ def test_exif_orientation_is_applied():
     # A photo over the size limit is described as it is shown (20 wide, 40 high), not as stored.
     with pytest.raises(ImageReadError, match="is 20x40 = "):
         read_image(_png(img, "PNG", exif=exif), max_pixels=100)
+    with pytest.raises(ImageReadError, match="is 20x40 = "):
+        read_image(_png(img, "JPEG", exif=exif), max_pixels=100)
+
+
+def test_an_image_over_the_limit_is_refused_without_decoding_it(tmp_path, monkeypatch):
+    # A small file can hold a huge image (an all-black 20000x20000 PNG is about 1 MB and
+    # decodes to 1.2 GB): the size in the header decides, the pixels are never read.
+    for fmt in ("PNG", "JPEG", "TIFF", "WEBP"):
+        (tmp_path / f"big.{fmt.lower()}").write_bytes(_png(Image.new("RGB", (300, 200)), fmt))
+
+    def no_decoding(self):
+        raise AssertionError("the pixels were decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    for fmt in ("PNG", "JPEG", "TIFF", "WEBP"):
+        with pytest.raises(ImageReadError, match="is 300x200 = 0.1 MP, over the limit"):
+            read_image(tmp_path / f"big.{fmt.lower()}", max_pixels=50_000)
 
 
 def test_bad_files_are_refused_clearly(tmp_path):

@@ -347,6 +347,14 @@ def main(argv: list[str] | None = None) -> int:
     if twins:
         raise SystemExit(f"--save-images: {', '.join(twins)} would be saved under one name; "
                          "rename them or leave out --save-images")
+    if args.save_images is not None:
+        inputs = {p.resolve() for p in images}
+        landing = sorted({str(image_path(args.save_images, sigma, args.seed, kind, p.name))
+                          for p in images for sigma in args.sigma for kind in [*methods, "noisy"]
+                          if image_path(args.save_images, sigma, args.seed, kind, p.name).resolve() in inputs})
+        if landing:
+            raise SystemExit(f"--save-images: {', '.join(landing[:3])}{' ...' if len(landing) > 3 else ''} "
+                             "would overwrite the clean images being scored; choose another folder")
     digests = check_images(images)
     every = plan(images, methods, args.sigma, args.seed, set(), args.save_images)
     for note in outside_training((m, s) for m in methods for s in args.sigma):  # scored, but not a fair test

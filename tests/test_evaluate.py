@@ -408,6 +408,19 @@ def test_save_images_refuses_two_images_that_would_share_a_name(crops_dir, tmp_p
                        "--out", str(tmp_path / "out"), "--save-images", str(tmp_path / "images")])
 
 
+def test_save_images_refuses_to_write_over_the_images_being_scored(crops_dir, tmp_path):
+    # The clean images sit where one method's outputs would be saved: they would be replaced.
+    data = tmp_path / "saved" / "sigma25_seed0" / "ffdnet"
+    data.mkdir(parents=True)
+    for p in crops_dir.glob("*.png"):
+        (data / p.name).write_bytes(p.read_bytes())
+    before = {p.name: p.read_bytes() for p in data.iterdir()}
+    with pytest.raises(SystemExit, match="would overwrite the clean images being scored"):
+        evaluate.main(["--data", str(data), "--sigma", "25", "--methods", "ffdnet", "--out", str(tmp_path / "out"),
+                       "--save-images", str(tmp_path / "saved")])
+    assert {p.name: p.read_bytes() for p in data.iterdir()} == before and not (tmp_path / "out").exists()
+
+
 def test_the_evaluation_runs_networks_in_fp32_whatever_their_default(monkeypatch):
     monkeypatch.setenv("DENOISERS_PRECISION", "bf16")
     evaluate.reference_instance.cache_clear()

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from .base import SIGMA_MAX, check_sigma
+from .base import MIN_SIZE, SIGMA_MAX, check_sigma
 from .fetch import FetchError
 from .io import (ImageReadError, image_files, output_folder_problem, read_image, shared_stems, to_float,
                  to_uint8, write_png)
@@ -110,13 +110,16 @@ def prepare_out(out: Path, methods: list[str]) -> None:
 
 
 def merge_rows(csv_path: Path, rows: list[dict]) -> pd.DataFrame:
-    """The CSV's rows with those of this run in place of any for the same image and method."""
+    """The CSV's rows with those of this run in place of any for the same output file (method
+    and name without suffix: ``a.jpg``'s output replaces ``a.png``'s). Columns of the user's
+    own in the CSV are kept (empty in the new rows)."""
     new = pd.DataFrame(rows, columns=COLUMNS)
     if csv_path.exists():
         old = pd.read_csv(csv_path, dtype={"weights": str})
-        done = set(zip(new["image"], new["method"]))
-        old = old[[(i, m) not in done for i, m in zip(old["image"], old["method"])]]
-        new = pd.concat([old.reindex(columns=COLUMNS), new], ignore_index=True)
+        done = {(Path(i).stem, m) for i, m in zip(new["image"], new["method"])}
+        old = old[[(Path(str(i)).stem, m) not in done for i, m in zip(old["image"], old["method"])]]
+        extra = [c for c in old.columns if c not in COLUMNS]
+        new = pd.concat([old, new], ignore_index=True).reindex(columns=COLUMNS + extra)
     return new
 
 
@@ -168,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
                 sigma, source = round(min(SIGMA_MAX, max(SIGMA_FLOOR, estimate)), 2), "estimated"
             else:
                 sigma, source = sigma_given, "given"
+            if min(noisy_u8.shape[:2]) < MIN_SIZE:
+                h, w = noisy_u8.shape[:2]
+                print(f"{image}: skipped, {w}x{h} is under the {MIN_SIZE}x{MIN_SIZE} every method needs",
+                      file=sys.stderr)
+                failed += 1
+                continue
             noisy = to_float(noisy_u8)
             for method, denoiser in denoisers.items():
                 status = denoiser.readiness(sigma)
@@ -203,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"image": image.name, "method": method, "sigma": sigma, "sigma_from": source,
                              "seconds": round(seconds, 3), "weights": denoiser.weights_id(sigma),
                              "note": "; ".join(n for n in (status.outside_training, input_note) if n)})
+    except KeyboardInterrupt:
+        interrupted = True
+    else:
+        interrupted = False
     finally:  # also when interrupted: the outputs written so far keep their rows
         if rows:
             csv_path = args.out / "denoised.csv"
@@ -210,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
             partial = csv_path.with_name(f".{csv_path.name}.partial")
             table.to_csv(partial, index=False)
             partial.replace(csv_path)
+    if interrupted:
+        print(f"interrupted: {count(len(rows), 'output')} written to {args.out} and listed in denoised.csv; "
+              "run the command again to redo the rest", file=sys.stderr)
+        return 130
     print(f"{count(len(rows), 'output')} in {args.out}" + (f"; {failed} skipped (see above)" if failed else ""))
     return 1 if failed else 0
 

@@ -49,6 +49,33 @@ def test_a_rerun_replaces_only_its_own_rows(noisy_dir, tmp_path, weights_mirror)
     assert not list(out.rglob("*.partial"))
 
 
+def test_a_rerun_keeps_the_users_columns_and_one_row_per_output_file(noisy_dir, tmp_path, weights_mirror):
+    out = tmp_path / "out"
+    assert denoise.main([str(noisy_dir / "shot0.png"), "--methods", "ffdnet", "--sigma", "25", "--out", str(out)]) == 0
+    table = pd.read_csv(out / "denoised.csv")
+    table["my_comment"] = ["looks fine"]
+    table.to_csv(out / "denoised.csv", index=False)
+    # Another file of the same name without suffix: its output replaces ffdnet/shot0.png, so its row replaces the old one.
+    other = tmp_path / "other"
+    other.mkdir()
+    Image.open(noisy_dir / "shot1.png").save(other / "shot0.bmp")
+    assert denoise.main([str(other / "shot0.bmp"), "--methods", "ffdnet", "--sigma", "40", "--out", str(out)]) == 0
+    assert denoise.main([str(noisy_dir / "shot1.png"), "--methods", "ffdnet", "--sigma", "25", "--out", str(out)]) == 0
+    table = pd.read_csv(out / "denoised.csv").set_index("image")
+    assert sorted(table.index) == ["shot0.bmp", "shot1.png"] and table.loc["shot0.bmp", "sigma"] == 40
+    assert list(table.reset_index().columns) == denoise.COLUMNS + ["my_comment"]
+    assert table["my_comment"].isna().all()  # the commented row was replaced; the column stays
+
+
+def test_an_image_too_small_for_every_method_is_skipped_once(noisy_dir, tmp_path, weights_mirror, capsys):
+    Image.new("RGB", (12, 40)).save(noisy_dir / "tiny.png")
+    out = tmp_path / "out"
+    assert denoise.main([str(noisy_dir), "--methods", "dncnn,ffdnet", "--sigma", "25", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("tiny.png") == 1 and "12x40 is under the 16x16" in err
+    assert sorted(p.name for p in (out / "ffdnet").iterdir()) == ["shot0.png", "shot1.png"]
+
+
 def test_an_unreadable_file_is_skipped_and_reported(noisy_dir, tmp_path, weights_mirror, capsys):
     (noisy_dir / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     out = tmp_path / "out"
@@ -185,11 +212,11 @@ def test_a_method_failing_on_one_image_is_reported_and_the_rest_kept(noisy_dir, 
 
 
 def test_an_interrupted_batch_keeps_the_rows_of_the_outputs_written(noisy_dir, tmp_path, weights_mirror,
-                                                                    monkeypatch):
+                                                                    monkeypatch, capsys):
     monkeypatch.setattr(denoise, "get", lambda name: _Flaky(denoisers.get(name), 1, KeyboardInterrupt()))
     out = tmp_path / "out"
-    with pytest.raises(KeyboardInterrupt):
-        denoise.main([str(noisy_dir), "--methods", "dncnn", "--sigma", "30", "--out", str(out)])
+    assert denoise.main([str(noisy_dir), "--methods", "dncnn", "--sigma", "30", "--out", str(out)]) == 130
+    assert "interrupted: 1 output written" in capsys.readouterr().err
     assert [p.name for p in (out / "dncnn").iterdir()] == ["shot0.png"]
     assert list(pd.read_csv(out / "denoised.csv")["image"]) == ["shot0.png"]
     assert not list(out.rglob("*.partial"))

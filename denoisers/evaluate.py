@@ -150,6 +150,18 @@ def prepare_out(out: Path, save_images: Path | None) -> pd.DataFrame:
     if missing:
         raise SystemExit(f"{results_csv} lacks the column(s) {', '.join(missing)}: it is not a results table "
                          "of this tool; move it away or choose another --out")
+    extra = [c for c in existing.columns if c not in report.FILE_COLUMNS]
+    if extra:
+        raise SystemExit(f"{results_csv} has column(s) this tool does not write ({', '.join(map(str, extra))}); "
+                         "it appends rows to this file and rewrites it, which would lose them: keep your own "
+                         "columns in a file of your own (this one is left as it is)")
+    for column in ("sigma", "seed", "psnr", "ssim", "seconds", *report.MEASURES):
+        if column in existing.columns and not pd.api.types.is_numeric_dtype(existing[column]):
+            bad = pd.to_numeric(existing[column], errors="coerce").isna() & existing[column].notna()
+            if bad.any():
+                index = int(bad.to_numpy().argmax())
+                raise SystemExit(f"{results_csv} line {index + 2}: {column} is {existing[column].iloc[index]!r}, "
+                                 "not a number; mend or remove that row (the file is left as it is)")
     return existing
 
 

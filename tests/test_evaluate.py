@@ -267,7 +267,8 @@ def test_a_bad_image_stops_the_run_before_any_row(problem, crops_dir, tmp_path):
 
 
 @pytest.mark.parametrize("problem", ["out is a file", "save-images is a file", "foreign results.csv",
-                                     "binary results.csv", "results.csv is a folder"])
+                                     "binary results.csv", "results.csv is a folder", "a column of the user's",
+                                     "a word for a number"])
 def test_a_bad_output_is_refused_before_any_work_and_left_alone(problem, crops_dir, tmp_path, monkeypatch):
     def never(job):
         raise AssertionError("no row may be computed")
@@ -288,6 +289,13 @@ def test_a_bad_output_is_refused_before_any_work_and_left_alone(problem, crops_d
         thing.write_text("a,b\n1,2\n")
     elif problem == "binary results.csv":
         thing.write_bytes(bytes(range(256)))
+    elif problem in ("a column of the user's", "a word for a number"):
+        header = ",".join(evaluate.report.FILE_COLUMNS)
+        row = "img0.png,dncnn,25,0,30.1,0.9,1.0,w,50,100,abc"
+        if problem == "a word for a number":
+            thing.write_text(f"{header}\n{row}\n{row.replace(',25,', ',twenty,')}\n")
+        else:
+            thing.write_text(f"{header},my_note\n{row},checked\n")
     else:
         thing.mkdir()
     before = thing.read_bytes() if thing.is_file() else None
@@ -295,6 +303,8 @@ def test_a_bad_output_is_refused_before_any_work_and_left_alone(problem, crops_d
         evaluate.main(["--data", str(crops_dir), "--sigma", "25", "--methods", "dncnn", "--out", str(out), *extra])
     assert str(thing) in str(err.value.code) or str(thing.name) in str(err.value.code)
     assert (thing.read_bytes() if thing.is_file() else None) == before
+    said = {"a column of the user's": "does not write (my_note)", "a word for a number": "line 3: sigma is 'twenty'"}
+    assert said.get(problem, "") in str(err.value.code)
 
 
 def test_weights_that_cannot_be_fetched_stop_the_run_before_any_row(crops_dir, tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from denoisers.base import SEED_MAX
 from denoisers.io import ImageReadError, pixels_sha256, read_image
 
 MIN_SIDE = 32
@@ -81,11 +82,23 @@ def check_sigma(sigma: object) -> float:
 
 
 def check_seed(seed: object) -> int:
-    """A non-negative integer seed; raises ``InputError``."""
-    try:
-        value = float(seed)
-    except (TypeError, ValueError):
-        raise InputError(f"seed must be a whole number, got {seed!r}") from None
-    if not value.is_integer() or value < 0 or value >= 2**63:
-        raise InputError(f"seed must be a whole number >= 0, got {seed!r}")
-    return int(value)
+    """A whole-number seed from 0 to ``SEED_MAX``, taken exactly (a float above 2**53 may
+    already have been rounded on its way, so it cannot name a seed); raises ``InputError``."""
+    wrong = InputError(f"seed must be a whole number from 0 to {SEED_MAX}, got {seed!r}")
+    if isinstance(seed, bool):
+        raise wrong
+    if isinstance(seed, int):
+        value = seed
+    elif isinstance(seed, str) and seed.strip().isdigit():
+        value = int(seed.strip())
+    else:
+        try:
+            number = float(seed)
+        except (TypeError, ValueError):
+            raise wrong from None
+        if not number.is_integer():
+            raise wrong
+        value = int(number)
+    if not 0 <= value <= SEED_MAX:
+        raise wrong
+    return value

@@ -24,6 +24,7 @@ from .tiling import run_tiled
 
 MIN_SIZE = 16
 SIGMA_MAX = 100.0
+SEED_MAX = 2**53 - 1  # noise seeds: the largest whole number a browser (a JavaScript number) holds exactly
 PRECISION_ENV = "DENOISERS_PRECISION"  # "auto" (default), "fp32" or "bf16"
 
 

@@ -29,7 +29,7 @@ import torch
 from tqdm import tqdm
 
 from . import datasets, report
-from .base import MIN_SIZE, Denoiser, TorchDenoiser, check_sigma
+from .base import MIN_SIZE, SEED_MAX, Denoiser, TorchDenoiser, check_sigma
 from .fetch import FetchError
 from .io import (ImageReadError, image_files, output_folder_problem, pixels_sha256, read_image, shared_stems,
                  to_float, to_uint8, write_png)
@@ -350,8 +350,8 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             raise SystemExit(str(exc)) from None
     args.sigma = list(dict.fromkeys(args.sigma))  # a repeated --sigma would write its rows twice
-    if args.seed < 0:
-        raise SystemExit(f"--seed must be >= 0, got {args.seed}")
+    if not 0 <= args.seed <= SEED_MAX:  # the app's limit too, so that every result can be viewed there
+        raise SystemExit(f"--seed must be from 0 to {SEED_MAX}, got {args.seed}")
     if args.limit is not None and args.limit < 1:
         raise SystemExit("--limit must be at least 1")
     images = list_images(args.data, args.limit)

@@ -114,9 +114,12 @@ def test_sigma_out_of_range_is_refused(bad):
 
 def test_sigma_and_seed_in_range():
     assert convert.check_sigma("25") == 25.0 and convert.check_sigma(5) == 5.0 and convert.check_sigma(75) == 75.0
-    assert convert.check_seed(3.0) == 3
-    for bad in (-1, 1.5, "x"):
-        with pytest.raises(InputError, match="seed"):
+    assert convert.check_seed(3.0) == 3 and convert.check_seed(" 7 ") == 7
+    big = 2**53 - 1  # taken exactly, whether it comes as a number or as text (a link)
+    assert convert.check_seed(big) == big and convert.check_seed(str(big)) == big and convert.check_seed(float(big)) == big
+    # 2**53 + 1 reaches the server as the float 2**53: no seed may be read from a rounded number.
+    for bad in (-1, 1.5, "x", True, float(2**53 + 1), 2**53, str(2**70), float("nan"), float("inf"), None):
+        with pytest.raises(InputError, match=r"seed must be a whole number from 0 to 9007199254740991"):
             convert.check_seed(bad)
 
 

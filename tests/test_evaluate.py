@@ -226,6 +226,7 @@ def test_bold_goes_to_the_best_of_the_methods_run_on_the_most_images():
     (["--sigma", "25", "--methods", "idresnet"], "not trained"),
     (["--sigma", "25", "--methods", ""], "at least one"),
     (["--sigma", "25", "--seed", "-1"], "--seed"),
+    (["--sigma", "25", "--seed", str(2**53)], "--seed must be from 0 to 9007199254740991"),
 ])
 def test_cli_refuses_bad_arguments(bad, message, crops_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(denoisers.weights, "entries_for", lambda method: [])

@@ -100,7 +100,10 @@ def read_image(source: str | Path | bytes, max_pixels: int | None = None) -> np.
             raise
         except UnidentifiedImageError:
             fp.seek(0)
-            if fp.read(4) in (b"II*\x00", b"MM\x00*"):  # a TIFF, of a pixel type Pillow does not decode
+            head = fp.read(4)
+            if not head:
+                raise ImageReadError(f"{name} is an empty file (0 bytes)") from None
+            if head in (b"II*\x00", b"MM\x00*"):  # a TIFF, of a pixel type Pillow does not decode
                 raise ImageReadError(f"{name} is a TIFF of a pixel type this tool cannot read (such as "
                                      "floating-point RGB); save it as an 8- or 16-bit image") from None
             raise ImageReadError(f"{name} is not a readable image: not a format this tool reads "

@@ -159,5 +159,8 @@ def test_bad_files_are_refused_clearly(tmp_path):
         read_image(truncated)
     with pytest.raises(ImageReadError, match="cannot open"):
         read_image(tmp_path / "missing.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(ImageReadError, match="empty.png is an empty file"):
+        read_image(tmp_path / "empty.png")
     with pytest.raises(ImageReadError, match="over the limit"):
         read_image(_png(Image.new("RGB", (100, 100))), max_pixels=5000)

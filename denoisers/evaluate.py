@@ -268,9 +268,25 @@ def run(jobs: list[Job], results_csv: Path, workers: int) -> None:
                     record(fut.result())
             for fut in as_completed(futures):
                 record(fut.result())
+        except KeyboardInterrupt:
+            if pool:  # a job already running in a worker would otherwise hold the exit for up to a minute
+                stop_workers(pool)
+            raise
         finally:
             if pool:
                 pool.shutdown(cancel_futures=True)
+
+
+def stop_workers(pool) -> None:
+    """End a process pool's workers now, with the jobs they are running (their rows are lost;
+    finished rows are already in the file). ``ProcessPoolExecutor`` has no public way before
+    Python 3.14 (``terminate_workers``)."""
+    terminate = getattr(pool, "terminate_workers", None)
+    if terminate is not None:
+        terminate()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
 
 
 def drop_superseded(results: pd.DataFrame, jobs: list[Job]) -> pd.DataFrame:

@@ -504,3 +504,21 @@ def test_the_chart_page_is_the_same_file_for_the_same_numbers_and_says_so_offlin
 
 def test_counts_read_as_english():
     assert [report.count(n, "sigma") for n in (0, 1, 3)] == ["0 sigmas", "1 sigma", "3 sigmas"]
+
+
+def test_ctrl_c_ends_the_jobs_running_in_worker_processes():
+    import time
+    from concurrent.futures.process import BrokenProcessPool
+
+    from denoisers.parallel import process_pool
+
+    pool = process_pool(1)
+    try:
+        running = pool.submit(time.sleep, 600)  # a CBM3D job of a large image, say
+        while not running.running():
+            time.sleep(0.05)
+        time.sleep(0.5)  # in the worker now
+        evaluate.stop_workers(pool)
+        assert isinstance(running.exception(timeout=60), BrokenProcessPool)  # ended, not waited for
+    finally:
+        pool.shutdown(cancel_futures=True)

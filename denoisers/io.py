@@ -92,6 +92,9 @@ def read_image(source: str | Path | bytes, max_pixels: int | None = None) -> np.
                     w, h = h, w
                 raise ImageReadError(f"{name} is {w}x{h} = {w * h / 1e6:.1f} MP, over the limit of "
                                      f"{max_pixels / 1e6:.1f} MP")
+            if img.format in ("GIF", "PNG", "WEBP") and getattr(img, "is_animated", False):
+                raise ImageReadError(f"{name} is an animation ({img.n_frames} frames); save the frame to "
+                                     "denoise as a still image")
             img.load()
             fmt = img.format  # the transposed copy has none
             img = ImageOps.exif_transpose(img)

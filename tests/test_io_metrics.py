@@ -159,6 +159,11 @@ def test_bad_files_are_refused_clearly(tmp_path):
         read_image(truncated)
     with pytest.raises(ImageReadError, match="cannot open"):
         read_image(tmp_path / "missing.png")
+    frames = [Image.new("RGB", (32, 32), (i * 40, 0, 0)) for i in range(3)]
+    for fmt in ("GIF", "PNG", "WEBP"):  # which frame would be denoised? none: the user picks one
+        with pytest.raises(ImageReadError, match=r"is an animation \(3 frames\)"):
+            read_image(_png(frames[0], fmt, save_all=True, append_images=frames[1:]))
+    assert read_image(_png(frames[1], "GIF")).shape == (32, 32, 3)  # a still GIF is read
     (tmp_path / "empty.png").write_bytes(b"")
     with pytest.raises(ImageReadError, match="empty.png is an empty file"):
         read_image(tmp_path / "empty.png")

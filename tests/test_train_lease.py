@@ -27,9 +27,38 @@ MIRRORS = bool(os.environ.get("DENOISERS_DATA_MIRROR") and os.environ.get("DENOI
 
 def test_plans_are_parsed_and_checked():
     assert lease.parse_plan("mse:5.5,gan:2") == [lease.PhasePlan("mse", 5.5), lease.PhasePlan("gan", 2.0)]
-    for bad in ("gan:1,mse:1", "mse", "adv:3", "mse:1,mse:2"):
+    assert lease.parse_plan("auto:2.5") == [lease.PhasePlan("auto", 2.5)]
+    for bad in ("gan:1,mse:1", "mse", "adv:3", "mse:1,mse:2", "auto:1,gan:1", "mse:1,auto:1", "auto:0"):
         with pytest.raises(LeaseError):
             lease.parse_plan(bad)
+
+
+def test_an_auto_plan_trains_mse_until_idresnet_passes_dncnn_then_gan(tmp_path):
+    results = tmp_path / "results.csv"
+    rows = [("a.png", 25, 32.0), ("b.png", 25, 31.0), ("a.png", 50, 29.0), ("b.png", 50, 28.0), ("c.png", 25, 20.0)]
+    results.write_text("image,method,sigma,seed,psnr,ssim,weights\n" + "".join(
+        f"{i},dncnn,{s},0,{v},0.9,w\n{i},ffdnet,{s},0,{v + 5},0.9,w\n" for i, s, v in rows))
+    run = tmp_path / "job1" / "mse"
+    run.mkdir(parents=True)
+
+    def evaluated(s25: float, s50: float) -> str:
+        (run / "metrics.jsonl").write_text(
+            json.dumps({"event": "eval", "step": 0, "psnr_s25": 10.0, "psnr_s50": 9.0, "images": ["a.png", "b.png"]})
+            + "\n" + json.dumps({"event": "train", "step": 9}) + "\n"
+            + json.dumps({"event": "eval", "step": 9, "psnr_s25": s25, "psnr_s50": s50, "images": ["a.png", "b.png"]})
+            + "\n")
+        return lease.choose_phase(str(run), results)
+
+    # DnCNN on a.png and b.png: 31.5 at sigma 25, 28.5 at 50 (c.png and FFDNet do not count).
+    phase, why = evaluated(31.6, 28.4)
+    assert phase == "mse" and "sigma 50: 28.40 < 28.50" in why and "sigma 25" not in why
+    assert evaluated(31.5, 28.5)[0] == "gan"
+    with pytest.raises(LeaseError, match="run folder"):
+        lease.choose_phase(str(tmp_path / "idresnet.pt"), results)
+    (run / "metrics.jsonl").write_text(json.dumps({"event": "eval", "step": 9, "psnr_s35": 30.0,
+                                                   "images": ["a.png", "b.png"]}) + "\n")
+    with pytest.raises(LeaseError, match="lacks dncnn at sigma 35"):
+        lease.choose_phase(str(run), results)
 
 
 def test_out_limits_are_enforced_before_copying(tmp_path):
@@ -328,3 +357,14 @@ def test_the_device_command_runs_without_what_the_gpu_machine_lacks(tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert {"idresnet.pt", "idgan.pt", "summary.json"} <= {p.name for p in out.iterdir()}
     assert not json.loads((out / "summary.json").read_text())["failed"]
+    # A second job decides its phase on the machine: the tiny generator is far below DnCNN.
+    out2 = tmp_path / "OUT2"
+    out2.mkdir()
+    second = ["bash", "train/lease.sh", "device", "--preset", "tiny", "--plan", "auto:0.2", "--init",
+              str(tmp_path / "work" / "mse"), "--stage", str(staged), "--work", str(tmp_path / "work2"),
+              "--set", "mse_steps=4", "--set", "eval_images=1"]
+    done = subprocess.run(second, cwd=lease.REPO, env={**env, "OUT": str(out2)}, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "plan auto: mse (IDResNet (step 6 of" in done.stdout and "is below dncnn at sigma 25: " in done.stdout
+    assert json.loads((out2 / "summary.json").read_text())["plan"] == [{"phase": "mse", "minutes": 0.2}]

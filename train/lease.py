@@ -187,7 +187,8 @@ class PhasePlan:
 
 
 def parse_plan(text: str) -> list[PhasePlan]:
-    """``mse:5.5,gan:2.5`` -> phases in order, each with its minutes."""
+    """``mse:5.5,gan:2.5`` -> phases in order, each with its minutes. ``auto:M`` (alone) is
+    one phase that ``choose_phase`` picks on the machine."""
     plan = []
     for part in text.split(","):
         phase, _, minutes = part.partition(":")
@@ -195,12 +196,46 @@ def parse_plan(text: str) -> list[PhasePlan]:
             value = float(minutes)
         except ValueError:
             value = math.nan
-        if phase not in METHODS or not (math.isfinite(value) and value > 0):
-            raise LeaseError(f"plan step {part!r} is not mse:MINUTES or gan:MINUTES (minutes > 0)")
+        if phase not in (*METHODS, "auto") or not (math.isfinite(value) and value > 0):
+            raise LeaseError(f"plan step {part!r} is not mse:MINUTES, gan:MINUTES or auto:MINUTES (minutes > 0)")
         plan.append(PhasePlan(phase, value))
-    if [p.phase for p in plan] not in (["mse"], ["gan"], ["mse", "gan"]):
-        raise LeaseError("a plan is mse, gan, or mse then gan")
+    if [p.phase for p in plan] not in (["mse"], ["gan"], ["mse", "gan"], ["auto"]):
+        raise LeaseError("a plan is mse, gan, mse then gan, or auto alone")
     return plan
+
+
+def choose_phase(init: str | None, results_csv: Path = RESULTS / "kodak24" / "results.csv",
+                 reference: str = "dncnn") -> tuple[str, str]:
+    """The phase of an ``auto`` plan, and why: ``mse`` while the IDResNet of the run folder
+    ``init`` (an earlier job's phase 1 on this machine) is below ``reference`` at any sigma of
+    its last in-run evaluation, on the same images and noise (the reference's rows of
+    ``results_csv``, the committed Kodak24 results); else ``gan``, IDGAN from it. Decided on
+    the machine, so that a second job can be sent the moment the first returns."""
+    metrics = Path(init) / "metrics.jsonl" if init else None
+    if metrics is None or not metrics.is_file():
+        raise LeaseError(f"--plan auto decides from an earlier job's run folder (its metrics.jsonl): "
+                         f"give --init .lease-runs/job1/mse, not {init}")
+    evals = [r for r in map(json.loads, metrics.read_text().splitlines()) if r.get("event") == "eval"]
+    if not evals:
+        raise LeaseError(f"{metrics} has no in-run evaluation to decide from")
+    last = evals[-1]
+    from denoisers import report
+
+    rows = report.one_seed(report.read_results(results_csv), 0)
+    rows = rows[(rows["method"] == reference) & rows["image"].isin(last["images"])]
+    below = []
+    for key in sorted(k for k in last if k.startswith("psnr_s")):
+        sigma = float(key.removeprefix("psnr_s"))
+        ref = rows[rows["sigma"].astype(float) == sigma]
+        if set(ref["image"]) != set(last["images"]):
+            raise LeaseError(f"{results_csv} lacks {reference} at sigma {sigma:g} on {', '.join(last['images'])}")
+        ours, theirs = float(last[key]), float(ref["psnr"].mean())
+        if ours < theirs:
+            below.append(f"sigma {sigma:g}: {ours:.2f} < {theirs:.2f}")
+    step = f"step {last['step']} of {init}"
+    if below:
+        return "mse", f"IDResNet ({step}) is below {reference} at {'; '.join(below)} dB: more MSE"
+    return "gan", f"IDResNet ({step}) is at or above {reference} at every sigma: IDGAN from it"
 
 
 def sigma_tag(lo: float, hi: float) -> str:
@@ -635,7 +670,9 @@ def main(argv: list[str] | None = None) -> int:
                                              "(its --init auto picks it)")
     p = sub.add_parser("device", help="on the GPU machine: train the plan, write $OUT")
     p.add_argument("--out", type=Path, default=os.environ.get("OUT"), help="default: $OUT")
-    p.add_argument("--plan", default="mse:5.5,gan:2.5", help="phases and minutes (default mse:5.5,gan:2.5)")
+    p.add_argument("--plan", default="mse:5.5,gan:2.5",
+                   help="phases and minutes (default mse:5.5,gan:2.5); auto:M continues from an earlier job's "
+                        "--init run folder with mse while its IDResNet is below DnCNN, else gan")
     p.add_argument("--preset", default="gpu")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--init", default="auto",
@@ -666,6 +703,10 @@ def main(argv: list[str] | None = None) -> int:
             cfg = cfg.replace(**changes) if changes else cfg
             plan = parse_plan(args.plan)
             init = resolve_init(args.init, cfg, stage_dir=args.stage)
+            if plan[0].phase == "auto":
+                phase, why = choose_phase(init)
+                print(f"plan auto: {phase} ({why})")
+                plan = [PhasePlan(phase, plan[0].minutes)]
             return device(args.out, plan, cfg, args.work, args.stage, init)
         else:
             from denoisers import weights

@@ -22,7 +22,7 @@ from train.config import TINY, Config, ConfigError, from_dict, load_yaml, preset
 from train.data import BatchMaker, load_bank
 from train.discriminator import Discriminator, check_state_dict, feature_side
 from train.losses import d_fake_loss, d_real_loss, g_adversarial_loss
-from train.loop import Dist, d_step, g_step, lr_at, plan_total_steps, prepare, run
+from train.loop import Dist, d_step, g_step, lr_at, plan_total_steps, prepare, run, truncate_metrics
 
 # Generous: a guard against hangs, not a speed check (a busy 2-core machine runs these slowly).
 pytestmark = pytest.mark.timeout(600)
@@ -453,3 +453,11 @@ def test_the_in_run_evaluation_runs_without_tf32_and_restores_it(monkeypatch):
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
     loop.evaluate(None, [], (25.0,), torch.device("cpu"))
     assert seen == [False] and torch.backends.cudnn.allow_tf32 is True
+
+
+def test_a_resume_drops_the_records_after_its_checkpoint_and_a_half_written_line(tmp_path):
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text('{"event": "start", "step": 0}\n{"event": "train", "step": 100}\n'
+                       '{"event": "train", "step": 200}\n{"event": "tra')  # killed mid-line
+    truncate_metrics(metrics, 100)
+    assert [json.loads(line)["step"] for line in metrics.read_text().splitlines()] == [0, 100]

@@ -299,12 +299,21 @@ class Recorder:
 
 
 def truncate_metrics(path: Path, step: int) -> None:
-    """Drop records after ``step`` (written after the checkpoint a resume starts from)."""
+    """Drop records after ``step`` (written after the checkpoint a resume starts from), and a
+    last line cut short by a killed run; the file is replaced in one rename."""
     if not path.exists():
         return
-    kept = [line for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step]
-    path.write_text("".join(line + "\n" for line in kept))
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # half a line: the process died while writing it
+            continue
+        if record.get("step", 0) <= step:
+            kept.append(line)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    tmp.replace(path)
 
 
 def save_checkpoint(run: Run) -> Path:

@@ -8,9 +8,11 @@ once) and the result cache. It keeps no per-user data.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -19,9 +21,13 @@ import numpy as np
 import denoisers
 from denoisers.io import to_float, to_uint8
 from denoisers.metrics import add_noise, detail_ratio, high_frequency_energy, psnr, ssim
-from denoisers.parallel import denoise_by_name, process_pool
+from denoisers.fetch import FetchError
+from denoisers.parallel import denoise_by_name, process_pool, stop_workers
+from denoisers.weights import WeightsError
 
 from .cache import ResultCache, result_key
+
+log = logging.getLogger(__name__)
 
 NOISY = "noisy"
 
@@ -92,10 +98,26 @@ class Engine:
             self._pool.submit(_warm_worker)
 
     def close(self) -> None:
+        """Stop: queued work is dropped and the worker processes end now (an exit would
+        otherwise wait for a CBM3D job still running)."""
         self._threads.shutdown(wait=False, cancel_futures=True)
         if self._pool is not None:
+            stop_workers(self._pool)
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+    def _submit_to_process(self, *args) -> Future:
+        """Submit to the worker pool; a pool broken by a worker that died (out of memory, a
+        crash in native code) is replaced, so that one crash does not end that method for
+        every later comparison."""
+        try:
+            return self._process_pool().submit(*args)
+        except BrokenProcessPool:
+            log.warning("the worker process pool was broken (a worker died); starting a new one")
+            broken, self._pool = self._pool, None
+            if broken is not None:
+                broken.shutdown(wait=False, cancel_futures=True)
+            return self._process_pool().submit(*args)
 
     def _process_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -139,34 +161,36 @@ class Engine:
         pending: dict[Future, tuple[str, str | None]] = {}
         notes: dict[str, str] = {}  # what a result should say, e.g. "not trained for sigma 70: ..."
         clean_energy = None if clean_u8 is None else high_frequency_energy(clean_u8)  # once for all methods
-        for name in methods:
-            if name not in self.denoisers:
-                yield MethodResult(name, name, None, error=f"unknown method {name!r}")
-                continue
-            d = self.denoisers[name]
-            status = d.readiness(sigma)
-            if not status.ready:
-                yield MethodResult(name, d.label, None, error=f"not ready: {status.reason}")
-                continue
-            if status.outside_training:
-                notes[name] = status.outside_training
-            weights, how = d.weights_id(sigma), numerics(d)
-            # The precision is part of the key: a bf16 output is not an fp32 one.
-            key = result_key(image_id, sigma, seed, name, weights + (f"|{how}" if how else "")) if self.cache else None
-            hit = self.cache.get(key) if key else None
-            if hit is not None and hit.image.shape == noisy.shape:
-                yield MethodResult(name, d.label, hit.image, hit.meta.get("psnr"), hit.meta.get("ssim"),
-                                   hit.meta.get("seconds"), cached=True,
-                                   detail=None if clean_u8 is None else detail_ratio(clean_u8, hit.image, clean_energy),
-                                   weights=weights, numerics=how, note=notes.get(name, ""))
-                continue
-            if d.separate_process:
-                future = self._shared(key, lambda: self._process_pool().submit(timed_denoise_by_name, name, noisy,
-                                                                                 sigma))
-            else:
-                future = self._shared(key, lambda: self._threads.submit(self._timed_denoise, d, noisy, sigma))
-            pending[future] = (name, key)
-        try:
+        try:  # from the first yield on: a caller that leaves at any of them abandons what was submitted
+            for name in methods:
+                if name not in self.denoisers:
+                    yield MethodResult(name, name, None, error=f"unknown method {name!r}")
+                    continue
+                d = self.denoisers[name]
+                status = d.readiness(sigma)
+                if not status.ready:
+                    yield MethodResult(name, d.label, None, error=f"not ready: {status.reason}")
+                    continue
+                if status.outside_training:
+                    notes[name] = status.outside_training
+                weights, how = d.weights_id(sigma), numerics(d)
+                # The precision is part of the key: a bf16 output is not an fp32 one.
+                key = (result_key(image_id, sigma, seed, name, weights + (f"|{how}" if how else ""))
+                       if self.cache else None)
+                hit = self.cache.get(key) if key else None
+                if hit is not None and hit.image.shape == noisy.shape:
+                    yield MethodResult(name, d.label, hit.image, hit.meta.get("psnr"), hit.meta.get("ssim"),
+                                       hit.meta.get("seconds"), cached=True,
+                                       detail=None if clean_u8 is None else detail_ratio(clean_u8, hit.image,
+                                                                                         clean_energy),
+                                       weights=weights, numerics=how, note=notes.get(name, ""))
+                    continue
+                if d.separate_process:
+                    future = self._shared(key, lambda: self._submit_to_process(timed_denoise_by_name, name, noisy,
+                                                                               sigma))
+                else:
+                    future = self._shared(key, lambda: self._threads.submit(self._timed_denoise, d, noisy, sigma))
+                pending[future] = (name, key)
             while pending:
                 done, _ = wait(pending, timeout=heartbeat, return_when=FIRST_COMPLETED)
                 if not done:
@@ -240,6 +264,9 @@ class Engine:
         weights, how = d.weights_id(sigma), numerics(d)
         try:
             out, seconds = future.result()
+        except (WeightsError, FetchError) as exc:  # its text names the server's folders and sources
+            log.warning("%s: %s", name, exc)
+            return MethodResult(name, label, None, error="its weights could not be had (the server's log says why)")
         except (ValueError, denoisers.NotReadyError) as exc:
             return MethodResult(name, label, None, error=str(exc))
         except Exception as exc:  # a crashed worker must not take the whole comparison down
@@ -250,5 +277,8 @@ class Engine:
         if self.cache and key:
             meta = {"psnr": p, "ssim": s, "seconds": seconds, "method": name, "sigma": sigma, "seed": seed,
                     "weights": weights, "numerics": how}
-            self.cache.put(key, out, meta)
+            try:
+                self.cache.put(key, out, meta)
+            except OSError as exc:  # a full or read-only disk: the result is still good, only not kept
+                log.warning("result not cached: %s", exc)
         return MethodResult(name, label, out, p, s, seconds, detail=detail, weights=weights, numerics=how)

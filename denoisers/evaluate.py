@@ -35,7 +35,7 @@ from .io import (ImageReadError, image_files, output_folder_problem, pixels_sha2
                  to_float, to_uint8, write_png)
 from .weights import WeightsError
 from .metrics import add_noise, high_frequency_energy, psnr, ssim
-from .parallel import process_pool
+from .parallel import process_pool, stop_workers
 from .registry import get, load_plugins, names, parse_methods
 
 
@@ -275,18 +275,6 @@ def run(jobs: list[Job], results_csv: Path, workers: int) -> None:
         finally:
             if pool:
                 pool.shutdown(cancel_futures=True)
-
-
-def stop_workers(pool) -> None:
-    """End a process pool's workers now, with the jobs they are running (their rows are lost;
-    finished rows are already in the file). ``ProcessPoolExecutor`` has no public way before
-    Python 3.14 (``terminate_workers``)."""
-    terminate = getattr(pool, "terminate_workers", None)
-    if terminate is not None:
-        terminate()
-        return
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
-        process.terminate()
 
 
 def drop_superseded(results: pd.DataFrame, jobs: list[Job]) -> pd.DataFrame:

@@ -266,6 +266,77 @@ def test_cbm3d_runs_in_its_own_process_beside_the_networks(engine):
     assert "Best PSNR" in session.summary(comp, 1.0)
 
 
+@needs_nets
+def test_a_caller_leaving_at_a_cached_result_still_leaves_no_work_behind(tmp_path, monkeypatch):
+    """Stop (or another image) can end a comparison at any yield, a cached result's included:
+    the work already submitted is then abandoned like any other (cached when it ends, and no
+    longer counted as under way)."""
+    import time
+
+    e = Engine(ResultCache(tmp_path, max_bytes=10**8), methods=["dncnn", "ffdnet"])
+    real = Engine._timed_denoise
+    try:
+        src = source()
+        noisy = synthetic_noisy(src.image, 25, 0)
+        list(e.run(src.image, noisy, src.image_id, 25, 0, ["ffdnet"]))  # ffdnet is cached now
+
+        def slow(d, x, sigma):
+            time.sleep(1.0)
+            return real(d, x, sigma)
+
+        monkeypatch.setattr(Engine, "_timed_denoise", staticmethod(slow))
+        run = e.run(src.image, noisy, src.image_id, 25, 0, ["dncnn", "ffdnet"], heartbeat=0.1)
+        first = next(run)  # dncnn is submitted; ffdnet comes from the cache
+        assert first.name == "ffdnet" and first.cached
+        run.close()
+        deadline = time.monotonic() + 30
+        while e._inflight and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not e._inflight  # dncnn finished, was cached, and is no longer under way
+        monkeypatch.setattr(Engine, "_timed_denoise", staticmethod(real))
+        again = {r.name: r for r in e.run(src.image, noisy, src.image_id, 25, 0, ["dncnn"])}
+        assert again["dncnn"].cached
+    finally:
+        e.close()
+
+
+@needs_nets
+def test_a_result_that_cannot_be_cached_is_still_shown(tmp_path, monkeypatch):
+    cache = ResultCache(tmp_path, max_bytes=10**8)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache, "put", full_disk)
+    e = Engine(cache, methods=["ffdnet"])
+    try:
+        src = source()
+        [r] = list(e.run(src.image, synthetic_noisy(src.image, 25, 0), src.image_id, 25, 0, ["ffdnet"]))
+        assert r.error is None and r.output is not None and r.psnr > 25
+    finally:
+        e.close()
+
+
+def test_a_worker_process_that_died_is_replaced(tmp_path):
+    from denoisers.parallel import stop_workers
+
+    e = Engine(ResultCache(tmp_path, max_bytes=10**8), methods=["cbm3d"])
+    if not e.denoisers["cbm3d"].readiness(25).ready:
+        pytest.skip("bm3d not installed")
+    try:
+        e.start()
+        pool = e._pool
+        pool.submit(sum, [1, 2]).result(timeout=120)  # the worker is up
+        stop_workers(pool)  # as if it had been killed (out of memory, a crash in native code)
+        with pytest.raises(Exception):
+            pool.submit(sum, [1, 2]).result(timeout=120)  # that pool is broken now
+        src = source(40, 40)
+        [r] = list(e.run(src.image, synthetic_noisy(src.image, 25, 0), src.image_id, 25, 0, ["cbm3d"]))
+        assert r.error is None and r.output.shape == (40, 40, 3) and e._pool is not pool
+    finally:
+        e.close()
+
+
 @pytest.mark.parametrize("methods, message", [
     ('["dncnn"', "unknown methods"),  # not JSON, not a method: a clear input error
     ("", "at least one method"),
@@ -274,3 +345,23 @@ def test_cbm3d_runs_in_its_own_process_beside_the_networks(engine):
 def test_api_methods_that_are_not_a_list_of_names_are_input_errors(engine, methods, message):
     with pytest.raises(InputError, match=message):
         session.api_compare(engine, png_bytes(smooth_image()), 25, 0, methods, 10**6)
+
+
+def test_weights_that_cannot_be_had_are_said_without_the_servers_folders(tmp_path, monkeypatch, caplog):
+    from denoisers.weights import WeightsError
+
+    e = Engine(ResultCache(tmp_path, max_bytes=10**8), methods=["ffdnet"])
+
+    def unreachable(noisy, sigma):
+        raise WeightsError("weights 'ffdnet_color' not found in /srv/secret/mirror nor at https://example.org/x")
+
+    monkeypatch.setattr(e.denoisers["ffdnet"], "denoise", unreachable)
+    monkeypatch.setattr(type(e.denoisers["ffdnet"]), "readiness",
+                        lambda self, sigma=None: denoisers.Readiness(True, ""))
+    try:
+        src = source()
+        [r] = list(e.run(src.image, synthetic_noisy(src.image, 25, 0), src.image_id, 25, 0, ["ffdnet"]))
+        assert r.error == "its weights could not be had (the server's log says why)"
+        assert "/srv/secret/mirror" in caplog.text  # the details go to the server's log
+    finally:
+        e.close()

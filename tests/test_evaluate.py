@@ -510,7 +510,7 @@ def test_ctrl_c_ends_the_jobs_running_in_worker_processes():
     import time
     from concurrent.futures.process import BrokenProcessPool
 
-    from denoisers.parallel import process_pool
+    from denoisers.parallel import process_pool, stop_workers
 
     pool = process_pool(1)
     try:
@@ -518,7 +518,7 @@ def test_ctrl_c_ends_the_jobs_running_in_worker_processes():
         while not running.running():
             time.sleep(0.05)
         time.sleep(0.5)  # in the worker now
-        evaluate.stop_workers(pool)
+        stop_workers(pool)
         assert isinstance(running.exception(timeout=60), BrokenProcessPool)  # ended, not waited for
     finally:
         pool.shutdown(cancel_futures=True)

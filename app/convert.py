@@ -85,11 +85,13 @@ def check_seed(seed: object) -> int:
     """A whole-number seed from 0 to ``SEED_MAX``, taken exactly (a float above 2**53 may
     already have been rounded on its way, so it cannot name a seed); raises ``InputError``."""
     wrong = InputError(f"seed must be a whole number from 0 to {SEED_MAX}, got {seed!r}")
-    if isinstance(seed, bool):
+    if isinstance(seed, bool) or (isinstance(seed, str) and not seed.isascii()):
         raise wrong
     if isinstance(seed, int):
         value = seed
-    elif isinstance(seed, str) and seed.strip().isdigit():
+    elif isinstance(seed, str) and seed.strip().isascii() and seed.strip().isdigit():
+        if len(seed.strip()) > len(str(SEED_MAX)):
+            raise wrong
         value = int(seed.strip())
     else:
         try:

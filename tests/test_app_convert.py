@@ -118,7 +118,8 @@ def test_sigma_and_seed_in_range():
     big = 2**53 - 1  # taken exactly, whether it comes as a number or as text (a link)
     assert convert.check_seed(big) == big and convert.check_seed(str(big)) == big and convert.check_seed(float(big)) == big
     # 2**53 + 1 reaches the server as the float 2**53: no seed may be read from a rounded number.
-    for bad in (-1, 1.5, "x", True, float(2**53 + 1), 2**53, str(2**70), float("nan"), float("inf"), None):
+    for bad in (-1, 1.5, "x", True, float(2**53 + 1), 2**53, str(2**70), float("nan"), float("inf"), None,
+                "²", "٣", "9" * 5000):  # digits to str.isdigit, not to int() (or too long for it)
         with pytest.raises(InputError, match=r"seed must be a whole number from 0 to 9007199254740991"):
             convert.check_seed(bad)
 

@@ -36,6 +36,12 @@ def test_bad_values_fall_back_and_are_reported():
         assert word in text
 
 
+def test_a_seed_of_other_digits_is_a_problem_not_a_crash():
+    for seed in ("%C2%B2", "9" * 5000):  # "²": a digit to str.isdigit, not to int()
+        state, problems = parse(f"seed={seed}")
+        assert state.seed == 0 and "seed must be a whole number from 0 to" in " ".join(problems)
+
+
 def test_method_order_is_display_order_and_upload_has_no_image():
     state, _ = parse("methods=cbm3d,dncnn")
     assert state.methods == ("dncnn", "cbm3d")

@@ -327,7 +327,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                 return None
             try:
                 comp, _ = session.new_comparison(engine, src, sg, sd, noisy_mode, [])
-            except InputError:
+            except InputError as exc:  # a sigma or seed typed out of range: say why nothing shows
+                gr.Warning(f"No preview: {exc}")
                 return None
             comp.note = note
             return comp

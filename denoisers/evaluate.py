@@ -19,7 +19,7 @@ import csv
 import os
 import sys
 import time
-from concurrent.futures import Future, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -238,8 +238,11 @@ def plan(images: list[Path], methods: list[str], sigmas: list[float], seed: int,
     return [job for job in jobs if job.key not in done]
 
 
-def run(jobs: list[Job], results_csv: Path, workers: int) -> None:
-    """Run ``jobs``, appending each row to ``results_csv`` as soon as it is known."""
+def run(jobs: list[Job], results_csv: Path, workers: int) -> list[str]:
+    """Run ``jobs``, appending each row to ``results_csv`` as soon as it is known. A job that
+    fails (a method's error, NaN output, memory) writes no row and the others go on; returns
+    one line per failed job."""
+    failures: list[str] = []
     separate = [j for j in jobs if get(j.method).separate_process]
     inline = [j for j in jobs if not get(j.method).separate_process]
     new_file = not results_csv.exists() or results_csv.stat().st_size == 0
@@ -250,31 +253,37 @@ def run(jobs: list[Job], results_csv: Path, workers: int) -> None:
             writer.writeheader()
             f.flush()  # a run killed before its first row leaves a readable, empty table
 
-        def record(row: dict) -> None:
-            writer.writerow(row)
-            f.flush()
-            bar.set_postfix_str(f"{row['method']} {row['image']} s{row['sigma']:g}: {row['psnr']:.2f} dB")
+        def record(job: Job, compute) -> None:
+            try:
+                row = compute()
+            except Exception as exc:  # KeyboardInterrupt is not an Exception: it still stops the run
+                failures.append(f"{job.method} on {job.image.name} at sigma {job.sigma:g}: {type(exc).__name__}: {exc}")
+                tqdm.write(f"failed: {failures[-1]}", file=sys.stderr)
+            else:
+                writer.writerow(row)
+                f.flush()
+                bar.set_postfix_str(f"{row['method']} {row['image']} s{row['sigma']:g}: {row['psnr']:.2f} dB")
             bar.update()
 
         pool = process_pool(workers) if separate else None
         try:
-            futures: list[Future] = [pool.submit(evaluate_one, j) for j in separate] if pool else []
+            futures = {pool.submit(evaluate_one, j): j for j in separate} if pool else {}
             if pool:  # leave the cores the workers use to them
                 torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))
             for job in inline:
-                record(evaluate_one(job))
+                record(job, lambda: evaluate_one(job))
                 for fut in [f for f in futures if f.done()]:
-                    futures.remove(fut)
-                    record(fut.result())
-            for fut in as_completed(futures):
-                record(fut.result())
-        except KeyboardInterrupt:
+                    record(futures.pop(fut), fut.result)
+            for fut in as_completed(list(futures)):
+                record(futures.pop(fut), fut.result)
+        except BaseException:
             if pool:  # a job already running in a worker would otherwise hold the exit for up to a minute
                 stop_workers(pool)
             raise
         finally:
             if pool:
                 pool.shutdown(cancel_futures=True)
+    return failures
 
 
 def drop_superseded(results: pd.DataFrame, jobs: list[Job]) -> pd.DataFrame:
@@ -411,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
     load_weights(jobs)
     try:
-        run(jobs, results_csv, max(1, args.workers))
+        failures = run(jobs, results_csv, max(1, args.workers))
     except KeyboardInterrupt:
         print(f"\ninterrupted: the rows finished so far are in {results_csv}; the same command resumes "
               "from them", file=sys.stderr)
@@ -419,6 +428,10 @@ def main(argv: list[str] | None = None) -> int:
     dataset = args.name or args.data.resolve().name  # "--data ." names the folder it means
     results = write_outputs(args.out, dataset, args.seed)
     print(report.table_markdown(results, names(), dataset))
+    if failures:
+        print(f"{report.count(len(failures), 'run')} failed and wrote no row (the table lacks them; the same "
+              "command retries them):\n" + "\n".join(f"  {line}" for line in failures), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -175,6 +175,27 @@ def test_an_interrupted_run_keeps_its_rows_and_the_next_one_resumes(crops_dir, t
     assert len(pd.read_csv(out / "results.csv")) == 2
 
 
+def test_a_failing_run_is_reported_and_the_others_are_kept(crops_dir, tmp_path, weights_mirror, monkeypatch,
+                                                         capsys):
+    out = tmp_path / "out"
+    args = ["--data", str(crops_dir), "--sigma", "25", "--methods", "ffdnet", "--out", str(out)]
+    real = evaluate.evaluate_one
+
+    def fails_on_img1(job):
+        if job.image.name == "img1.png":
+            raise ValueError("ffdnet returned NaN")
+        return real(job)
+
+    monkeypatch.setattr(evaluate, "evaluate_one", fails_on_img1)
+    assert evaluate.main(args) == 1
+    err = capsys.readouterr().err
+    assert "1 run failed and wrote no row" in err and "ffdnet on img1.png at sigma 25: ValueError: ffdnet returned NaN" in err
+    assert list(pd.read_csv(out / "results.csv")["image"]) == ["img2.png"]
+    assert "| 25 | ffdnet | 1 |" in (out / "table.md").read_text()  # the table says how many images it holds
+    monkeypatch.setattr(evaluate, "evaluate_one", real)
+    assert evaluate.main(args) == 0 and len(pd.read_csv(out / "results.csv")) == 2  # the retry fills the gap
+
+
 def test_an_empty_results_file_left_by_a_killed_run_is_started_afresh(crops_dir, tmp_path, weights_mirror):
     out = tmp_path / "out"
     out.mkdir()

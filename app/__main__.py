@@ -35,9 +35,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="a module (or .py file) of your own denoisers, shown beside the others (repeatable)")
     args = parser.parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from denoisers.base import check_precision_env
     from denoisers.registry import load_plugins
 
     try:
+        check_precision_env()
         load_plugins(args.plugin)
     except ValueError as exc:
         parser.error(str(exc))

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from denoisers.base import check_precision_env
 from denoisers.registry import load_plugins, parse_methods
 
 from . import kodak, session
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="a module (or .py file) of your own denoisers, as given to the app (repeatable)")
     args = parser.parse_args(argv)
     try:
+        check_precision_env()
         load_plugins(args.plugin)
         asked = parse_methods(" ".join(args.methods)) if args.methods is not None else None
     except ValueError as exc:

@@ -26,6 +26,15 @@ MIN_SIZE = 16
 SIGMA_MAX = 100.0
 SEED_MAX = 2**53 - 1  # noise seeds: the largest whole number a browser (a JavaScript number) holds exactly
 PRECISION_ENV = "DENOISERS_PRECISION"  # "auto" (default), "fp32" or "bf16"
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def check_precision_env() -> None:
+    """ValueError for a ``$DENOISERS_PRECISION`` other than auto, fp32 or bf16: a command
+    checks it before any work, instead of failing where a network is first built."""
+    value = os.environ.get(PRECISION_ENV, "auto")
+    if value not in PRECISIONS:
+        raise ValueError(f"${PRECISION_ENV} must be auto, fp32 or bf16, got {value!r}")
 
 
 class NotReadyError(RuntimeError):
@@ -162,7 +171,7 @@ class TorchDenoiser(Denoiser):
                  tile: int = 512) -> None:
         self.device = torch.device(device) if device is not None else default_device()
         self.precision = precision or os.environ.get(PRECISION_ENV, "auto")
-        if self.precision not in ("auto", "fp32", "bf16"):
+        if self.precision not in PRECISIONS:
             where = "precision" if precision else f"${PRECISION_ENV}"
             raise ValueError(f"{where} must be auto, fp32 or bf16, got {self.precision!r}")
         self.tile = tile

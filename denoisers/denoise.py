@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from .base import MIN_SIZE, SIGMA_MAX, check_sigma
+from .base import MIN_SIZE, SIGMA_MAX, check_precision_env, check_sigma
 from .fetch import FetchError
 from .io import (ImageReadError, image_files, output_folder_problem, read_image, shared_stems, to_float,
                  to_uint8, write_png)
@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                              "denoisers.registry.register (repeatable)")
     args = parser.parse_args(argv)
     try:
+        check_precision_env()
         load_plugins(args.plugin)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None

@@ -220,3 +220,16 @@ def test_an_interrupted_batch_keeps_the_rows_of_the_outputs_written(noisy_dir, t
     assert [p.name for p in (out / "dncnn").iterdir()] == ["shot0.png"]
     assert list(pd.read_csv(out / "denoised.csv")["image"]) == ["shot0.png"]
     assert not list(out.rglob("*.partial"))
+
+
+def test_a_bad_precision_setting_is_refused_before_any_work(noisy_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("DENOISERS_PRECISION", "fp16")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit, match=r"\$DENOISERS_PRECISION must be auto, fp32 or bf16, got 'fp16'"):
+        denoise.main([str(noisy_dir), "--out", str(out)])  # the default methods are built first
+    assert not out.exists()
+    from app.__main__ import main as app_main
+
+    with pytest.raises(SystemExit) as err:
+        app_main(["--port", "0"])
+    assert err.value.code == 2

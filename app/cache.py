@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,9 @@ def result_key(image_id: str, sigma: float, seed: int | None, method: str, weigh
 class Entry:
     image: np.ndarray  # HxWx3 uint8
     meta: dict
+
+
+LEFTOVER_AGE_S = 600  # an unfinished write older than this was abandoned (its process died)
 
 
 class ResultCache:
@@ -106,9 +110,26 @@ class ResultCache:
     def size_bytes(self) -> int:
         return sum(size for _, size, _ in self._entries())
 
+    def _remove_leftovers(self) -> None:
+        """Files of writes that never finished: an array whose record was never written, and
+        temporary files, left by a process killed mid-write. They count toward no entry, so
+        nothing else would ever remove them. Only files older than ``LEFTOVER_AGE_S`` go: a
+        younger one may be a write under way in another thread or process."""
+        cutoff = time.time() - LEFTOVER_AGE_S
+        for path in [*self.root.glob("*/.*.part"), *self.root.glob("*/*.npy")]:
+            try:
+                if path.suffix == ".npy" and path.with_suffix(".json").exists():
+                    continue
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+            except OSError:
+                continue
+
     def evict(self) -> int:
-        """Remove least recently used entries until the cache fits; returns how many."""
+        """Remove least recently used entries until the cache fits, and the leftovers of writes
+        that never finished; returns how many entries went."""
         with self._evict_lock:
+            self._remove_leftovers()
             entries = sorted(self._entries())
             total = sum(size for _, size, _ in entries)
             removed = 0

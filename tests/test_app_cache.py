@@ -76,3 +76,24 @@ def test_only_uint8_is_stored(tmp_path):
 def test_default_location_follows_the_cache_root(tmp_path, monkeypatch):
     monkeypatch.setenv("DENOISERS_CACHE", str(tmp_path))
     assert ResultCache().root == tmp_path / "results"
+
+
+def test_writes_that_never_finished_are_removed_once_old(tmp_path):
+    """A process killed between writing an entry's array and its record, or mid-write, leaves
+    files no entry counts: they would grow past the bound for ever."""
+    cache = ResultCache(tmp_path, max_bytes=10**9)
+    keep, orphan = result_key("a", 25, 0, "dncnn", "w"), result_key("b", 25, 0, "dncnn", "w")
+    cache.put(keep, img(1), {})
+    cache.put(orphan, img(2), {})
+    _, orphan_record = cache._paths(orphan)
+    orphan_record.unlink()  # killed before the record was written
+    part = orphan_record.parent / f".{orphan}.npy.abc.part"
+    part.write_bytes(b"half")
+    recent = orphan_record.parent / ".young.npy.def.part"  # a write under way elsewhere
+    recent.write_bytes(b"half")
+    old = time.time() - 3600
+    for path in (orphan_record.with_suffix(".npy"), part):
+        os.utime(path, (old, old))
+    cache.evict()
+    assert not orphan_record.with_suffix(".npy").exists() and not part.exists()
+    assert recent.exists() and cache.get(keep) is not None

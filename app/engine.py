@@ -50,11 +50,16 @@ class MethodResult:
     note: str = ""  # e.g. that the method ran outside its training range
 
 
-def timed_denoise_by_name(name: str, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, float]:
-    """Run ``name`` (in a worker process) and return (uint8 output, seconds)."""
+def timed(denoise, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, float]:
+    """``denoise(noisy, sigma)`` as (uint8 output, seconds)."""
     start = time.perf_counter()
-    out = denoise_by_name(name, noisy, sigma)
+    out = denoise(noisy, sigma)
     return to_uint8(out), time.perf_counter() - start
+
+
+def timed_denoise_by_name(name: str, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, float]:
+    """``timed`` for method ``name``, in a worker process (picklable by name)."""
+    return timed(lambda x, s: denoise_by_name(name, x, s), noisy, sigma)
 
 
 def _warm_worker() -> bool:
@@ -253,9 +258,7 @@ class Engine:
 
     @staticmethod
     def _timed_denoise(d: denoisers.Denoiser, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, float]:
-        start = time.perf_counter()
-        out = d.denoise(noisy, sigma)
-        return to_uint8(out), time.perf_counter() - start
+        return timed(d.denoise, noisy, sigma)
 
     def _finish(self, name: str, key: str | None, future: Future, clean_u8: np.ndarray | None,
                 clean_energy: float | None, sigma: float, seed: int | None) -> MethodResult:

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from denoisers import datasets
-from denoisers.fetch import FetchError, FileSpec, Source, cache_root, locate
+from denoisers.fetch import FetchError
 
 from .convert import InputError
 
@@ -41,15 +41,11 @@ def paths(download: bool = True) -> list[Path]:
 
 def path(name: str, download: bool = True) -> Path:
     """The checked file of one image (``kodim05``); only that file is checked or fetched."""
-    files = {Path(f).stem: (f, digest) for f, digest in datasets.checksums(SET).items()}
+    files = {Path(f).stem: f for f in datasets.checksums(SET)}
     if name not in files:
         raise InputError(f"unknown Kodak24 image {name!r}")
-    file, digest = files[name]
-    ds = datasets.DATASETS[SET]
-    spec = FileSpec(file, digest, (Source(ds.url.format(file=file)),))
     try:
-        return locate(spec, cache_root() / "datasets" / ds.folder, [m / ds.folder for m in datasets.mirrors()],
-                      download)
+        return datasets.file(SET, files[name], download)
     except (FetchError, OSError, RuntimeError) as exc:
         raise InputError(f"{where_to_get()} ({type(exc).__name__})") from exc
 

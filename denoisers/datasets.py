@@ -7,11 +7,10 @@ downloaded from their public homes into the cache and checked against the sha256
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .fetch import FileSpec, Source, cache_root, locate
+from .fetch import FileSpec, Source, cache_root, locate, mirror_folders
 
 MIRROR_ENV = "DENOISERS_DATA_MIRROR"
 CHECKSUMS = Path(__file__).resolve().parent / "checksums"
@@ -47,22 +46,26 @@ def checksums(name: str) -> dict[str, str]:
 
 
 def mirrors() -> list[Path]:
-    value = os.environ.get(MIRROR_ENV, "")
-    return [Path(p) for p in value.split(os.pathsep) if p]
+    return mirror_folders(MIRROR_ENV)
 
 
 def files(name: str, download: bool = True, limit: int | None = None) -> list[Path]:
     """Local, checked paths of dataset ``name``'s images in name order (the first ``limit``)."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    return [_locate(name, file, digest, download) for file, digest in list(checksums(name).items())[:limit]]
+
+
+def file(name: str, filename: str, download: bool = True) -> Path:
+    """The local, checked path of one image of dataset ``name`` (only that file is checked or
+    fetched); KeyError for a file the set does not have."""
+    return _locate(name, filename, checksums(name)[filename], download)
+
+
+def _locate(name: str, filename: str, digest: str, download: bool) -> Path:
     ds = DATASETS[name]
-    sums = list(checksums(name).items())[:limit]
-    roots = [m / ds.folder for m in mirrors()]
-    cache = cache_root() / "datasets" / ds.folder
-    return [
-        locate(FileSpec(file, digest, (Source(ds.url.format(file=file)),)), cache, roots, download)
-        for file, digest in sums
-    ]
+    return locate(FileSpec(filename, digest, (Source(ds.url.format(file=filename)),)),
+                  cache_root() / "datasets" / ds.folder, [m / ds.folder for m in mirrors()], download)
 
 
 def available_locally(name: str) -> bool:

@@ -50,6 +50,11 @@ def cache_root() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "denoiser-compare")
 
 
+def mirror_folders(env: str) -> list[Path]:
+    """The folders of the ``os.pathsep``-separated environment variable ``env`` (none if unset)."""
+    return [Path(p) for p in os.environ.get(env, "").split(os.pathsep) if p]
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

@@ -8,7 +8,6 @@ before any download.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .fetch import ChecksumError, FileSpec, Source, cache_root, locate, verify
+from .fetch import ChecksumError, FileSpec, Source, cache_root, locate, mirror_folders, verify
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "weights"
 MANIFEST = ASSETS / "manifest.json"
@@ -81,8 +80,7 @@ def entries_for(method: str) -> list[WeightsEntry]:
 
 
 def mirrors() -> list[Path]:
-    value = os.environ.get(MIRROR_ENV, "")
-    return [Path(p) for p in value.split(os.pathsep) if p]
+    return mirror_folders(MIRROR_ENV)
 
 
 def weights_path(entry: WeightsEntry, download: bool = True) -> Path:

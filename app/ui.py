@@ -40,6 +40,9 @@ PAGE_JS = "() => { window.addEventListener('popstate', () => location.reload());
 CSS = """
 #status {min-height: 2em}
 .panel img, .crop img {image-rendering: pixelated}
+/* a crop fills its panel whatever the files' magnification: the crop size alone sets how large
+   its pixels show, the same in every panel (a small file was shown small, a large one shrunk) */
+.crop img {width: 100% !important; height: 100% !important; object-fit: contain}
 /* fixed column widths, so a lone panel on the last row keeps the size of the others */
 .panel {flex: 0 1 calc(25% - 12px) !important}
 .crop {flex: 0 1 calc(33.3% - 11px) !important}
@@ -166,7 +169,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                         crop_size = gr.Slider(crops.CROP_MIN, crops.CROP_MAX, value=crops.CROP_DEFAULT, step=8,
                                               label="Crop size (px)", elem_id="crop-size")
                         zoom = gr.Slider(crops.ZOOM_MIN, crops.ZOOM_MAX, value=crops.ZOOM_DEFAULT, step=1,
-                                         label="Magnification (nearest neighbour)", elem_id="zoom")
+                                         label="Magnification of the crop files (nearest neighbour; on screen a crop fills its panel)",
+                                         elem_id="zoom")
                         centre_text = gr.Textbox(label="Crop (click any full view, or type its centre below and press Enter)",
                                                  interactive=False, elem_id="centre")
                         with gr.Row():  # the keyboard's way to move the crop (arrow keys step it; Enter applies)
@@ -299,7 +303,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                 crop_out.append(gr.update(value=crop, label=p.label + mapped, visible=True))
             bar = gr.update(value=errormap.legend(vmax) if maps else None, visible=bool(maps))
             cx, cy = crops.clamp_centre(ctr, comp.shape) if ctr is not None else box.centre
-            text = f"centre x={cx}, y={cy}; box x {box.x0}-{box.x1 - 1}, y {box.y0}-{box.y1 - 1} ({box.width}x{box.height}, {zm}x)"
+            text = f"centre x={cx}, y={cy}; box x {box.x0}-{box.x1 - 1}, y {box.y0}-{box.y1 - 1} ({box.width}x{box.height}; files at {zm}x)"
             linkable = comp.source in kodak_names and comp.has_truth  # "already noisy": a link cannot say so
             view = ViewState(image=comp.source if linkable else None, sigma=comp.sigma,
                              seed=comp.seed or 0, x=cx, y=cy, crop=crops.clamp_size(size), zoom=zm,
@@ -439,7 +443,13 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             (and once they match again, say what the panels show)."""
             return gr.skip() if comp is None else (status_line(comp, stale_hint(comp, sg, sd, flags)) or gr.skip())
 
-        for control in (sigma, seed, *boxes):
+        # σ and the seed on .change: an input loaded as already noisy sets σ to its estimate, and
+        # the render of its preview may read the slider before that value has landed (it then
+        # said "settings changed" about the very σ the panels show); this corrects it once it has.
+        for control in (sigma, seed):
+            control.change(settings_changed, [comparison, sigma, seed, *boxes], [status], api_visibility="private",
+                           show_progress="hidden")
+        for control in boxes:
             control.input(settings_changed, [comparison, sigma, seed, *boxes], [status], api_visibility="private",
                           show_progress="hidden")
 

@@ -288,6 +288,20 @@ def test_an_upload_s_link_says_it_cannot_hold_the_image(server, page, tmp_path):
     assert "image=" not in page.url
 
 
+def test_an_already_noisy_upload_says_its_estimate_not_that_settings_changed(server, page, tmp_path):
+    clean = read_image(datasets.files("kodak24", limit=5)[4])[:200, :300]
+    Image.fromarray(to_uint8(add_noise(to_float(clean), 30, 1))).save(tmp_path / "grainy.png")
+    page.goto(server)
+    page.wait_for_selector("#kodak img", timeout=60_000)
+    page.get_by_label("My image is already noisy").check()
+    page.locator("#upload input[type=file]").set_input_files(str(tmp_path / "grainy.png"))
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Loaded upload-grainy')",
+                           timeout=60_000)
+    page.wait_for_timeout(1500)  # the slider's estimate lands after the preview's render
+    status = page.locator("#status").inner_text()
+    assert "estimated noise σ ≈" in status and "Settings changed" not in status
+
+
 def test_stop_ends_a_running_comparison(server, page):
     page.goto(server + "?image=kodim23&sigma=25&seed=12&methods=dncnn")  # a seed no other test caches
     page.wait_for_function("document.querySelector('#status') && "

@@ -60,10 +60,12 @@ def reference_note(dataset: str) -> str:
     paper, published = report.references(dataset)
     parts = []
     if paper:
-        parts.append("“paper” is the IDGAN paper's Table 1, on the full images as ours")
+        parts.append("“paper” is the IDGAN paper's Table 1, on the full images as ours; our IDResNet and "
+                     "IDGAN are this project's own training of that paper's networks, far shorter so far than "
+                     "its 400k steps (docs/training.md), which is why they trail its column")
     if published and dataset == "kodak24":
         parts.append(f"“published” is the FFDNet paper's table, measured on {report.PUBLISHED_ON}, where our "
-                     "DnCNN, FFDNet and CBM3D land within 0.05 dB of it (0.11-0.22 dB below our "
+                     "DnCNN, FFDNet and CBM3D land within 0.052 dB of it (0.11-0.22 dB below our "
                      "full-image means; docs/results.md)")
     return "; ".join(parts) + "." if parts else ""
 

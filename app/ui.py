@@ -59,6 +59,7 @@ CSS = """
 input:focus-visible, button:focus-visible, textarea:focus-visible, [role="tab"]:focus-visible
   {outline: 2px solid #2563eb !important; outline-offset: 2px}
 """
+OWN_NOTE = "trained by this project, briefly so far (its model card says how long)"
 SCORES_LABEL = ("Scores (against the ground truth; detail: high-frequency energy over the ground truth's; "
                 "seconds: while the others ran beside it; 'bf16 on cpu': run in bfloat16 for speed, within "
                 "about 0.01 dB of the Benchmark tab's fp32)")
@@ -132,8 +133,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         gr.Markdown("## Denoiser comparison\nEvery method side by side on Kodak24 or your own image. "
                     "Numbers follow one protocol: PSNR/SSIM on the clipped, rounded 8-bit output against the "
                     "8-bit ground truth, computed on the server; *detail* is an output's high-frequency "
-                    "energy over the ground truth's (1 = as much fine texture, below 1 = smoothed away). "
-                    "Images are lossless PNG.")
+                    "energy over the ground truth's (1 = as much fine texture, below 1 = smoothed away, "
+                    "above 1 = noise left in or texture invented). Images are lossless PNG.")
         with gr.Tabs() as tabs:
             with gr.Tab("Compare", id="compare"):
                 with gr.Row():
@@ -159,8 +160,10 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                         with gr.Group():
                             for name in names:
                                 r = readiness[name]
+                                info = "; ".join(t for t in (OWN_NOTE if engine.denoisers[name].trained_here else "",
+                                                             r.reason) if t)
                                 boxes.append(gr.Checkbox(r.ready, label=engine.label(name), interactive=r.ready,
-                                                         info=r.reason or None, elem_id=f"method-{name}"))
+                                                         info=info or None, elem_id=f"method-{name}"))
                         with gr.Row():
                             run_btn = gr.Button("Compare", variant="primary", elem_id="run", scale=3)
                             stop_btn = gr.Button("Stop", variant="secondary", elem_id="stop", scale=1, min_width=60)
@@ -219,7 +222,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                 with gr.Row():
                     bench_detail = gr.Dataframe(label="Detail: the outputs' high-frequency energy over the clean "
                                                       "images' (1 = as much fine texture as the ground truth, "
-                                                      "below 1 = smoothed away)", interactive=False,
+                                                      "below 1 = smoothed away, above 1 = noise left in or "
+                                                      "texture invented)", interactive=False,
                                                 elem_id="bench-detail")
                     bench_tradeoff = gr.Plot(label="PSNR against detail")
                 bench_paired = gr.Dataframe(label="Paired against the best mean at each σ (same images, same "

@@ -94,6 +94,8 @@ class Denoiser(ABC):
     label: ClassVar[str]
     #: CPU-bound work outside torch (CBM3D): callers should run it in its own process.
     separate_process: ClassVar[bool] = False
+    #: Weights trained by this project (its model cards), not a method's published ones.
+    trained_here: ClassVar[bool] = False
     #: Two runs on one input give the same bits. False for CBM3D (multi-threaded sums): its runs
     #: may differ by one 8-bit step in a few values; ``same_output`` says what is allowed.
     bit_exact: ClassVar[bool] = True

@@ -19,6 +19,7 @@ class _GeneratorDenoiser(TorchDenoiser):
     # Kodak24, sigma 25, first lease's weights: bf16 -0.006 dB (IDResNet) and +0.000 dB (IDGAN)
     # at 1.9x the speed (docs/benchmark_denoisers.txt).
     cpu_bf16 = True
+    trained_here = True
 
     def _entries(self) -> list[WeightsEntry]:
         return sorted((e for e in weights.entries_for(self.method) if e.sigma is not None), key=lambda e: e.sigma)

@@ -12,6 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
+from denoisers import registry
 from denoisers.base import GREY_NOISE_NOTE, is_grey
 from denoisers.io import to_float
 from denoisers.metrics import estimate_noise_sigma
@@ -106,7 +107,7 @@ def summary(comparison: Comparison, seconds: float) -> str:
     errors = [f"{r.label}: {r.error}" for r in comparison.results.values() if r.error]
     if comparison.stopped:
         text = (f"Stopped: {len(done)} of {len(comparison.methods) + len(comparison.stopped)} methods done "
-                f"({', '.join(comparison.stopped)} not run)")
+                f"({', '.join(map(registry.label, comparison.stopped))} not run)")
     else:
         text = f"Done: {len(done)} of {len(comparison.methods)} methods in {seconds:.1f} s"
     if cached:

@@ -26,6 +26,12 @@ def names() -> list[str]:
     return list(_REGISTRY)
 
 
+def label(name: str) -> str:
+    """The display name of method ``name`` (``CBM3D`` for ``cbm3d``), or ``name`` if unknown."""
+    cls = _REGISTRY.get(name)
+    return cls.label if cls is not None else name
+
+
 def parse_methods(text: str) -> list[str]:
     """Method names from a CLI's ``--methods`` (commas and/or spaces), once each, in the order
     given; ValueError naming any unknown one, the known ones and how to add one's own."""

@@ -63,7 +63,7 @@ def test_a_stopped_comparison_says_what_was_not_run(comp):
     from app import session
 
     stopped = dataclasses.replace(comp, methods=["dncnn", "ffdnet"], elapsed=0.0, stopped=("cbm3d",))
-    assert session.summary(stopped, 0.0).startswith("Stopped: 2 of 3 methods done (cbm3d not run)")
+    assert session.summary(stopped, 0.0).startswith("Stopped: 2 of 3 methods done (CBM3D not run)")
     assert session.summary(comp, 1.0).startswith("Done: 2 of 3 methods in 1.0 s")
     assert "same in all three channels" not in session.summary(comp, 1.0)
     grey = np.repeat(comp.noisy.output[..., :1], 3, axis=2)

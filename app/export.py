@@ -110,12 +110,21 @@ def csv_text(comparison: Comparison) -> str:
     return buf.getvalue()
 
 
+def view_stem(comparison: Comparison) -> str:
+    """What a file of this view is named after: ``kodim05_sigma25_seed0`` (no seed for an input
+    that came noisy)."""
+    return (f"{comparison.source}_sigma{comparison.sigma:g}"
+            + ("" if comparison.seed is None else f"_seed{comparison.seed}"))
+
+
 def zip_bytes(comparison: Comparison) -> bytes:
-    """PNG of every full-resolution image (ground truth, noisy, each method) and results.csv."""
+    """PNG of every full-resolution image (ground truth, noisy, each method) and results.csv,
+    in a folder named after the view, so that two archives unpacked side by side keep apart."""
+    folder = view_stem(comparison)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:  # PNGs are compressed already
         for p in panels(comparison):
             if p.image is not None:
-                zf.writestr(f"{p.key}.png", png_bytes(p.image))
-        zf.writestr("results.csv", csv_text(comparison))
+                zf.writestr(f"{folder}/{p.key}.png", png_bytes(p.image))
+        zf.writestr(f"{folder}/results.csv", csv_text(comparison))
     return buf.getvalue()

@@ -290,7 +290,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             # Each panel goes out as a PNG file written here, fast to encode (gradio's own encoder
             # took 0.1 s per smooth 768x512 image) and named for what it shows, for its download.
             folder = exports.views.new()
-            stem = f"{comp.source}_sigma{comp.sigma:g}" + ("" if comp.seed is None else f"_seed{comp.seed}")
+            stem = export.view_stem(comp)
             for i in range(n_slots):
                 if i >= len(panels):
                     full_out.append(hidden)
@@ -540,14 +540,14 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             if comp is None or not comp.finished():
                 raise gr.Error("Run a comparison first.", print_exception=False)
             box = crops.crop_box(ctr, crops.clamp_size(size), comp.shape)
-            path = exports.new() / f"figure_{comp.source}_sigma{comp.sigma:g}.png"
+            path = exports.new() / f"figure_{export.view_stem(comp)}.png"
             path.write_bytes(export.png_bytes(export.figure(comp, box)))
             return gr.update(value=str(path), visible=True)
 
         def export_zip(comp):
             if comp is None or not comp.finished():
                 raise gr.Error("Run a comparison first.", print_exception=False)
-            path = exports.new() / f"outputs_{comp.source}_sigma{comp.sigma:g}.zip"
+            path = exports.new() / f"outputs_{export.view_stem(comp)}.zip"
             path.write_bytes(export.zip_bytes(comp))
             return gr.update(value=str(path), visible=True)
 

@@ -143,10 +143,12 @@ def test_slider(comp):
 
 def test_zip_has_full_resolution_outputs_and_the_numbers(comp):
     zf = zipfile.ZipFile(io.BytesIO(export.zip_bytes(comp)))
-    assert sorted(zf.namelist()) == ["clean.png", "dncnn.png", "ffdnet.png", "noisy.png", "results.csv"]
-    out = np.asarray(Image.open(io.BytesIO(zf.read("dncnn.png"))))
+    folder = "kodim01_sigma25_seed0/"  # two archives unpacked side by side keep apart
+    assert sorted(zf.namelist()) == [folder + f for f in ("clean.png", "dncnn.png", "ffdnet.png", "noisy.png",
+                                                          "results.csv")]
+    out = np.asarray(Image.open(io.BytesIO(zf.read(folder + "dncnn.png"))))
     assert np.array_equal(out, comp.results["dncnn"].output)  # lossless
-    rows = list(csv.DictReader(io.StringIO(zf.read("results.csv").decode())))
+    rows = list(csv.DictReader(io.StringIO(zf.read(folder + "results.csv").decode())))
     by_method = {r["method"]: r for r in rows}
     assert set(by_method) == {"noisy", "dncnn", "ffdnet", "cbm3d"}
     assert float(by_method["dncnn"]["psnr"]) == pytest.approx(comp.results["dncnn"].psnr)

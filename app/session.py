@@ -112,6 +112,8 @@ def summary(comparison: Comparison, seconds: float) -> str:
         text = f"Done: {len(done)} of {len(comparison.methods)} methods in {seconds:.1f} s"
     if cached:
         text += f" ({cached} from the cache)"
+    text += f" on {comparison.source}, σ {comparison.sigma:g}" + (
+        "" if comparison.seed is None else f", seed {comparison.seed}")  # the page names its input nowhere else
     best = best_method(comparison)
     if best:
         text += f". Best PSNR: {comparison.results[best].label}"

@@ -64,7 +64,8 @@ def test_a_stopped_comparison_says_what_was_not_run(comp):
 
     stopped = dataclasses.replace(comp, methods=["dncnn", "ffdnet"], elapsed=0.0, stopped=("cbm3d",))
     assert session.summary(stopped, 0.0).startswith("Stopped: 2 of 3 methods done (CBM3D not run)")
-    assert session.summary(comp, 1.0).startswith("Done: 2 of 3 methods in 1.0 s")
+    assert session.summary(comp, 1.0).startswith("Done: 2 of 3 methods in 1.0 s (1 from the cache) on kodim01, "
+                                                 f"σ 25, seed 0. Best PSNR: {comp.results['ffdnet'].label}")
     assert "same in all three channels" not in session.summary(comp, 1.0)
     grey = np.repeat(comp.noisy.output[..., :1], 3, axis=2)
     grey_input = dataclasses.replace(comp, clean=None, seed=None,

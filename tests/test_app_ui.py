@@ -295,3 +295,10 @@ def test_a_preview_s_render_writes_its_note_and_result_renders_leave_the_centre_
     first = fn(running, None, 96, 4, False, out[-1])
     later = fn(running, None, 96, 4, False, first[-1])  # the next result's render: same centre
     assert isinstance(later[outputs.index("centre-x")], type(gr.skip()))
+
+
+def test_the_benchmark_table_mentions_published_values_only_where_the_set_has_some(ui):
+    fn, _ = handler(ui, "show_benchmark")
+    kodak, cbsd = fn("kodak24", 25)[1], fn("cbsd68", 25)[1]
+    assert "beside the published values" in kodak["label"]
+    assert "no published values on this set" in cbsd["label"] and "paper" not in cbsd["label"]

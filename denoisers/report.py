@@ -189,8 +189,15 @@ def psnr_figure(results: pd.DataFrame | None, dataset: str, title: str):
     """Mean PSNR against sigma per method (ours: solid), with the IDGAN paper's Table 1 dashed
     where it applies to ``dataset`` (all its methods, so that the targets show before results)."""
     import plotly.graph_objects as go
+    import plotly.io as pio
 
     fig = go.Figure()
+    palette = go.layout.Template(pio.templates["plotly_white"]).layout.colorway
+    from .registry import names
+
+    shown = set(results["method"]) if results is not None and not results.empty else set()
+    methods = display_order(shown | set(references(dataset)[0]) | set(names()))
+    colour = {m: palette[i % len(palette)] for i, m in enumerate(methods)}  # one per method, the same in every chart
     if results is not None and not results.empty:
         aggregates = {"psnr": ("psnr", "mean"), "images": ("image", "nunique")}
         if "ssim" in results.columns:
@@ -200,6 +207,7 @@ def psnr_figure(results: pd.DataFrame | None, dataset: str, title: str):
         for method in display_order(means["method"]):
             rows = means[means["method"] == method].sort_values("sigma")
             fig.add_trace(go.Scatter(x=rows["sigma"], y=rows["psnr"], mode="lines+markers", name=f"{method} (ours)",
+                                     line={"color": colour[method]}, marker={"color": colour[method]},
                                      customdata=rows[[c for c in ("images", "ssim") if c in rows.columns]],
                                      hovertemplate="sigma %{x}: %{y:.2f} dB" + extra
                                                    + " (%{customdata[0]} images)<extra></extra>"))
@@ -207,7 +215,8 @@ def psnr_figure(results: pd.DataFrame | None, dataset: str, title: str):
     for method in display_order(paper):
         xs = sorted(paper[method])
         fig.add_trace(go.Scatter(x=xs, y=[paper[method][x] for x in xs], mode="lines+markers",
-                                 name=f"{method} (paper)", line={"dash": "dash"}, marker={"symbol": "x"}))
+                                 name=f"{method} (paper)", line={"dash": "dash", "color": colour[method]},
+                                 marker={"symbol": "x", "color": colour[method]}))
     fig.update_layout(title=title, xaxis_title="noise sigma (0-255)", yaxis_title="mean PSNR (dB)",
                       template="plotly_white")
     return fig

@@ -74,8 +74,12 @@ def test_per_image_sorts_by_spread(tmp_path):
 def test_chart_has_ours_and_paper(tmp_path):
     write(tmp_path, "kodak24", rows())
     df, _ = benchmark.load(tmp_path, "kodak24")
-    names = [t.name for t in benchmark.psnr_chart(df).data]
-    assert "dncnn (ours)" in names and "dncnn (paper)" in names
+    traces = {t.name: t for t in benchmark.psnr_chart(df).data}
+    assert "dncnn (ours)" in traces and "dncnn (paper)" in traces
+    # A method's measured and published lines share its colour; no two methods share one.
+    assert traces["dncnn (ours)"].line.color == traces["dncnn (paper)"].line.color
+    assert traces["dncnn (paper)"].line.color == benchmark.psnr_chart(None).data[2].line.color  # with or without ours
+    assert len({t.line.color for n, t in traces.items() if n.endswith("(paper)")}) == 4
 
 
 def test_unreadable_csv(tmp_path):

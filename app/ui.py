@@ -253,6 +253,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             except (TypeError, ValueError):
                 same = False
             ran = set(comp.methods) | set(comp.stopped)
+            if comp.seed is None and not ran:  # an input that came noisy, not yet run: σ changes nothing shown
+                return ""
             ticked = {n for n, f in zip(names, flags) if f}
             if same and (not ran or ticked == ran):  # a preview has run no methods yet
                 return ""
@@ -447,9 +449,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             (and once they match again, say what the panels show)."""
             return gr.skip() if comp is None else (status_line(comp, stale_hint(comp, sg, sd, flags)) or gr.skip())
 
-        # σ and the seed on .change: an input loaded as already noisy sets σ to its estimate, and
-        # the render of its preview may read the slider before that value has landed (it then
-        # said "settings changed" about the very σ the panels show); this corrects it once it has.
+        # σ and the seed on .change, so that values set by a load (a link's) are compared too.
         for control in (sigma, seed):
             control.change(settings_changed, [comparison, sigma, seed, *boxes], [status], api_visibility="private",
                            show_progress="hidden")

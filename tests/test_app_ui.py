@@ -1,4 +1,5 @@
 """The UI's event handlers, called directly (no server, no browser)."""
+import dataclasses
 import os
 from types import SimpleNamespace
 
@@ -148,6 +149,8 @@ def test_changing_methods_after_a_run_says_the_panels_are_stale(ui):
     preview = _running(methods=())
     assert isinstance(fn(preview, 25, 0, False), type(gr.skip()))  # nothing ran yet: nothing stale
     assert "press Compare" in fn(preview, 30, 0, False)  # its noise is of the old sigma
+    came_noisy = dataclasses.replace(preview, seed=None, clean=None, note="Loaded upload; estimated noise σ ≈ 31")
+    assert fn(came_noisy, 40, 0, False) == came_noisy.note  # σ changes nothing its panels show
 
 
 def test_an_already_noisy_kodak_view_is_not_put_in_a_link(ui):

@@ -302,7 +302,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                 shown = maps.get(p.key, p.image) if errs else p.image
                 mapped = " · error map" if errs and p.key in maps else ""
                 name = f"{stem}_{p.key}" + ("_errors" if mapped else "")
-                full = export.png_file(folder, f"{name}.png", handlers.full_view(shown, box))
+                # the full view carries the green crop box: its name says so (the zip holds the bare images)
+                full = export.png_file(folder, f"{name}_with_crop_box.png", handlers.full_view(shown, box))
                 crop = export.png_file(folder, f"{name}_crop_x{box.x0}_y{box.y0}_{box.width}px_{zm}x.png",
                                        handlers.crop_view(shown, box, zm))
                 full_out.append(gr.update(value=full, label=p.short + mapped, visible=True))

@@ -246,6 +246,8 @@ def test_error_maps_reach_the_crops_and_the_link(ui):
     assert (read_image(crop["value"]) == crops.zoomed_crop(maps["ffdnet"], box, 2)).all()  # a lossless PNG
     assert crop["label"].endswith(" · error map")
     assert crop["value"].endswith(f"upload_sigma25_seed0_ffdnet_errors_crop_x{box.x0}_y{box.y0}_32px_2x.png")
+    full = out[outputs.index(f"full-{slot}")]
+    assert full["value"].endswith("upload_sigma25_seed0_ffdnet_errors_with_crop_box.png")  # not the bare output
     assert "errors=1" in out[outputs.index("link-query")]
     assert "errors" not in fn(comp, (20, 20), 32, 2, False)[outputs.index("link-query")]
     blind = _scored({"ffdnet": None}, truth=False)

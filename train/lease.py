@@ -301,8 +301,9 @@ def fresh_work(work: Path) -> Path:
 
 
 def device(out: Path, plan: list[PhasePlan], cfg, work: Path, stage_dir: Path = STAGE,
-           init: str | None = None) -> int:
-    """Train the plan, then put the results into ``out`` within the GPU job's output limits."""
+           init: str | None = None, plan_choice: str | None = None) -> int:
+    """Train the plan, then put the results into ``out`` within the GPU job's output limits.
+    ``plan_choice``: why an ``auto`` plan became this phase (kept in summary.json)."""
     from .__main__ import resolve_images
     from .loop import run
 
@@ -351,6 +352,7 @@ def device(out: Path, plan: list[PhasePlan], cfg, work: Path, stage_dir: Path = 
     summary = work / "summary.json"
     init_sha, init_run = _init_digest(init)
     summary.write_text(json.dumps({"plan": [vars(p) for p in plan], "config": cfg.to_dict(), "stage": stage_info,
+                                   "plan_choice": plan_choice,
                                    "init": init, "init_sha256": init_sha, "init_run_folder": init_run,
                                    "failed": failed, "finished": _now(), "files": sorted(results)}, indent=2) + "\n")
     results["summary.json"] = summary
@@ -703,11 +705,12 @@ def main(argv: list[str] | None = None) -> int:
             cfg = cfg.replace(**changes) if changes else cfg
             plan = parse_plan(args.plan)
             init = resolve_init(args.init, cfg, stage_dir=args.stage)
+            why = None
             if plan[0].phase == "auto":
                 phase, why = choose_phase(init)
                 print(f"plan auto: {phase} ({why})")
                 plan = [PhasePlan(phase, plan[0].minutes)]
-            return device(args.out, plan, cfg, args.work, args.stage, init)
+            return device(args.out, plan, cfg, args.work, args.stage, init, plan_choice=why)
         else:
             from denoisers import weights
 

@@ -89,7 +89,7 @@ def check_seed(seed: object) -> int:
         raise wrong
     if isinstance(seed, int):
         value = seed
-    elif isinstance(seed, str) and seed.strip().isascii() and seed.strip().isdigit():
+    elif isinstance(seed, str) and seed.strip().isdigit():  # ASCII digits only (checked above)
         if len(seed.strip()) > len(str(SEED_MAX)):
             raise wrong
         value = int(seed.strip())

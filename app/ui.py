@@ -172,8 +172,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                         crop_size = gr.Slider(crops.CROP_MIN, crops.CROP_MAX, value=crops.CROP_DEFAULT, step=8,
                                               label="Crop size (px)", elem_id="crop-size")
                         zoom = gr.Slider(crops.ZOOM_MIN, crops.ZOOM_MAX, value=crops.ZOOM_DEFAULT, step=1,
-                                         label="Magnification of the crop files (nearest neighbour; on screen a crop fills its panel)",
-                                         elem_id="zoom")
+                                         label="Magnification of the crop files (nearest neighbour; "
+                                               "on screen a crop fills its panel)", elem_id="zoom")
                         centre_text = gr.Textbox(label="Crop (click any full view, or type its centre below and press Enter)",
                                                  interactive=False, elem_id="centre")
                         with gr.Row():  # the keyboard's way to move the crop (arrow keys step it; Enter applies)
@@ -310,7 +310,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                 crop_out.append(gr.update(value=crop, label=p.label + mapped, visible=True))
             bar = gr.update(value=errormap.legend(vmax) if maps else None, visible=bool(maps))
             cx, cy = crops.clamp_centre(ctr, comp.shape) if ctr is not None else box.centre
-            text = f"centre x={cx}, y={cy}; box x {box.x0}-{box.x1 - 1}, y {box.y0}-{box.y1 - 1} ({box.width}x{box.height}; files at {zm}x)"
+            text = (f"centre x={cx}, y={cy}; box x {box.x0}-{box.x1 - 1}, y {box.y0}-{box.y1 - 1} "
+                    f"({box.width}x{box.height}; files at {zm}x)")
             linkable = comp.source in kodak_names and comp.has_truth  # "already noisy": a link cannot say so
             view = ViewState(image=comp.source if linkable else None, sigma=comp.sigma,
                              seed=comp.seed or 0, x=cx, y=cy, crop=crops.clamp_size(size), zoom=zm,

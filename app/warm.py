@@ -15,13 +15,15 @@ from denoisers.base import check_precision_env
 from denoisers.registry import load_plugins, parse_methods
 
 from . import kodak, session
+from .convert import InputError, check_sigma
 from .cache import ResultCache
 from .engine import Engine
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.warm", description=__doc__.split("\n\n")[0],
-                                     epilog=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     epilog=__doc__.split("\n\n")[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sigmas", type=float, nargs="+", default=[25, 35, 50], help="default: 25 35 50")
     parser.add_argument("--methods", nargs="+", default=None,
                         help="names, comma- or space-separated (default: every ready method)")
@@ -37,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         check_precision_env()
         load_plugins(args.plugin)
         asked = parse_methods(" ".join(args.methods)) if args.methods is not None else None
-    except ValueError as exc:
+        for sigma in args.sigmas:
+            check_sigma(sigma)  # the app's range
+    except (ValueError, InputError) as exc:
         parser.error(str(exc))
     if args.images is not None and args.images < 1:
         parser.error(f"--images must be at least 1, got {args.images}")

@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", help=f"comma-separated, from: {', '.join(names())} and any --plugin's "
                                            "(default: those ready)")
     parser.add_argument("--sigma", default="auto",
-                        help=f"noise sigma on the 0-255 scale (up to {SIGMA_MAX:g}), or 'auto' to estimate it per image (default: auto)")
+                        help=f"noise sigma on the 0-255 scale (up to {SIGMA_MAX:g}), or 'auto' to estimate it per "
+                             "image (default: auto)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
                         help="a module (or .py file) of your own denoisers, registered with "

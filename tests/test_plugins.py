@@ -139,6 +139,8 @@ def test_warm_fills_the_cache_for_a_plugin_method_and_refuses_an_unknown_one(plu
     unknown = run_python("-m", "app.warm", "--methods", "blur,nope", "--cache-dir", str(cache), cwd=tmp_path)
     assert unknown.returncode == 2 and "unknown methods: blur, nope" in unknown.stderr
     assert "--plugin" in unknown.stderr
+    loud = run_python("-m", "app.warm", "--sigmas", "200", "--cache-dir", str(cache), cwd=tmp_path)
+    assert loud.returncode == 2 and "sigma must be between 5 and 75" in loud.stderr  # the app's range
 
 
 @pytest.mark.parametrize("body, message", [

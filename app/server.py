@@ -20,10 +20,13 @@ def create(results_root: Path | None = None, cache_dir: Path | None = None, cach
     settings = Settings(results_root=Path(results_root) if results_root else benchmark.default_root(),
                         heavy_limit=heavy_limit)
     demo, exports = build(engine, settings)
-    # Bounded queue: at most heavy_limit comparisons run at once; the rest wait their turn.
+    # Bounded queue for the light events (a render, a crop move); comparisons have their own
+    # limit, heavy_limit, through their concurrency id.
     demo.queue(default_concurrency_limit=4, max_size=64)
     return demo, engine, exports
 
 
 def launch_kwargs() -> dict:
-    return {"css": CSS, "js": PAGE_JS, "show_error": True}
+    # show_error False: the messages written for users (gr.Error) are shown either way; an
+    # unexpected exception's text, which may name the server's folders, goes to its log only.
+    return {"css": CSS, "js": PAGE_JS, "show_error": False}

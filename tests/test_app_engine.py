@@ -288,6 +288,8 @@ def test_a_caller_leaving_at_a_cached_result_still_leaves_no_work_behind(tmp_pat
         run = e.run(src.image, noisy, src.image_id, 25, 0, ["dncnn", "ffdnet"], heartbeat=0.1)
         first = next(run)  # dncnn is submitted; ffdnet comes from the cache
         assert first.name == "ffdnet" and first.cached
+        while not any(f.running() for f, _ in e._inflight.values()):  # running: kept (a queued one is dropped)
+            time.sleep(0.01)
         run.close()
         deadline = time.monotonic() + 30
         while e._inflight and time.monotonic() < deadline:

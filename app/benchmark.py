@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from denoisers import report
+from denoisers import registry, report
 
 DATASETS = ("kodak24", "cbsd68", "mcmaster")
 EXPECTED_IMAGES = {"kodak24": 24, "cbsd68": 68, "mcmaster": 18}
@@ -185,3 +185,25 @@ def per_image(df: pd.DataFrame | None, sigma: float) -> pd.DataFrame:
     wide = wide.sort_values("spread", ascending=False).round(2).reset_index()
     wide.columns.name = None
     return wide
+
+
+def labelled_table(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with methods named as the Compare tab names them (DnCNN, not dncnn): in the
+    method and against columns, and as column names (the per-image table's)."""
+    out = table.copy()
+    for column in ("method", "against"):
+        if column in out.columns:
+            out[column] = out[column].map(lambda m: registry.label(str(m)))
+    return out.rename(columns={c: registry.label(c) for c in out.columns if c in registry.names()})
+
+
+def labelled_figure(figure: go.Figure) -> go.Figure:
+    """``figure`` with its traces named as the Compare tab names the methods ("DnCNN (ours)")."""
+    for trace in figure.data:
+        method, _, rest = (trace.name or "").partition(" ")
+        if method in registry.names():
+            label = registry.label(method)
+            trace.name = f"{label} {rest}".strip()
+            if trace.hovertemplate and trace.hovertemplate.startswith(method + " "):
+                trace.hovertemplate = label + trace.hovertemplate[len(method):]
+    return figure

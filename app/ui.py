@@ -557,6 +557,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         zip_btn.click(export_zip, [comparison], zip_file, api_visibility="private")
 
         # ---- benchmark tab ------------------------------------------------------------
+        named = benchmark.labelled_table  # methods named as in the Compare tab
+
         def show_benchmark(dataset, sg):
             df, notes = benchmark.load(settings.results_root, dataset)
             table = benchmark.summary_table(df, dataset, expected=benchmark.EXPECTED_IMAGES.get(dataset))
@@ -565,10 +567,12 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             label = ("Mean PSNR (dB): ours beside the published values (see the notes above)" if reference
                      else f"Mean PSNR (dB) on {dataset} (no published values on this set to set beside them)")
             return ("\n".join(f"- {n}" for n in notes + ([reference] if reference else [])),
-                    gr.update(value=tables.fixed(table), label=label), benchmark.psnr_chart(df, dataset),
-                    tables.fixed(benchmark.detail_table(df)), benchmark.tradeoff_chart(df, dataset),
-                    tables.fixed(benchmark.paired_table(df), {"ΔPSNR (dB)": "+.2f"}),
-                    tables.fixed(benchmark.per_image(df, sg)))
+                    gr.update(value=tables.fixed(named(table)), label=label),
+                    benchmark.labelled_figure(benchmark.psnr_chart(df, dataset)),
+                    tables.fixed(named(benchmark.detail_table(df))),
+                    benchmark.labelled_figure(benchmark.tradeoff_chart(df, dataset)),
+                    tables.fixed(named(benchmark.paired_table(df)), {"ΔPSNR (dB)": "+.2f"}),
+                    tables.fixed(named(benchmark.per_image(df, sg))))
 
         bench_outputs = [bench_notes, bench_table, bench_plot, bench_detail, bench_tradeoff, bench_paired, per_image]
         bench_set.change(show_benchmark, [bench_set, bench_sigma], bench_outputs, api_visibility="private")

@@ -159,3 +159,18 @@ def test_paired_table_names_the_reference_and_counts_wins(tmp_path):
     low, high = (float(v) for v in first["95% interval"].split(" to "))
     assert low < first["ΔPSNR (dB)"] < high < 0
     assert benchmark.paired_table(None).empty
+
+
+def test_the_tab_names_methods_as_the_compare_tab_does(tmp_path):
+    write(tmp_path, "kodak24", rows())
+    df, _ = benchmark.load(tmp_path, "kodak24")
+    table = benchmark.labelled_table(benchmark.summary_table(df))
+    assert list(table["method"][:5]) == ["IDResNet", "IDGAN", "DnCNN", "FFDNet", "CBM3D"]
+    assert list(benchmark.labelled_table(benchmark.per_image(df, 25)).columns) == ["image", "DnCNN", "FFDNet",
+                                                                                   "spread"]
+    paired = benchmark.labelled_table(benchmark.paired_table(df))
+    assert set(paired["method"]) | set(paired["against"]) <= {"DnCNN", "FFDNet"}
+    names = [t.name for t in benchmark.labelled_figure(benchmark.psnr_chart(df)).data]
+    assert "DnCNN (ours)" in names and "IDResNet (paper)" in names
+    [trace, _] = benchmark.labelled_figure(benchmark.tradeoff_chart(df)).data
+    assert trace.name == "DnCNN" and trace.hovertemplate.startswith("DnCNN %{text}")

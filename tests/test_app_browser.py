@@ -240,7 +240,7 @@ def test_benchmark_row_opens_that_image(server, page):
     assert "kodim07" in first.inner_text()
     detail = [page.locator(f"#bench-detail [data-testid='cell-{row}-{col}']").inner_text().strip()
               for row in (0, 1) for col in (0, 1)]
-    assert detail == ["dncnn", "0.40", "ffdnet", "0.48"]  # (50+70)/(100+200), (60+84)/(100+200)
+    assert detail == ["DnCNN", "0.40", "FFDNet", "0.48"]  # (50+70)/(100+200), (60+84)/(100+200)
     first.click()
     page.wait_for_function("document.querySelector('#status').innerText.includes('kodim07')",
                            timeout=60_000)

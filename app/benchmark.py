@@ -194,7 +194,7 @@ def labelled_table(table: pd.DataFrame) -> pd.DataFrame:
     for column in ("method", "against"):
         if column in out.columns:
             out[column] = out[column].map(lambda m: registry.label(str(m)))
-    return out.rename(columns={c: registry.label(c) for c in out.columns if c in registry.names()})
+    return out.rename(columns=lambda c: registry.label(str(c)))  # other names stay as they are
 
 
 def labelled_figure(figure: go.Figure) -> go.Figure:

@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="result cache folder (default: <DENOISERS_CACHE or ~/.cache/denoiser-compare>/results)")
     parser.add_argument("--heavy-limit", type=_at_least_one, default=2,
                         help="comparisons running at once (UI + API), at least 1")
+    parser.add_argument("--max-upload-mb", type=_at_least_one, default=None, metavar="MB",
+                        help="refuse uploads larger than this many megabytes (default: 200)")
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
                         help="a module (or .py file) of your own denoisers, shown beside the others (repeatable)")
     args = parser.parse_args(argv)
@@ -44,13 +46,17 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as exc:
         parser.error(str(exc))
 
+    from .convert import MAX_UPLOAD_MB
     from .server import create, launch_kwargs
+
+    upload_mb = args.max_upload_mb or MAX_UPLOAD_MB
 
     # SIGTERM (a service manager, a Space restarting) must still stop the worker processes.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    demo, engine, exports = create(results_root=args.results, cache_dir=args.cache_dir, heavy_limit=args.heavy_limit)
+    demo, engine, exports = create(results_root=args.results, cache_dir=args.cache_dir, heavy_limit=args.heavy_limit,
+                                   max_upload_mb=upload_mb)
     try:
-        demo.launch(server_name=args.host, server_port=args.port, **launch_kwargs())
+        demo.launch(server_name=args.host, server_port=args.port, **launch_kwargs(upload_mb))
     finally:
         engine.close()
         exports.close()

@@ -16,6 +16,9 @@ MIN_SIDE = 32
 MAX_PIXELS = 4_000_000
 #: Never decoded at all, even to downscale (decompression bombs).
 HARD_MAX_PIXELS = 64_000_000
+#: Uploads over this many megabytes (10^6 bytes) are refused by the server while they arrive,
+#: before they fill its disk: a 64 MP image is at most 192 MB as uncompressed 8-bit RGB.
+MAX_UPLOAD_MB = 200
 SIGMA_MIN, SIGMA_MAX = 5.0, 75.0
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from . import benchmark
 from .cache import ResultCache
+from .convert import MAX_UPLOAD_MB
 from .engine import Engine
 from .ui import CSS, PAGE_JS, Settings, build
 
@@ -13,12 +14,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
 def create(results_root: Path | None = None, cache_dir: Path | None = None, cache_bytes: int | None = None,
-           heavy_limit: int = 2, methods: list[str] | None = None):
+           heavy_limit: int = 2, methods: list[str] | None = None, max_upload_mb: int = MAX_UPLOAD_MB):
     """Return (demo, engine, exports); call ``engine.close()`` and ``exports.close()`` when done."""
     engine = Engine(ResultCache(cache_dir, cache_bytes), methods=methods)
     engine.start()
     settings = Settings(results_root=Path(results_root) if results_root else benchmark.default_root(),
-                        heavy_limit=heavy_limit)
+                        heavy_limit=heavy_limit, max_upload_mb=max_upload_mb)
     demo, exports = build(engine, settings)
     # Bounded queue for the light events (a render, a crop move); comparisons have their own
     # limit, heavy_limit, through their concurrency id.
@@ -26,7 +27,10 @@ def create(results_root: Path | None = None, cache_dir: Path | None = None, cach
     return demo, engine, exports
 
 
-def launch_kwargs() -> dict:
+def launch_kwargs(max_upload_mb: int = MAX_UPLOAD_MB) -> dict:
+    """``demo.launch`` options; give the same ``max_upload_mb`` as to ``create``."""
     # show_error False: the messages written for users (gr.Error) are shown either way; an
     # unexpected exception's text, which may name the server's folders, goes to its log only.
-    return {"css": CSS, "js": PAGE_JS, "show_error": False}
+    # max_file_size: the page refuses a larger file before sending it, and the server stops
+    # reading one (HTTP 413) once it passes the limit.
+    return {"css": CSS, "js": PAGE_JS, "show_error": False, "max_file_size": max_upload_mb * 1_000_000}

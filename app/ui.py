@@ -13,7 +13,7 @@ import gradio as gr
 import pandas as pd
 
 from . import benchmark, crops, errormap, export, handlers, kodak, session, tables
-from .convert import MAX_PIXELS, SIGMA_MAX, SIGMA_MIN, InputError, downscale_label
+from .convert import MAX_PIXELS, MAX_UPLOAD_MB, SIGMA_MAX, SIGMA_MIN, InputError, downscale_label
 from .engine import Engine
 from .state import QUERY_KEYS, ViewState, from_query, to_query
 
@@ -81,6 +81,7 @@ class Settings:
     results_root: Path
     max_pixels: int = MAX_PIXELS
     heavy_limit: int = 2  # comparisons running at once, UI and API together
+    max_upload_mb: int = MAX_UPLOAD_MB  # the server refuses larger files (``launch_kwargs``)
 
 
 class ExportDir:
@@ -144,7 +145,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                                              visible=bool(thumbs), buttons=[])
                         kodak_note = gr.Markdown("" if thumbs else kodak.where_to_get(), elem_id="kodak-note")
                         get_kodak = gr.Button("Download Kodak24 (sha256-checked)", visible=not thumbs, size="sm")
-                        upload = gr.File(label="…or upload an image (PNG, JPEG, TIFF, BMP, WebP)", type="filepath",
+                        upload = gr.File(label=f"…or upload an image (PNG, JPEG, TIFF, BMP, WebP; "
+                                               f"at most {settings.max_upload_mb} MB)", type="filepath",
                                          file_types=["image"], elem_id="upload", height=140)
                         with gr.Row():
                             downscale = gr.Checkbox(False, label=downscale_label(settings.max_pixels))

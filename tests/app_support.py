@@ -56,7 +56,8 @@ def running_app(root, **options) -> Iterator[str]:
 
     demo, engine, exports = create(results_root=root / "results", cache_dir=root / "cache", **options)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
+    launch = launch_kwargs(options["max_upload_mb"]) if "max_upload_mb" in options else launch_kwargs()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch)
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:

@@ -1,6 +1,7 @@
 """End to end: the app on a free port, driven through ``/compare`` with gradio_client."""
 import os
 import threading
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -20,7 +21,8 @@ pytestmark = [needs_nets, pytest.mark.filterwarnings("ignore::Warning:gradio.que
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with running_app(tmp_path_factory.mktemp("app"), heavy_limit=2) as url:
+    # Uploads over 1 MB refused (the app's default is 200 MB); every other upload here is smaller.
+    with running_app(tmp_path_factory.mktemp("app"), heavy_limit=2, max_upload_mb=1) as url:
         yield url
 
 
@@ -88,6 +90,25 @@ def test_bad_requests_get_clear_errors(client, tmp_path, kind, match):
     methods = ["evil"] if kind == "method" else ["ffdnet"]
     with pytest.raises((AppError, ValueError), match=match):
         call(client, path, sigma, 0, methods)
+
+
+def test_an_upload_over_the_size_limit_is_refused_while_it_arrives(server, client, tmp_path):
+    boundary = "x7d1b0c"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.png\"\r\n"
+            "Content-Type: image/png\r\n\r\n").encode() + bytes(1_100_000) + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(server + "gradio_api/upload", data=body, method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=60)
+    assert refused.value.code == 413
+    assert b"maximum allowed size of 1000000 bytes" in refused.value.read()
+    noise = np.random.default_rng(0).integers(0, 256, (620, 620, 3), dtype=np.uint8)  # about 1.15 MB as PNG
+    path = write_png(tmp_path, noise, "big.png")
+    assert os.path.getsize(path) > 1_000_000
+    with pytest.raises(ValueError, match="exceeds the maximum file size of 1000000 bytes"):  # checked before sending
+        call(client, path, 25, 0, ["ffdnet"])
+    record, _ = call(client, write_png(tmp_path, smooth_image(48, 48), "small.png"), 25, 0, ["ffdnet"])
+    assert record["methods"]["ffdnet"]["psnr"] > record["noisy"]["psnr"]  # still serving
 
 
 def test_two_users_at_once_get_their_own_results(server, tmp_path):

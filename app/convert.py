@@ -8,14 +8,13 @@ import numpy as np
 from PIL import Image
 
 from denoisers.base import SEED_MAX
-from denoisers.io import ImageReadError, pixels_sha256, read_image
+from denoisers.io import MAX_PIXELS as HARD_MAX_PIXELS, ImageReadError, pixels_sha256, read_image
 
 MIN_SIDE = 32
 #: Larger uploads are refused (or downscaled on request): CBM3D takes about 15 s per 0.4 MP on a
 #: 2-core CPU (docs/benchmark_denoisers.txt), so 4 MP is already minutes of work.
 MAX_PIXELS = 4_000_000
-#: Never decoded at all, even to downscale (decompression bombs).
-HARD_MAX_PIXELS = 64_000_000
+# HARD_MAX_PIXELS (64 MP): never decoded at all, even to downscale (decompression bombs).
 #: Uploads over this many megabytes (10^6 bytes) are refused by the server while they arrive,
 #: before they fill its disk: a 64 MP image is at most 192 MB as uncompressed 8-bit RGB.
 MAX_UPLOAD_MB = 200

@@ -34,7 +34,6 @@ from .weights import WeightsError
 
 # ``note``: a sigma outside the method's training range, or an input it was not made for (grey noise).
 COLUMNS = ["image", "method", "sigma", "sigma_from", "seconds", "weights", "note"]
-MAX_PIXELS = 64_000_000  # decompression bombs are refused, as in the app
 SIGMA_FLOOR = 1.0  # an estimate below this (a clean or synthetic image) is raised to it
 
 
@@ -163,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for image in tqdm(images, unit="image", disable=None):
             try:
-                noisy_u8 = read_image(image, max_pixels=MAX_PIXELS)
+                noisy_u8 = read_image(image)
             except ImageReadError as exc:
                 print(f"{image}: skipped, {exc}", file=sys.stderr)
                 failed += 1

@@ -19,6 +19,8 @@ IMAGE_SUFFIXES = frozenset({".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".
 
 # Decompression bombs are refused by our own pixel limit (see ``read_image``), not by Pillow's.
 Image.MAX_IMAGE_PIXELS = None
+#: The largest image any reader here decodes (a small file can declare a huge image).
+MAX_PIXELS = 64_000_000
 
 
 class ImageReadError(ValueError):
@@ -69,13 +71,13 @@ def output_folder_problem(folder: Path) -> str | None:
     return None
 
 
-def read_image(source: str | Path | bytes, max_pixels: int | None = None) -> np.ndarray:
+def read_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read an image file (path or bytes) as HxWx3 uint8 RGB, with EXIF orientation applied.
 
     Greyscale, palette, CMYK, 16-bit and alpha images are converted (alpha composited on
     white). 16-bit greyscale is rounded to 8 bits; 16-bit RGB PNGs come from Pillow already cut
     to their high byte (``v >> 8``, one level below rounding for a quarter of the values).
-    ``max_pixels`` refuses larger images before they are decoded.
+    Images over ``max_pixels`` (64 MP unless given) are refused before they are decoded.
     Raises ``ImageReadError`` with a readable message for anything that is not a usable image.
     """
     name = "image" if isinstance(source, bytes) else str(source)
@@ -86,7 +88,7 @@ def read_image(source: str | Path | bytes, max_pixels: int | None = None) -> np.
     with fp:
         try:
             img = Image.open(fp)
-            if max_pixels is not None and img.width * img.height > max_pixels:
+            if img.width * img.height > max_pixels:
                 w, h = img.size
                 if _header_orientation(img) in (5, 6, 7, 8):  # stored turned a quarter: shown h x w
                     w, h = h, w

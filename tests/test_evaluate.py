@@ -272,13 +272,16 @@ def _offline(*args, **kwargs):
     raise OSError("no network in tests")
 
 
-@pytest.mark.parametrize("problem", ["corrupt image", "tiny image"])
+@pytest.mark.parametrize("problem", ["corrupt image", "tiny image", "huge image"])
 def test_a_bad_image_stops_the_run_before_any_row(problem, crops_dir, tmp_path):
     """A mean that silently lacks an image would not compare with the others: every image is
     checked first, and nothing is written."""
     if problem == "corrupt image":
         (crops_dir / "img0.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
         expected = "img0.png is not a readable image"
+    elif problem == "huge image":  # a 300 KB file that would decode to 216 MB: refused from its header
+        Image.new("L", (9000, 8000)).save(crops_dir / "img0.png")
+        expected = "img0.png is 9000x8000 = 72.0 MP, over the limit of 64.0 MP"
     else:
         Image.fromarray(np.zeros((10, 12, 3), np.uint8)).save(crops_dir / "img0.png")
         expected = "img0.png is 12x10"

@@ -147,11 +147,16 @@ def slider_choices(comparison: Comparison) -> list[tuple[str, str]]:
     return [(p.title, p.key) for p in panels(comparison) if p.image is not None]
 
 
-def slider_pair(comparison: Comparison, a: str, b: str) -> tuple[np.ndarray, np.ndarray] | None:
+def slider_pair(comparison: Comparison, a: str, b: str, box: crops.Box | None = None,
+                zoom: int = 1) -> tuple[np.ndarray, np.ndarray] | None:
+    """The A/B slider's two images: whole, or with ``box`` the zoomed crops (as the crop panels
+    show them). None while either is missing."""
     images = {p.key: p.image for p in panels(comparison) if p.image is not None}
     if a not in images or b not in images:
         return None
-    return images[a], images[b]
+    if box is None:
+        return images[a], images[b]
+    return crops.zoomed_crop(images[a], box, zoom), crops.zoomed_crop(images[b], box, zoom)
 
 
 SCORE_COLUMNS = ["method", "PSNR (dB)", "SSIM", "detail", "seconds", "note"]

@@ -125,7 +125,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         source = gr.State(None, time_to_live=STATE_TTL)
         centre = gr.State(None)
         autorun = gr.State(False)
-        ab_shown = gr.State(None)  # what the A/B slider shows: (image, sigma, seed, left, right, results)
+        ab_shown = gr.State(None)  # what the A/B slider shows: (image, sigma, seed, left, right, results, crop)
         ab_pinned = gr.State(None)  # (image, sigma, seed) whose A/B right side the user chose
         tick = gr.Number(0, visible=False)
         moved = gr.Number(0, visible=False)  # bumped by crop moves: a render, as ``tick`` is by results
@@ -206,6 +206,9 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                     with gr.Row():
                         ab_a = gr.Dropdown(label="Left", choices=[], elem_id="ab-a")
                         ab_b = gr.Dropdown(label="Right", choices=[], elem_id="ab-b")
+                        ab_region = gr.Radio([("Whole image", "full"), ("Zoomed crop", "crop")], value="full",
+                                             label="Show", info="the crop follows the crop box and its zoom",
+                                             elem_id="ab-region")
                     slider = gr.ImageSlider(label="A/B", format="png", type="numpy", max_height=800, elem_id="slider")
                 with gr.Row():
                     fig_btn = gr.Button("Export paper-style figure (PNG)", size="sm")
@@ -466,7 +469,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         gr.on([tick.change, moved.change], render, render_inputs, render_outputs, api_visibility="private",
               show_progress="hidden", trigger_mode="always_last")
 
-        def ab_update(comp, a, b, automatic=False):
+        def ab_update(comp, a, b, region="full", ctr=None, size=None, zm=None, automatic=False):
             if comp is None:
                 return gr.update(choices=[], value=None), gr.update(choices=[], value=None), None
             choices = handlers.slider_choices(comp)
@@ -478,32 +481,45 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             if automatic and default:  # follows the results as they arrive (unless the user chose)
                 b = default
             b = b if b in keys else (default or (keys[-1] if keys else None))
-            pair = handlers.slider_pair(comp, a, b) if a and b else None
+            box, zm = ab_box(comp, region, ctr, size, zm)
+            pair = handlers.slider_pair(comp, a, b, box, zm) if a and b else None
             return gr.update(choices=choices, value=a), gr.update(choices=choices, value=b), pair
+
+        def ab_box(comp, region, ctr, size, zm):
+            """(the crop box, its zoom) when the slider shows the zoomed crop, else (None, 1)."""
+            if region != "crop" or comp is None or size is None or zm is None:
+                return None, 1
+            return crops.crop_box(ctr, crops.clamp_size(size), comp.shape), crops.clamp_zoom(zm)
 
         def identity(comp):
             return None if comp is None else (comp.image_id, comp.sigma, comp.seed)
 
-        def ab_follow(comp, a, b, shown, pinned):
-            """``ab_update`` on every new result; the slider's images are sent only when they change
-            (re-sending the same pair made the page fire this event again, for ever). A right
-            side the user chose for this input and noise stays."""
-            left, right, pair = ab_update(comp, a, b, automatic=pinned is None or pinned != identity(comp))
+        def ab_follow(comp, a, b, shown, pinned, region="full", ctr=None, size=None, zm=None):
+            """``ab_update`` on every new result and crop move; the slider's images are sent only
+            when they change (re-sending the same pair made the page fire this event again, for
+            ever). A right side the user chose for this input and noise stays."""
+            left, right, pair = ab_update(comp, a, b, region, ctr, size, zm,
+                                          automatic=pinned is None or pinned != identity(comp))
             key = None if comp is None else (comp.image_id, comp.sigma, comp.seed, left["value"], right["value"],
-                                              tuple(m for m in comp.methods if m in comp.results))
+                                              tuple(m for m in comp.methods if m in comp.results),
+                                              ab_box(comp, region, ctr, size, zm))
             if key is not None and key == shown:
                 return left, right, gr.skip(), gr.skip()
             return left, right, pair, key
 
-        tick.change(ab_follow, [comparison, ab_a, ab_b, ab_shown, ab_pinned], [ab_a, ab_b, slider, ab_shown],
-                    api_visibility="private", show_progress="hidden")
-        ab_a.input(ab_update, [comparison, ab_a, ab_b], [ab_a, ab_b, slider], api_visibility="private")
+        ab_view = [ab_region, centre, crop_size, zoom]
+        gr.on([tick.change, moved.change], ab_follow, [comparison, ab_a, ab_b, ab_shown, ab_pinned, *ab_view],
+              [ab_a, ab_b, slider, ab_shown], api_visibility="private", show_progress="hidden")
+        for control in (ab_a, ab_region):
+            control.input(ab_update, [comparison, ab_a, ab_b, *ab_view], [ab_a, ab_b, slider],
+                          api_visibility="private")
 
-        def ab_pick_right(comp, a, b):
+        def ab_pick_right(comp, a, b, *view):
             # A pick among a preview's two images is not a choice against the methods to come.
-            return (*ab_update(comp, a, b), identity(comp) if comp is not None and comp.results else None)
+            return (*ab_update(comp, a, b, *view), identity(comp) if comp is not None and comp.results else None)
 
-        ab_b.input(ab_pick_right, [comparison, ab_a, ab_b], [ab_a, ab_b, slider, ab_pinned], api_visibility="private")
+        ab_b.input(ab_pick_right, [comparison, ab_a, ab_b, *ab_view], [ab_a, ab_b, slider, ab_pinned],
+                   api_visibility="private")
 
         # Crop moves set the centre and bump ``moved``; the render they trigger is the same
         # listener as the results' (below), so one page's renders never overtake each other.

@@ -140,6 +140,21 @@ def test_click_moves_every_crop(server, page, tmp_path):
     page.get_by_text("A/B slider (lossless)").click()
     page.wait_for_function("document.querySelector('#ab-b input') && "
                            "document.querySelector('#ab-b input').value === 'FFDNet'", timeout=30_000)
+    # Shown on the zoomed crop, its two sides are the crop panels' pixels, lossless.
+    page.locator("#ab-region").get_by_text("Zoomed crop").click()
+    want = [crops.zoomed_crop(expected_full[k], box, crops.ZOOM_DEFAULT) for k in ("clean", "ffdnet")]
+
+    def slider_sides():
+        sides = []
+        for img in page.locator("#slider img").all()[:2]:
+            body = page.request.get(img.get_attribute("src")).body()
+            sides.append(np.asarray(Image.open(io.BytesIO(body)).convert("RGB")))
+        return sides
+
+    deadline = time.monotonic() + 30
+    while (sides := slider_sides()) and sides[0].shape != want[0].shape and time.monotonic() < deadline:
+        page.wait_for_timeout(250)
+    assert len(sides) == 2 and all(np.array_equal(g, w) for g, w in zip(sides, want))
     page.screenshot(path=str(tmp_path / "browser.png"), full_page=True)
     assert (tmp_path / "browser.png").stat().st_size > 10_000
 

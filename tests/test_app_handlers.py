@@ -140,6 +140,10 @@ def test_slider(comp):
     a, b = handlers.slider_pair(comp, "clean", "ffdnet")
     assert a is comp.clean and b is comp.results["ffdnet"].output
     assert handlers.slider_pair(comp, "clean", "cbm3d") is None
+    box = crops.crop_box((10, 12), 8, comp.clean.shape)
+    a, b = handlers.slider_pair(comp, "noisy", "ffdnet", box, 3)  # the zoomed crops, as the crop panels
+    assert np.array_equal(a, crops.zoomed_crop(comp.noisy.output, box, 3)) and a.shape == (24, 24, 3)
+    assert np.array_equal(b, crops.zoomed_crop(comp.results["ffdnet"].output, box, 3))
 
 
 def test_zip_has_full_resolution_outputs_and_the_numbers(comp):

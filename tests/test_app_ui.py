@@ -231,6 +231,32 @@ def test_the_ab_slider_shows_the_best_method_until_the_user_picks_another(ui):
     assert (left["value"], right["value"]) == ("noisy", "ffdnet")
 
 
+def test_the_ab_slider_can_show_the_zoomed_crop_and_follows_it(ui):
+    import gradio as gr
+    import numpy as np
+
+    from app import crops
+
+    def nothing_sent(out):
+        return all(isinstance(o, type(gr.skip())) for o in out[2:])
+
+    fn, _ = handler(ui, "ab_follow")
+    comp = _scored({"ffdnet": 30.0})
+    _, _, whole, shown = fn(comp, None, None, None, None)
+    assert whole[0] is comp.clean
+    # A crop move changes nothing on a slider showing the whole images: nothing is sent.
+    assert nothing_sent(fn(comp, "clean", "ffdnet", shown, None, "full", (20, 20), 32, 2))
+    _, _, pair, shown = fn(comp, "clean", "ffdnet", shown, None, "crop", (20, 20), 32, 2)
+    box = crops.crop_box((20, 20), 32, comp.shape)
+    assert np.array_equal(pair[0], crops.zoomed_crop(comp.clean, box, 2))
+    assert np.array_equal(pair[1], crops.zoomed_crop(comp.results["ffdnet"].output, box, 2))
+    assert nothing_sent(fn(comp, "clean", "ffdnet", shown, None, "crop", (20, 20), 32, 2))
+    _, _, moved, _ = fn(comp, "clean", "ffdnet", shown, None, "crop", (40, 30), 32, 3)  # moved, zoomed
+    assert np.array_equal(moved[0], crops.zoomed_crop(comp.clean, crops.crop_box((40, 30), 32, comp.shape), 3))
+    update, _ = handler(ui, "ab_update")
+    assert update(comp, "clean", "ffdnet", "crop", None, 32, 2)[2][0].shape == (64, 64, 3)  # centred box
+
+
 def test_error_maps_reach_the_crops_and_the_link(ui):
     from app import crops, handlers
 

@@ -46,11 +46,13 @@ def _finite(value: object) -> float:
 
 
 def clamp_size(size: object) -> int:
-    return int(min(CROP_MAX, max(CROP_MIN, round(_finite(size)))))
+    """A crop size inside CROP_MIN..CROP_MAX; an empty box (None) is the default."""
+    return CROP_DEFAULT if size is None else int(min(CROP_MAX, max(CROP_MIN, round(_finite(size)))))
 
 
 def clamp_zoom(zoom: object) -> int:
-    return int(min(ZOOM_MAX, max(ZOOM_MIN, round(_finite(zoom)))))
+    """A magnification inside ZOOM_MIN..ZOOM_MAX; an empty box (None) is the default."""
+    return ZOOM_DEFAULT if zoom is None else int(min(ZOOM_MAX, max(ZOOM_MIN, round(_finite(zoom)))))
 
 
 def crop_box(centre: tuple[int, int] | None, size: int, shape: tuple[int, ...]) -> Box:

@@ -109,6 +109,19 @@ class ExportDir:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+class LenientSlider(gr.Slider):
+    """A slider whose number box may hold any number while it is being typed ("1" on the way to
+    "15" is below the minimum): gradio's own check raised an error toast for each such
+    keystroke. The handlers check the value themselves: σ where it is used
+    (``convert.check_sigma``: a clear error), the crop size and zoom by clamping."""
+
+    def get_block_name(self) -> str:
+        return "slider"  # the page draws it as gradio's own slider
+
+    def preprocess(self, payload: float | None) -> float | None:
+        return None if payload is None else gr.Number.round_to_precision(payload, self.precision)
+
+
 def _err(exc: Exception) -> gr.Error:
     return gr.Error(str(exc), print_exception=False)
 
@@ -154,7 +167,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                                                         info="no ground truth, no PSNR; σ is estimated",
                                                         elem_id="already-noisy")
                     with gr.Column(scale=2, min_width=280):
-                        sigma = gr.Slider(SIGMA_MIN, SIGMA_MAX, value=25, step=1, label="Noise σ (0-255 scale)",
+                        sigma = LenientSlider(SIGMA_MIN, SIGMA_MAX, value=25, step=1, label="Noise σ (0-255 scale)",
                                           elem_id="sigma")
                         seed = gr.Number(0, precision=0, minimum=0, label="Seed", elem_id="seed")
                         readiness = engine.readiness()  # not ready: why; generators: the sigmas they were trained for
@@ -171,9 +184,9 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                             stop_btn = gr.Button("Stop", variant="secondary", elem_id="stop", scale=1, min_width=60)
                         status = gr.Markdown("Pick a Kodak24 image or upload one, then press Compare.", elem_id="status")
                     with gr.Column(scale=2, min_width=280):
-                        crop_size = gr.Slider(crops.CROP_MIN, crops.CROP_MAX, value=crops.CROP_DEFAULT, step=8,
+                        crop_size = LenientSlider(crops.CROP_MIN, crops.CROP_MAX, value=crops.CROP_DEFAULT, step=8,
                                               label="Crop size (px)", elem_id="crop-size")
-                        zoom = gr.Slider(crops.ZOOM_MIN, crops.ZOOM_MAX, value=crops.ZOOM_DEFAULT, step=1,
+                        zoom = LenientSlider(crops.ZOOM_MIN, crops.ZOOM_MAX, value=crops.ZOOM_DEFAULT, step=1,
                                          label="Magnification of the crop files (nearest neighbour; "
                                                "on screen a crop fills its panel)", elem_id="zoom")
                         centre_text = gr.Textbox(label="Crop (click any full view, or type its centre below and press Enter)",
@@ -487,7 +500,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
 
         def ab_box(comp, region, ctr, size, zm):
             """(the crop box, its zoom) when the slider shows the zoomed crop, else (None, 1)."""
-            if region != "crop" or comp is None or size is None or zm is None:
+            if region != "crop" or comp is None:
                 return None, 1
             return crops.crop_box(ctr, crops.clamp_size(size), comp.shape), crops.clamp_zoom(zm)
 

@@ -194,6 +194,36 @@ def test_the_crop_moves_from_the_keyboard(server, page):
     page.wait_for_function(f"{centre}.startsWith('centre x=767, y=0')", timeout=30_000)
 
 
+def test_typing_into_the_slider_boxes_raises_no_errors_on_the_way(server, page):
+    """"1" on the way to "15" (or "128") is below the slider's minimum for a keystroke: the page
+    says nothing about it, and the value typed is applied. (The server refuses a σ out of range
+    given through the API: test_app_e2e.)"""
+    page.goto(server + "?image=kodim23&sigma=25&seed=0&methods=ffdnet")
+    page.wait_for_function("document.querySelector('#status') && "
+                           "document.querySelector('#status').innerText.includes('Done')", timeout=120_000)
+    toasts = "document.querySelectorAll('[data-testid=\"toast-body\"]').length"
+    for selector, typed in (("#crop-size", "128"), ("#sigma", "15")):
+        box = page.locator(f"{selector} input[type='number']")
+        box.click()
+        box.press("Control+a")
+        box.press_sequentially(typed, delay=120)
+        page.wait_for_timeout(1500)
+        assert page.evaluate(toasts) == 0, f"error shown while typing {typed} into {selector}"
+    centre = "document.querySelector('#centre textarea, #centre input').value"
+    page.wait_for_function(f"{centre}.includes('(128x128;')", timeout=30_000)
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Settings changed')",
+                           timeout=30_000)
+    box = page.locator("#sigma input[type='number']")
+    box.fill("3")
+    box.press("Tab")  # a value left out of range: leaving the box puts it back in range, visibly
+    page.wait_for_function("document.querySelector('#sigma input[type=\"number\"]').value === '5'",
+                           timeout=30_000)
+    page.click("#run")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Done: 1 of 1') && "
+                           "document.querySelector('#status').innerText.includes('σ 5,')", timeout=60_000)
+    assert page.evaluate(toasts) == 0
+
+
 def test_the_settings_changed_hint_survives_crop_moves(server, page):
     """After the seed changes, the panels still show the old one: the status line says so, and
     keeps saying so when the crop is moved on the old panels."""

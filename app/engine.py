@@ -172,13 +172,18 @@ class Engine:
                     yield MethodResult(name, name, None, error=f"unknown method {name!r}")
                     continue
                 d = self.denoisers[name]
-                status = d.readiness(sigma)
+                try:  # a method of one's own (a plugin) may fail here; the others still run
+                    status = d.readiness(sigma)
+                    weights = d.weights_id(sigma) if status.ready else ""
+                except Exception as exc:
+                    yield MethodResult(name, d.label, None, error=f"{type(exc).__name__}: {exc}")
+                    continue
                 if not status.ready:
                     yield MethodResult(name, d.label, None, error=f"not ready: {status.reason}")
                     continue
                 if status.outside_training:
                     notes[name] = status.outside_training
-                weights, how = d.weights_id(sigma), numerics(d)
+                how = numerics(d)
                 # The precision is part of the key: a bf16 output is not an fp32 one.
                 key = (result_key(image_id, sigma, seed, name, weights + (f"|{how}" if how else ""))
                        if self.cache else None)
@@ -264,8 +269,8 @@ class Engine:
                 clean_energy: float | None, sigma: float, seed: int | None) -> MethodResult:
         label = self.label(name)
         d = self.denoisers[name]
-        weights, how = d.weights_id(sigma), numerics(d)
         try:
+            weights, how = d.weights_id(sigma), numerics(d)
             out, seconds = future.result()
         except (WeightsError, FetchError) as exc:  # its text names the server's folders and sources
             log.warning("%s: %s", name, exc)

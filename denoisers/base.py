@@ -8,12 +8,16 @@ array clipped to [0, 1]. A denoiser that is not ready (missing weights, say) rai
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import inspect
 import math
 import os
 import threading
 from abc import ABC, abstractmethod
 from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -27,6 +31,9 @@ SIGMA_MAX = 100.0
 SEED_MAX = 2**53 - 1  # noise seeds: the largest whole number a browser (a JavaScript number) holds exactly
 PRECISION_ENV = "DENOISERS_PRECISION"  # "auto" (default), "fp32" or "bf16"
 PRECISIONS = ("auto", "fp32", "bf16")
+#: How far outside [0, 1] an output may stray before it is refused rather than clipped: an
+#: output as noisy as its input at sigma 100 stays within about -2..3; one on the 0-255 scale does not.
+OUTPUT_SLACK = 4.0
 
 
 def check_precision_env() -> None:
@@ -105,8 +112,12 @@ class Denoiser(ABC):
         return Readiness(True)
 
     def weights_id(self, sigma: float) -> str:
-        """What identifies the exact model used at ``sigma`` (a sha256 or a package version)."""
-        return ""
+        """What identifies the exact model used at ``sigma`` (a sha256 or a package version).
+
+        Results are kept (the app's cache, the evaluation's rows) under this identity. By default
+        it is the sha256 of the file that defines the class, so that editing a method of one's
+        own (a plugin without weights) makes its old results count as another model's."""
+        return "code sha256:" + _source_sha256(type(self))
 
     def input_note(self, noisy: np.ndarray) -> str:
         """What a user should know about running on this input ("" when nothing), e.g. noise of
@@ -118,21 +129,43 @@ class Denoiser(ABC):
         return self._checked(noisy, sigma, self._denoise)
 
     def _checked(self, noisy: np.ndarray, sigma: float, run) -> np.ndarray:
-        """Validate, check readiness, ``run(noisy, sigma)``, check the shape and clip."""
+        """Validate, check readiness, ``run(noisy, sigma)`` on a copy of ``noisy`` (a method that
+        writes into its input must not change what the next method is given), check the output
+        and clip it."""
         sigma = check_input(noisy, sigma)
         status = self.readiness(sigma)
         if not status.ready:
             raise NotReadyError(f"{self.label} is not ready: {status.reason}")
-        out = run(noisy, sigma)
+        try:
+            out = run(noisy.copy(), sigma)
+        except SystemExit as exc:  # it would end the caller (a CLI, the app's server) without a word
+            raise RuntimeError(f"{self.label} called sys.exit({exc.code!r}) instead of returning") from None
+        expected = "an HxWx3 float array on the [0, 1] scale"
+        if not isinstance(out, np.ndarray):
+            raise RuntimeError(f"{self.label} returned {type(out).__name__}, not {expected}")
         if out.shape != noisy.shape:
-            raise RuntimeError(f"{self.name} returned shape {out.shape} for input {noisy.shape}")
+            raise RuntimeError(f"{self.label} returned shape {out.shape} for input {noisy.shape}")
+        if not np.issubdtype(out.dtype, np.floating):
+            raise RuntimeError(f"{self.label} returned {out.dtype} values, not {expected}")
         if not np.isfinite(out).all():  # clipping would pass NaN on, and 8 bits would make it black
             raise RuntimeError(f"{self.label} returned NaN or infinite values for this input")
+        low, high = float(out.min()), float(out.max())
+        if low < -OUTPUT_SLACK or high > 1 + OUTPUT_SLACK:  # clipped, it would be scored as a result
+            raise RuntimeError(f"{self.label} returned values from {low:.4g} to {high:.4g}, not {expected}"
+                               + (" (on the 0-255 scale?)" if high > 1 + OUTPUT_SLACK else ""))
         return np.clip(out, 0.0, 1.0).astype(np.float32)
 
     @abstractmethod
     def _denoise(self, noisy: np.ndarray, sigma: float) -> np.ndarray:
         """Denoise a validated input; the result may stray outside [0, 1] (it is clipped)."""
+
+
+@functools.cache
+def _source_sha256(cls: type) -> str:
+    try:
+        return hashlib.sha256(Path(inspect.getfile(cls)).read_bytes()).hexdigest()
+    except (TypeError, OSError):  # defined where no file holds it (an interactive session)
+        return "unknown"
 
 
 def default_device() -> torch.device:

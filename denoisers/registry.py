@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -75,6 +76,8 @@ def load_plugin(spec: str) -> list[str]:
             module_spec.loader.exec_module(module)
         else:
             importlib.import_module(spec)
+        for name in [n for n in _REGISTRY if n not in before]:
+            _check_plugin_class(spec, _REGISTRY[name])
     except Exception as exc:  # the user's code (a name clash included): say which plugin, and how
         for name in [n for n in _REGISTRY if n not in before]:  # nothing half-loaded stays behind
             del _REGISTRY[name]
@@ -87,6 +90,32 @@ def load_plugin(spec: str) -> list[str]:
                          "denoisers.registry.register")
     _PLUGINS.append(key)
     return added
+
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
+def _check_plugin_class(spec: str, cls: type[Denoiser]) -> None:
+    """A plugin's method must have a name that can be typed in ``--methods`` and used as a
+    folder name, a label of its own, and must build and say whether it is ready without an
+    error: found here, at start-up, rather than halfway through a run."""
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(f"plugin {spec}: method name {name!r} must be lower-case letters, digits, '_' "
+                         "or '-' (it names output folders and is typed in --methods)")
+    label = getattr(cls, "label", None)
+    if not isinstance(label, str) or not label.strip():
+        raise ValueError(f"plugin {spec}: method {name!r} needs a label (its display name)")
+    taken = {_REGISTRY[n].label: n for n in _REGISTRY if n != name}
+    if label in taken:
+        raise ValueError(f"plugin {spec}: method {name!r} has the label {label!r} of {taken[label]!r}")
+    try:
+        status = cls().readiness()
+    except Exception as exc:
+        raise ValueError(f"plugin {spec}: method {name!r} failed to build or to say whether it is ready: "
+                         f"{type(exc).__name__}: {exc}") from exc
+    if not hasattr(status, "ready"):
+        raise ValueError(f"plugin {spec}: {name}.readiness() must return a denoisers.base.Readiness")
 
 
 def load_plugins(specs: list[str]) -> None:

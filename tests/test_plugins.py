@@ -17,6 +17,7 @@ from scipy import ndimage
 
 from app_support import needs_kodak
 from denoisers import registry
+from denoisers.base import Denoiser
 from denoisers.io import read_image, to_float, to_uint8
 from denoisers.metrics import add_noise, psnr
 
@@ -151,6 +152,20 @@ def test_warm_fills_the_cache_for_a_plugin_method_and_refuses_an_unknown_one(plu
      "@register\nclass A(Denoiser):\n    name, label = 'mine_a', 'A'\n    def _denoise(self, x, s):\n        return x\n"
      "@register\nclass B(Denoiser):\n    name, label = 'dncnn', 'B'\n    def _denoise(self, x, s):\n        return x\n",
      "could not be imported: ValueError: denoiser 'dncnn' registered twice"),
+    ("from denoisers.base import Denoiser\nfrom denoisers.registry import register\n"
+     "@register\nclass A(Denoiser):\n    name, label = '../escaped', 'A'\n    def _denoise(self, x, s):\n        return x\n",
+     "method name '../escaped' must be lower-case letters"),
+    ("from denoisers.base import Denoiser\nfrom denoisers.registry import register\n"
+     "@register\nclass A(Denoiser):\n    name, label = 'mine', 'DnCNN'\n    def _denoise(self, x, s):\n        return x\n",
+     "method 'mine' has the label 'DnCNN' of 'dncnn'"),
+    ("from denoisers.base import Denoiser\nfrom denoisers.registry import register\n"
+     "@register\nclass A(Denoiser):\n    name, label = 'mine', 'Mine'\n    def __init__(self, path):\n        pass\n"
+     "    def _denoise(self, x, s):\n        return x\n",
+     "method 'mine' failed to build or to say whether it is ready: TypeError"),
+    ("from denoisers.base import Denoiser\nfrom denoisers.registry import register\n"
+     "@register\nclass A(Denoiser):\n    name, label = 'mine', 'Mine'\n    def readiness(self, sigma=None):\n"
+     "        raise KeyError('oops')\n    def _denoise(self, x, s):\n        return x\n",
+     "method 'mine' failed to build or to say whether it is ready: KeyError: 'oops'"),
 ])
 def test_a_bad_plugin_is_refused_with_its_reason(tmp_path, body, message):
     path = tmp_path / "plugin.py"
@@ -164,3 +179,82 @@ def test_a_bad_plugin_is_refused_with_its_reason(tmp_path, body, message):
 
     with pytest.raises(SystemExit, match=message):
         evaluate.main(["--plugin", str(path), "--data", str(tmp_path), "--sigma", "25", "--out", str(tmp_path / "o")])
+
+
+class _Plugin(Denoiser):  # not registered: the contract's checks apply to any subclass
+    name, label = "mine", "Mine"
+
+    def __init__(self, run=None):
+        self.run = run
+
+    def _denoise(self, noisy, sigma):
+        return self.run(noisy)
+
+
+def test_a_method_that_writes_into_its_input_changes_nothing_for_the_next(tmp_path):
+    noisy = add_noise(to_float(np.full((24, 24, 3), 100, np.uint8)), 25, 0)
+    before = noisy.copy()
+
+    def scribble(x):
+        x[...] = 0.5
+        return x
+
+    assert (_Plugin(scribble).denoise(noisy, 25) == 0.5).all()
+    assert np.array_equal(noisy, before)  # what the next method is given
+
+
+@pytest.mark.parametrize("run, message", [
+    (lambda x: sys.exit(3), r"Mine called sys.exit\(3\) instead of returning"),
+    (lambda x: np.round(x * 255).clip(0, 255).astype(np.uint8), "Mine returned uint8 values, not an HxWx3 float"),
+    (lambda x: x * 255, r"Mine returned values from .* to .*, not an HxWx3 float array .* \(on the 0-255 scale\?\)"),
+    (lambda x: None, "Mine returned NoneType, not an HxWx3 float array"),
+    (lambda x: x[..., :2], r"Mine returned shape \(24, 24, 2\)"),
+])
+def test_a_method_that_breaks_the_contract_is_refused_with_a_reason(run, message):
+    noisy = add_noise(to_float(np.full((24, 24, 3), 100, np.uint8)), 25, 0)
+    with pytest.raises(RuntimeError, match=message):
+        _Plugin(run).denoise(noisy, 25)
+    assert _Plugin(lambda x: x).denoise(add_noise(to_float(np.zeros((24, 24, 3), np.uint8)), 100, 0), 100).max() == 1
+
+
+def test_a_method_without_weights_is_identified_by_its_code():
+    import hashlib
+
+    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    assert _Plugin().weights_id(25) == f"code sha256:{code}"  # editing the file makes it another model
+
+
+def test_the_app_runs_the_other_methods_when_one_fails_to_say_what_it_is(tmp_path):
+    from app.engine import Engine
+
+    class Unnamed(Denoiser):
+        name, label = "unnamed", "Unnamed"
+
+        def weights_id(self, sigma):
+            raise KeyError("no id")
+
+        def _denoise(self, noisy, sigma):
+            return noisy
+
+    class Identity(Unnamed):
+        name, label = "identity", "Identity"
+
+        def weights_id(self, sigma):
+            return "v1"
+
+    for cls in (Unnamed, Identity):
+        registry.register(cls)
+    try:
+        engine = Engine(None, methods=["unnamed", "identity"])
+        engine.start()
+        try:
+            clean = np.full((32, 32, 3), 90, np.uint8)
+            noisy = add_noise(to_float(clean), 25, 0)
+            results = {r.name: r for r in engine.run(clean, noisy, "img", 25.0, 0, ["unnamed", "identity"]) if r}
+        finally:
+            engine.close()
+    finally:
+        for cls in (Unnamed, Identity):
+            del registry._REGISTRY[cls.name]
+    assert results["unnamed"].error == "KeyError: 'no id'" and results["unnamed"].output is None
+    assert results["identity"].error is None and results["identity"].psnr == pytest.approx(psnr(clean, to_uint8(noisy)))

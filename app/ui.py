@@ -35,7 +35,28 @@ LINK_JS = """(q) => {
   if (image) return url;
   return 'An upload cannot be linked: this address opens the settings without the image. ' + url;
 }"""
-PAGE_JS = "() => { window.addEventListener('popstate', () => location.reload()); }"
+# Also, for screen readers: the status line is a live region (read out when it changes), and
+# every panel image has its caption as its text alternative (gradio leaves alt empty).
+PAGE_JS = """() => {
+  window.addEventListener('popstate', () => location.reload());
+  let queued = false;
+  const label = () => {
+    queued = false;
+    const status = document.querySelector('#status .prose, #status [data-testid="markdown"]');
+    if (status && !status.hasAttribute('aria-live')) {
+      status.setAttribute('role', 'status');
+      status.setAttribute('aria-live', 'polite');
+    }
+    document.querySelectorAll('[id^="full-"], [id^="crop-"], #slider, #error-bar').forEach((block) => {
+      const caption = block.querySelector('[data-testid="block-label"]');
+      const text = caption ? caption.innerText.trim() : '';
+      block.querySelectorAll('img').forEach((img) => { if (text && img.alt !== text) img.alt = text; });
+    });
+  };
+  new MutationObserver(() => { if (!queued) { queued = true; requestAnimationFrame(label); } })
+    .observe(document.body, {childList: true, subtree: true, characterData: true, attributeFilter: ['src']});
+  label();
+}"""
 
 CSS = """
 #status {min-height: 2em}
@@ -55,6 +76,11 @@ CSS = """
 @media (max-width: 640px) {.panel, .crop {flex: 1 1 100% !important}}
 /* a panel's caption wraps before the download and full-screen buttons instead of running under them */
 .panel label[data-testid="block-label"], .crop label[data-testid="block-label"] {max-width: calc(100% - 64px)}
+/* at 200 % browser zoom (or a tablet) two panels a row fill the width (four stayed 200 px wide) */
+@media (min-width: 641px) and (max-width: 1100px) {.panel, .crop {flex: 0 1 calc(50% - 8px) !important}}
+/* the theme's info texts and slider limits were 1.9:1 on white; these are over 4.5:1 */
+.gradio-container {--block-info-text-color: #52525b; --body-text-color-subdued: #52525b}
+.dark .gradio-container {--block-info-text-color: #a1a1aa; --body-text-color-subdued: #a1a1aa}
 /* keyboard focus must show: the theme's ring is faint on checkboxes and absent on sliders */
 input:focus-visible, button:focus-visible, textarea:focus-visible, [role="tab"]:focus-visible
   {outline: 2px solid #2563eb !important; outline-offset: 2px}
@@ -339,8 +365,9 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             frame = pd.DataFrame(handlers.scores_table(comp), columns=handlers.SCORE_COLUMNS)
             table = gr.update(value=tables.fixed(frame, handlers.SCORE_FORMATS), visible=bool(comp.methods),
                               label=SCORES_LABEL if comp.has_truth else SCORES_LABEL_NO_TRUTH)
+            scale = f": 0 to {vmax:g} grey levels, dark to bright" if maps else ""  # the bar's numbers, as text
             errors_box = gr.update(interactive=comp.has_truth,
-                                   info="one colour scale for every map" if comp.has_truth
+                                   info=f"one colour scale for every map{scale}" if comp.has_truth
                                    else "no ground truth here, so no error maps")
             boxes_out = (cx, cy) if last.get("centre") != (cx, cy) else (gr.skip(), gr.skip())
             return full_out + crop_out + [bar, text, to_query(view), progress or gr.skip(), table, *boxes_out,

@@ -132,6 +132,11 @@ def test_click_moves_every_crop(server, page, tmp_path):
         assert np.array_equal(crops.crop(full, box), crops.crop(expected_full[key], box))
         assert (full[box.y0 - 1, box.x0:box.x1] == crops.BOX_COLOUR).all()  # box drawn there
     assert "dB" in labels["ffdnet"] and "SSIM" in labels["ffdnet"]
+    # For screen readers: each image's text alternative is its caption; the status line is read out.
+    page.wait_for_function("document.querySelector('#crop-3 img').alt.includes('FFDNet')", timeout=30_000)
+    assert page.locator("#crop-3 img").first.get_attribute("alt") == labels["ffdnet"].strip()
+    assert page.locator("#full-0 img").first.get_attribute("alt").startswith("Ground truth")
+    assert page.locator("#status [aria-live='polite']").count() == 1
     assert f"x={x}" in page.url and f"y={y}" in page.url and "image=kodim23" in page.url
     # The link box (and so its copy button) holds the whole address, not just the query.
     page.wait_for_function("document.querySelector('#link textarea, #link input').value === location.href",

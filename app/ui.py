@@ -52,6 +52,11 @@ PAGE_JS = """() => {
       const text = caption ? caption.innerText.trim() : '';
       block.querySelectorAll('img').forEach((img) => { if (text && img.alt !== text) img.alt = text; });
     });
+    // Kodak thumbnails are read as their names ("kodim05, 5 of 24"), not only "Thumbnail 5 of 24".
+    document.querySelectorAll('#kodak button[aria-label^="Thumbnail"]').forEach((button) => {
+      const img = button.querySelector('img');
+      if (img && img.alt) button.setAttribute('aria-label', img.alt + ', ' + button.getAttribute('aria-label').slice(10));
+    });
   };
   new MutationObserver(() => { if (!queued) { queued = true; requestAnimationFrame(label); } })
     .observe(document.body, {childList: true, subtree: true, characterData: true, attributeFilter: ['src']});
@@ -170,7 +175,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         moved = gr.Number(0, visible=False)  # bumped by crop moves: a render, as ``tick`` is by results
         shown = gr.State(None)  # what renders last wrote: {"centre": (x, y)}
 
-        gr.Markdown("## Denoiser comparison\nEvery method side by side on Kodak24 or your own image. "
+        gr.Markdown("# Denoiser comparison\nEvery method side by side on Kodak24 or your own image. "
                     "Numbers follow one protocol: PSNR/SSIM on the clipped, rounded 8-bit output against the "
                     "8-bit ground truth, computed on the server; *detail* is an output's high-frequency "
                     "energy over the ground truth's (1 = as much fine texture, below 1 = smoothed away, "
@@ -654,7 +659,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             return (*out[:4], sg, out[5], False, gr.Tabs(selected="compare"))
 
         per_image.select(open_from_table, [bench_set, bench_sigma, seed, tick, comparison],
-                         load_outputs + [already_noisy, tabs], api_visibility="private")
+                         load_outputs + [already_noisy, tabs], api_visibility="private").then(
+            None, js="() => { const b = document.querySelector('#run'); if (b) b.focus(); }")  # not lost on the page
 
         # ---- API ----------------------------------------------------------------------
         def compare_api(image, sigma, seed, methods):

@@ -295,7 +295,11 @@ def test_benchmark_row_opens_that_image(server, page):
     page.wait_for_function("document.querySelector('#status').innerText.includes('kodim07')",
                            timeout=60_000)
     assert page.locator("#run").is_visible()  # back on the Compare tab
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'run'",
+                           timeout=30_000)  # the keyboard goes on from Compare, not from the page's top
     page.wait_for_function("location.search.includes('image=kodim07')", timeout=30_000)
+    # The thumbnails are named for screen readers by their images.
+    assert page.locator("#kodak button[aria-label^='kodim07, 7 of 24']").count() == 1
     assert not noisy_box.is_checked()
 
 

@@ -254,6 +254,9 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                                              label="Show", info="the crop follows the crop box and its zoom",
                                              elem_id="ab-region")
                     slider = gr.ImageSlider(label="A/B", format="png", type="numpy", max_height=800, elem_id="slider")
+                    # the divider can be dragged, or set here (also from the keyboard)
+                    ab_position = gr.Slider(0, 100, value=50, step=1, label="Divider position (%)",
+                                            elem_id="ab-position")
                 with gr.Row():
                     fig_btn = gr.Button("Export paper-style figure (PNG)", size="sm")
                     zip_btn = gr.Button("Export all outputs + CSV (zip)", size="sm")
@@ -563,6 +566,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             # A pick among a preview's two images is not a choice against the methods to come.
             return (*ab_update(comp, a, b, *view), identity(comp) if comp is not None and comp.results else None)
 
+        ab_position.change(lambda v: gr.update(slider_position=v), [ab_position], [slider], api_visibility="private",
+                           show_progress="hidden")
         ab_b.input(ab_pick_right, [comparison, ab_a, ab_b, *ab_view], [ab_a, ab_b, slider, ab_pinned],
                    api_visibility="private")
 

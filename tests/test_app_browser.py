@@ -160,6 +160,13 @@ def test_click_moves_every_crop(server, page, tmp_path):
     while (sides := slider_sides()) and sides[0].shape != want[0].shape and time.monotonic() < deadline:
         page.wait_for_timeout(250)
     assert len(sides) == 2 and all(np.array_equal(g, w) for g, w in zip(sides, want))
+    # The divider can be placed without dragging it (from the keyboard).
+    position = page.locator("#ab-position input[type='number']")
+    position.fill("20")
+    position.press("Enter")
+    page.wait_for_function("[...document.querySelectorAll('#slider [style]')].some((e) => { "
+                           "const m = /clip-path: inset\\(0px 0px 0px ([0-9.]+)%\\)/.exec(e.getAttribute('style')); "
+                           "return m && parseFloat(m[1]) < 40; })", timeout=30_000)  # moved left of the middle
     page.screenshot(path=str(tmp_path / "browser.png"), full_page=True)
     assert (tmp_path / "browser.png").stat().st_size > 10_000
 

@@ -152,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # a bad $DENOISERS_PRECISION, say
         raise SystemExit(str(exc)) from None
     for method, denoiser in denoisers.items():
-        status = denoiser.readiness(sigma_given)
+        try:
+            status = denoiser.readiness(sigma_given)
+        except Exception as exc:  # a method of one's own
+            raise SystemExit(f"{method} could not say whether it is ready: {type(exc).__name__}: {exc}") from None
         if not status.ready:
             raise SystemExit(f"{method} cannot run: {status.reason}")
     prepare_out(args.out, methods)
@@ -180,12 +183,18 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             noisy = to_float(noisy_u8)
             for method, denoiser in denoisers.items():
-                status = denoiser.readiness(sigma)
+                try:  # a method of one's own may fail here; the others go on
+                    status = denoiser.readiness(sigma)
+                    model = (method, denoiser.weights_id(sigma) if status.ready else "")
+                except Exception as exc:
+                    print(f"{image.name} {method}: skipped, it could not say whether it is ready or which "
+                          f"model it is ({type(exc).__name__}: {exc})", file=sys.stderr)
+                    failed += 1
+                    continue
                 if not status.ready:
                     print(f"{image.name} {method}: skipped at sigma {sigma:g}, {status.reason}", file=sys.stderr)
                     failed += 1
                     continue
-                model = (method, denoiser.weights_id(sigma))
                 if model in unfetchable:
                     print(f"{image.name} {method}: skipped, {unfetchable[model]}", file=sys.stderr)
                     failed += 1
@@ -211,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                 seconds = time.perf_counter() - start
                 write_png(to_uint8(output), output_path(args.out, method, image))
                 rows.append({"image": image.name, "method": method, "sigma": sigma, "sigma_from": source,
-                             "seconds": round(seconds, 3), "weights": denoiser.weights_id(sigma),
+                             "seconds": round(seconds, 3), "weights": model[1],
                              "note": "; ".join(n for n in (status.outside_training, input_note) if n)})
     except KeyboardInterrupt:
         interrupted = True

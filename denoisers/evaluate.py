@@ -230,10 +230,16 @@ def plan(images: list[Path], methods: list[str], sigmas: list[float], seed: int,
         except ValueError as exc:  # a bad $DENOISERS_PRECISION, say
             raise SystemExit(f"{method}: {exc}") from None
         for sigma in sigmas:
-            status = denoiser.readiness(sigma)
+            try:  # a method of one's own may fail here: say which, before any row is written
+                status = denoiser.readiness(sigma)
+                weights = denoiser.weights_id(sigma) if status.ready else ""
+            except (WeightsError, FetchError):
+                raise
+            except Exception as exc:
+                raise SystemExit(f"{method} at sigma {sigma:g} could not say whether it is ready or which "
+                                 f"model it is: {type(exc).__name__}: {exc}") from None
             if not status.ready:
                 raise SystemExit(f"{method} cannot run at sigma {sigma:g}: {status.reason}")
-            weights = denoiser.weights_id(sigma)
             jobs += [Job(image, method, sigma, seed, weights, save) for image in images]
     return [job for job in jobs if job.key not in done]
 

@@ -258,3 +258,39 @@ def test_the_app_runs_the_other_methods_when_one_fails_to_say_what_it_is(tmp_pat
             del registry._REGISTRY[cls.name]
     assert results["unnamed"].error == "KeyError: 'no id'" and results["unnamed"].output is None
     assert results["identity"].error is None and results["identity"].psnr == pytest.approx(psnr(clean, to_uint8(noisy)))
+
+
+UNSURE = '''
+from denoisers.base import Denoiser
+from denoisers.registry import register
+
+
+@register
+class Unsure(Denoiser):
+    name, label = "unsure", "Unsure"
+
+    def weights_id(self, sigma):
+        if sigma > 30:
+            raise KeyError(f"no model for {sigma:g}")
+        return "unsure-v1"
+
+    def _denoise(self, noisy, sigma):
+        return noisy
+'''
+
+
+def test_the_clis_say_which_method_could_not_name_its_model(clean_dir, plugin_file, tmp_path):
+    (tmp_path / "unsure.py").write_text(UNSURE)
+    out = tmp_path / "out"
+    refused = run_python("-m", "denoisers.evaluate", "--plugin", "unsure.py", "--data", str(clean_dir),
+                         "--sigma", "25", "--sigma", "35", "--methods", "unsure", "--out", str(out), cwd=tmp_path)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert ("unsure at sigma 35 could not say whether it is ready or which model it is: KeyError: 'no model for 35'"
+            in refused.stderr)
+    assert not (out / "results.csv").exists()  # stopped before any row
+    den = tmp_path / "den"
+    ran = run_python("-m", "denoisers.denoise", str(clean_dir), "--plugin", "unsure.py", "--plugin", plugin_file.name,
+                     "--methods", "unsure,blur", "--sigma", "40", "--out", str(den), cwd=tmp_path)
+    assert "Traceback" not in ran.stderr
+    assert "c0.png unsure: skipped, it could not say whether it is ready or which model it is" in ran.stderr
+    assert (den / "blur" / "c0.png").is_file() and not list((den / "unsure").glob("*.png"))

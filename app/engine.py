@@ -19,6 +19,7 @@ from typing import Iterator
 import numpy as np
 
 import denoisers
+from denoisers.base import model_id
 from denoisers.io import to_float, to_uint8
 from denoisers.metrics import add_noise, detail_ratio, high_frequency_energy, psnr, ssim
 from denoisers.fetch import FetchError
@@ -30,6 +31,7 @@ from .cache import ResultCache, result_key
 log = logging.getLogger(__name__)
 
 NOISY = "noisy"
+WEIGHTS_UNAVAILABLE = "its weights could not be had (the server's log says why)"
 
 
 @dataclass
@@ -174,8 +176,12 @@ class Engine:
                 d = self.denoisers[name]
                 try:  # a method of one's own (a plugin) may fail here; the others still run
                     status = d.readiness(sigma)
-                    weights = d.weights_id(sigma) if status.ready else ""
-                except Exception as exc:
+                    weights = model_id(d, sigma) if status.ready else ""
+                except (WeightsError, FetchError) as exc:  # its text names the server's folders
+                    log.warning("%s: %s", name, exc)
+                    yield MethodResult(name, d.label, None, error=WEIGHTS_UNAVAILABLE)
+                    continue
+                except (Exception, SystemExit) as exc:
                     yield MethodResult(name, d.label, None, error=f"{type(exc).__name__}: {exc}")
                     continue
                 if not status.ready:
@@ -270,11 +276,11 @@ class Engine:
         label = self.label(name)
         d = self.denoisers[name]
         try:
-            weights, how = d.weights_id(sigma), numerics(d)
+            weights, how = model_id(d, sigma), numerics(d)
             out, seconds = future.result()
         except (WeightsError, FetchError) as exc:  # its text names the server's folders and sources
             log.warning("%s: %s", name, exc)
-            return MethodResult(name, label, None, error="its weights could not be had (the server's log says why)")
+            return MethodResult(name, label, None, error=WEIGHTS_UNAVAILABLE)
         except (ValueError, denoisers.NotReadyError) as exc:
             return MethodResult(name, label, None, error=str(exc))
         except Exception as exc:  # a crashed worker must not take the whole comparison down

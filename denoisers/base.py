@@ -106,6 +106,9 @@ class Denoiser(ABC):
     #: Two runs on one input give the same bits. False for CBM3D (multi-threaded sums): its runs
     #: may differ by one 8-bit step in a few values; ``same_output`` says what is allowed.
     bit_exact: ClassVar[bool] = True
+    #: ``_denoise`` never writes into its input, so it needs no copy of it (a method of one's
+    #: own gets one, so that a write cannot change what the next method is given).
+    leaves_input_alone: ClassVar[bool] = False
 
     def readiness(self, sigma: float | None = None) -> Readiness:
         """Whether ``denoise`` can run (at ``sigma``, if given), and why not. Never downloads."""
@@ -129,15 +132,14 @@ class Denoiser(ABC):
         return self._checked(noisy, sigma, self._denoise)
 
     def _checked(self, noisy: np.ndarray, sigma: float, run) -> np.ndarray:
-        """Validate, check readiness, ``run(noisy, sigma)`` on a copy of ``noisy`` (a method that
-        writes into its input must not change what the next method is given), check the output
-        and clip it."""
+        """Validate, check readiness, ``run(noisy, sigma)`` (on a copy of ``noisy`` unless
+        ``leaves_input_alone``), check the output and clip it."""
         sigma = check_input(noisy, sigma)
         status = self.readiness(sigma)
         if not status.ready:
             raise NotReadyError(f"{self.label} is not ready: {status.reason}")
         try:
-            out = run(noisy.copy(), sigma)
+            out = run(noisy if self.leaves_input_alone else noisy.copy(), sigma)
         except SystemExit as exc:  # it would end the caller (a CLI, the app's server) without a word
             raise RuntimeError(f"{self.label} called sys.exit({exc.code!r}) instead of returning") from None
         expected = "an HxWx3 float array on the [0, 1] scale"
@@ -158,6 +160,14 @@ class Denoiser(ABC):
     @abstractmethod
     def _denoise(self, noisy: np.ndarray, sigma: float) -> np.ndarray:
         """Denoise a validated input; the result may stray outside [0, 1] (it is clipped)."""
+
+
+def model_id(denoiser: Denoiser, sigma: float) -> str:
+    """``denoiser.weights_id(sigma)``, checked to be text (results are kept under it)."""
+    value = denoiser.weights_id(sigma)
+    if not isinstance(value, str):
+        raise TypeError(f"{denoiser.label}: weights_id returned {type(value).__name__}, not a string")
+    return value
 
 
 @functools.cache
@@ -198,6 +208,9 @@ class TorchDenoiser(Denoiser):
     tile_above_pixels: ClassVar[int] = 1536 * 1536
     #: Tiles start at multiples of this (2 for a pixel-unshuffled grid).
     tile_align: ClassVar[int] = 1
+    #: The network gets a tensor copy (``array_to_tensor``); a subclass whose own ``_denoise``
+    #: writes into its input must set this back to False.
+    leaves_input_alone: ClassVar[bool] = True
 
     def input_note(self, noisy: np.ndarray) -> str:
         return GREY_NOISE_NOTE if noisy.ndim == 3 and noisy.shape[-1] == 3 and is_grey(noisy) else ""

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from .base import MIN_SIZE, SIGMA_MAX, check_precision_env, check_sigma
+from .base import MIN_SIZE, SIGMA_MAX, check_precision_env, check_sigma, model_id
 from .fetch import FetchError
 from .io import (ImageReadError, image_files, output_folder_problem, read_image, shared_stems, to_float,
                  to_uint8, write_png)
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             for method, denoiser in denoisers.items():
                 try:  # a method of one's own may fail here; the others go on
                     status = denoiser.readiness(sigma)
-                    model = (method, denoiser.weights_id(sigma) if status.ready else "")
+                    model = (method, model_id(denoiser, sigma) if status.ready else "")
                 except Exception as exc:
                     print(f"{image.name} {method}: skipped, it could not say whether it is ready or which "
                           f"model it is ({type(exc).__name__}: {exc})", file=sys.stderr)

@@ -29,7 +29,7 @@ import torch
 from tqdm import tqdm
 
 from . import datasets, report
-from .base import MIN_SIZE, SEED_MAX, Denoiser, TorchDenoiser, check_sigma
+from .base import MIN_SIZE, SEED_MAX, Denoiser, TorchDenoiser, check_sigma, model_id
 from .fetch import FetchError
 from .io import (ImageReadError, image_files, output_folder_problem, pixels_sha256, read_image, shared_stems,
                  to_float, to_uint8, write_png)
@@ -232,7 +232,7 @@ def plan(images: list[Path], methods: list[str], sigmas: list[float], seed: int,
         for sigma in sigmas:
             try:  # a method of one's own may fail here: say which, before any row is written
                 status = denoiser.readiness(sigma)
-                weights = denoiser.weights_id(sigma) if status.ready else ""
+                weights = model_id(denoiser, sigma) if status.ready else ""
             except (WeightsError, FetchError):
                 raise
             except Exception as exc:

@@ -78,7 +78,7 @@ def load_plugin(spec: str) -> list[str]:
             importlib.import_module(spec)
         for name in [n for n in _REGISTRY if n not in before]:
             _check_plugin_class(spec, _REGISTRY[name])
-    except Exception as exc:  # the user's code (a name clash included): say which plugin, and how
+    except (Exception, SystemExit) as exc:  # the user's code (a name clash included): say which plugin, and how
         for name in [n for n in _REGISTRY if n not in before]:  # nothing half-loaded stays behind
             del _REGISTRY[name]
         if isinstance(exc, ValueError) and str(exc).startswith(f"plugin {spec}:"):
@@ -111,7 +111,7 @@ def _check_plugin_class(spec: str, cls: type[Denoiser]) -> None:
         raise ValueError(f"plugin {spec}: method {name!r} has the label {label!r} of {taken[label]!r}")
     try:
         status = cls().readiness()
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise ValueError(f"plugin {spec}: method {name!r} failed to build or to say whether it is ready: "
                          f"{type(exc).__name__}: {exc}") from exc
     if not hasattr(status, "ready"):

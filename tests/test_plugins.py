@@ -166,6 +166,7 @@ def test_warm_fills_the_cache_for_a_plugin_method_and_refuses_an_unknown_one(plu
      "@register\nclass A(Denoiser):\n    name, label = 'mine', 'Mine'\n    def readiness(self, sigma=None):\n"
      "        raise KeyError('oops')\n    def _denoise(self, x, s):\n        return x\n",
      "method 'mine' failed to build or to say whether it is ready: KeyError: 'oops'"),
+    ("import sys\nsys.exit(4)\n", "could not be imported: SystemExit: 4"),
 ])
 def test_a_bad_plugin_is_refused_with_its_reason(tmp_path, body, message):
     path = tmp_path / "plugin.py"
@@ -224,14 +225,19 @@ def test_a_method_without_weights_is_identified_by_its_code():
     assert _Plugin().weights_id(25) == f"code sha256:{code}"  # editing the file makes it another model
 
 
-def test_the_app_runs_the_other_methods_when_one_fails_to_say_what_it_is(tmp_path):
+@pytest.mark.parametrize("answer, error", [(KeyError("no id"), "KeyError: 'no id'"),
+                                           (None, "TypeError: Unnamed: weights_id returned NoneType, not a string")])
+def test_the_app_runs_the_other_methods_when_one_fails_to_say_what_it_is(tmp_path, answer, error):
+    from app.cache import ResultCache
     from app.engine import Engine
 
     class Unnamed(Denoiser):
         name, label = "unnamed", "Unnamed"
 
         def weights_id(self, sigma):
-            raise KeyError("no id")
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
 
         def _denoise(self, noisy, sigma):
             return noisy
@@ -245,7 +251,7 @@ def test_the_app_runs_the_other_methods_when_one_fails_to_say_what_it_is(tmp_pat
     for cls in (Unnamed, Identity):
         registry.register(cls)
     try:
-        engine = Engine(None, methods=["unnamed", "identity"])
+        engine = Engine(ResultCache(tmp_path / "cache"), methods=["unnamed", "identity"])  # keys are built
         engine.start()
         try:
             clean = np.full((32, 32, 3), 90, np.uint8)
@@ -256,7 +262,7 @@ def test_the_app_runs_the_other_methods_when_one_fails_to_say_what_it_is(tmp_pat
     finally:
         for cls in (Unnamed, Identity):
             del registry._REGISTRY[cls.name]
-    assert results["unnamed"].error == "KeyError: 'no id'" and results["unnamed"].output is None
+    assert results["unnamed"].error == error and results["unnamed"].output is None
     assert results["identity"].error is None and results["identity"].psnr == pytest.approx(psnr(clean, to_uint8(noisy)))
 
 

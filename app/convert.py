@@ -16,7 +16,8 @@ MIN_SIDE = 32
 MAX_PIXELS = 4_000_000
 # HARD_MAX_PIXELS (64 MP): never decoded at all, even to downscale (decompression bombs).
 #: Uploads over this many megabytes (10^6 bytes) are refused by the server while they arrive,
-#: before they fill its disk: a 64 MP image is at most 192 MB as uncompressed 8-bit RGB.
+#: before they fill its disk: a 64 MP image is 192 MB as uncompressed 8-bit RGB (larger as
+#: 16-bit or RGBA, which only a compressed file then brings under the limit).
 MAX_UPLOAD_MB = 200
 SIGMA_MIN, SIGMA_MAX = 5.0, 75.0
 

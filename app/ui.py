@@ -49,7 +49,7 @@ PAGE_JS = """() => {
     }
     document.querySelectorAll('[id^="full-"], [id^="crop-"], #slider, #error-bar').forEach((block) => {
       const caption = block.querySelector('[data-testid="block-label"]');
-      const text = caption ? caption.innerText.trim() : '';
+      const text = caption ? caption.textContent.trim() : '';  // textContent: no layout per frame
       block.querySelectorAll('img').forEach((img) => { if (text && img.alt !== text) img.alt = text; });
     });
     // Kodak thumbnails are read as their names ("kodim05, 5 of 24"), not only "Thumbnail 5 of 24".
@@ -140,17 +140,18 @@ class ExportDir:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-class LenientSlider(gr.Slider):
-    """A slider whose number box may hold any number while it is being typed ("1" on the way to
-    "15" is below the minimum): gradio's own check raised an error toast for each such
+def lenient(slider: gr.Slider) -> gr.Slider:
+    """``slider`` with a number box that may hold any number while it is being typed ("1" on the
+    way to "15" is below the minimum): gradio's own check raised an error toast for each such
     keystroke. The handlers check the value themselves: σ where it is used
-    (``convert.check_sigma``: a clear error), the crop size and zoom by clamping."""
+    (``convert.check_sigma``: a clear error), the crop size and zoom by clamping. (Set on the
+    instance: a subclass of a gradio component makes gradio write a .pyi file beside this one.)"""
 
-    def get_block_name(self) -> str:
-        return "slider"  # the page draws it as gradio's own slider
+    def preprocess(payload: float | None) -> float | None:
+        return None if payload is None else gr.Number.round_to_precision(payload, slider.precision)
 
-    def preprocess(self, payload: float | None) -> float | None:
-        return None if payload is None else gr.Number.round_to_precision(payload, self.precision)
+    slider.preprocess = preprocess
+    return slider
 
 
 def _err(exc: Exception) -> gr.Error:
@@ -198,8 +199,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                                                         info="no ground truth, no PSNR; σ is estimated",
                                                         elem_id="already-noisy")
                     with gr.Column(scale=2, min_width=280):
-                        sigma = LenientSlider(SIGMA_MIN, SIGMA_MAX, value=25, step=1, label="Noise σ (0-255 scale)",
-                                          elem_id="sigma")
+                        sigma = lenient(gr.Slider(SIGMA_MIN, SIGMA_MAX, value=25, step=1, label="Noise σ (0-255 scale)",
+                                                  elem_id="sigma"))
                         seed = gr.Number(0, precision=0, minimum=0, label="Seed", elem_id="seed")
                         readiness = engine.readiness()  # not ready: why; generators: the sigmas they were trained for
                         boxes = []
@@ -215,11 +216,11 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                             stop_btn = gr.Button("Stop", variant="secondary", elem_id="stop", scale=1, min_width=60)
                         status = gr.Markdown("Pick a Kodak24 image or upload one, then press Compare.", elem_id="status")
                     with gr.Column(scale=2, min_width=280):
-                        crop_size = LenientSlider(crops.CROP_MIN, crops.CROP_MAX, value=crops.CROP_DEFAULT, step=8,
-                                              label="Crop size (px)", elem_id="crop-size")
-                        zoom = LenientSlider(crops.ZOOM_MIN, crops.ZOOM_MAX, value=crops.ZOOM_DEFAULT, step=1,
-                                         label="Magnification of the crop files (nearest neighbour; "
-                                               "on screen a crop fills its panel)", elem_id="zoom")
+                        crop_size = lenient(gr.Slider(crops.CROP_MIN, crops.CROP_MAX, value=crops.CROP_DEFAULT, step=8,
+                                                      label="Crop size (px)", elem_id="crop-size"))
+                        zoom = lenient(gr.Slider(crops.ZOOM_MIN, crops.ZOOM_MAX, value=crops.ZOOM_DEFAULT, step=1,
+                                                 label="Magnification of the crop files (nearest neighbour; "
+                                                       "on screen a crop fills its panel)", elem_id="zoom"))
                         centre_text = gr.Textbox(label="Crop (click any full view, or type its centre below and press Enter)",
                                                  interactive=False, elem_id="centre")
                         with gr.Row():  # the keyboard's way to move the crop (arrow keys step it; Enter applies)
@@ -518,8 +519,9 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
               show_progress="hidden", trigger_mode="always_last")
 
         def ab_update(comp, a, b, region="full", ctr=None, size=None, zm=None, automatic=False):
+            """(left dropdown, right dropdown, the slider's pair, what that pair is: ``ab_shown``)."""
             if comp is None:
-                return gr.update(choices=[], value=None), gr.update(choices=[], value=None), None
+                return gr.update(choices=[], value=None), gr.update(choices=[], value=None), None, None
             choices = handlers.slider_choices(comp)
             keys = [k for _, k in choices]
             a = a if a in keys else (keys[0] if keys else None)
@@ -531,7 +533,9 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             b = b if b in keys else (default or (keys[-1] if keys else None))
             box, zm = ab_box(comp, region, ctr, size, zm)
             pair = handlers.slider_pair(comp, a, b, box, zm) if a and b else None
-            return gr.update(choices=choices, value=a), gr.update(choices=choices, value=b), pair
+            key = (comp.image_id, comp.sigma, comp.seed, a, b, tuple(m for m in comp.methods if m in comp.results),
+                   (box, zm))
+            return gr.update(choices=choices, value=a), gr.update(choices=choices, value=b), pair, key
 
         def ab_box(comp, region, ctr, size, zm):
             """(the crop box, its zoom) when the slider shows the zoomed crop, else (None, 1)."""
@@ -546,11 +550,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             """``ab_update`` on every new result and crop move; the slider's images are sent only
             when they change (re-sending the same pair made the page fire this event again, for
             ever). A right side the user chose for this input and noise stays."""
-            left, right, pair = ab_update(comp, a, b, region, ctr, size, zm,
-                                          automatic=pinned is None or pinned != identity(comp))
-            key = None if comp is None else (comp.image_id, comp.sigma, comp.seed, left["value"], right["value"],
-                                              tuple(m for m in comp.methods if m in comp.results),
-                                              ab_box(comp, region, ctr, size, zm))
+            left, right, pair, key = ab_update(comp, a, b, region, ctr, size, zm,
+                                               automatic=pinned is None or pinned != identity(comp))
             if key is not None and key == shown:
                 return left, right, gr.skip(), gr.skip()
             return left, right, pair, key
@@ -559,8 +560,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         gr.on([tick.change, moved.change], ab_follow, [comparison, ab_a, ab_b, ab_shown, ab_pinned, *ab_view],
               [ab_a, ab_b, slider, ab_shown], api_visibility="private", show_progress="hidden")
         for control in (ab_a, ab_region):
-            control.input(ab_update, [comparison, ab_a, ab_b, *ab_view], [ab_a, ab_b, slider],
-                          api_visibility="private")
+            control.input(ab_update, [comparison, ab_a, ab_b, *ab_view], [ab_a, ab_b, slider, ab_shown],
+                          api_visibility="private", trigger_mode="always_last")
 
         def ab_pick_right(comp, a, b, *view):
             # A pick among a preview's two images is not a choice against the methods to come.
@@ -568,8 +569,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
 
         ab_position.change(lambda v: gr.update(slider_position=v), [ab_position], [slider], api_visibility="private",
                            show_progress="hidden")
-        ab_b.input(ab_pick_right, [comparison, ab_a, ab_b, *ab_view], [ab_a, ab_b, slider, ab_pinned],
-                   api_visibility="private")
+        ab_b.input(ab_pick_right, [comparison, ab_a, ab_b, *ab_view], [ab_a, ab_b, slider, ab_shown, ab_pinned],
+                   api_visibility="private", trigger_mode="always_last")
 
         # Crop moves set the centre and bump ``moved``; the render they trigger is the same
         # listener as the results' (below), so one page's renders never overtake each other.
@@ -664,7 +665,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             return (*out[:4], sg, out[5], False, gr.Tabs(selected="compare"))
 
         per_image.select(open_from_table, [bench_set, bench_sigma, seed, tick, comparison],
-                         load_outputs + [already_noisy, tabs], api_visibility="private").then(
+                         load_outputs + [already_noisy, tabs], api_visibility="private").success(
             None, js="() => { const b = document.querySelector('#run'); if (b) b.focus(); }")  # not lost on the page
 
         # ---- API ----------------------------------------------------------------------

@@ -255,6 +255,9 @@ def test_the_ab_slider_can_show_the_zoomed_crop_and_follows_it(ui):
     assert np.array_equal(moved[0], crops.zoomed_crop(comp.clean, crops.crop_box((40, 30), 32, comp.shape), 3))
     update, _ = handler(ui, "ab_update")
     assert update(comp, "clean", "ffdnet", "crop", None, 32, 2)[2][0].shape == (64, 64, 3)  # centred box
+    # Back to whole images by hand: what that sent is recorded, so the next crop move sends nothing.
+    *_, picked = update(comp, "clean", "ffdnet", "full", (40, 30), 32, 3)
+    assert nothing_sent(fn(comp, "clean", "ffdnet", picked, None, "full", (50, 50), 32, 3))
 
 
 def test_error_maps_reach_the_crops_and_the_link(ui):

@@ -78,7 +78,10 @@ CSS = """
 /* the Kodak thumbnails wrap to the column's width (fixed 100 px columns scrolled sideways) */
 #kodak .grid-container {grid-template-columns: repeat(auto-fill, minmax(76px, 1fr)) !important}
 /* on a phone every panel and crop takes the whole width (200 px ones left a third empty) */
-@media (max-width: 640px) {.panel, .crop {flex: 1 1 100% !important}}
+@media (max-width: 640px) {.panel, .crop {flex: 1 1 100% !important}
+  /* and a panel is as tall as its image (a fixed box left bands empty above and below) */
+  .panel, .panel .image-container, .panel .image-frame, .panel button, .panel img,
+  .crop, .crop .image-container, .crop .image-frame, .crop button, .crop img {height: auto !important}}
 /* a panel's caption wraps before the download and full-screen buttons instead of running under them */
 .panel label[data-testid="block-label"], .crop label[data-testid="block-label"] {max-width: calc(100% - 64px)}
 /* at 200 % browser zoom (or a tablet) two panels a row fill the width (four stayed 200 px wide) */

@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="comparisons running at once (UI + API), at least 1")
     parser.add_argument("--max-upload-mb", type=_at_least_one, default=None, metavar="MB",
                         help="refuse uploads larger than this many megabytes (default: 200)")
+    parser.add_argument("--max-sessions", type=_at_least_one, default=None, metavar="N",
+                        help="visitors' views kept in memory, the least recently used dropped beyond it "
+                             "(default: 300; about 10 MB each for Kodak24, up to 100 MB for a 4 MP upload)")
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
                         help="a module (or .py file) of your own denoisers, shown beside the others (repeatable)")
     args = parser.parse_args(argv)
@@ -47,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(exc))
 
     from .convert import MAX_UPLOAD_MB
-    from .server import create, launch_kwargs
+    from .server import MAX_SESSIONS, create, launch_kwargs
 
     upload_mb = args.max_upload_mb or MAX_UPLOAD_MB
 
@@ -56,7 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     demo, engine, exports = create(results_root=args.results, cache_dir=args.cache_dir, heavy_limit=args.heavy_limit,
                                    max_upload_mb=upload_mb)
     try:
-        demo.launch(server_name=args.host, server_port=args.port, **launch_kwargs(upload_mb))
+        demo.launch(server_name=args.host, server_port=args.port,
+                    **launch_kwargs(upload_mb, args.max_sessions or MAX_SESSIONS))
     finally:
         engine.close()
         exports.close()

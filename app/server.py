@@ -27,10 +27,17 @@ def create(results_root: Path | None = None, cache_dir: Path | None = None, cach
     return demo, engine, exports
 
 
-def launch_kwargs(max_upload_mb: int = MAX_UPLOAD_MB) -> dict:
+#: Sessions whose views the server keeps (the least recently used beyond it are dropped): each
+#: holds its input and outputs, about 10 MB for a Kodak24 comparison and 100 MB for a 4 MP
+#: upload, for up to an hour; gradio's default of 10000 would let a busy server run out of memory.
+MAX_SESSIONS = 300
+
+
+def launch_kwargs(max_upload_mb: int = MAX_UPLOAD_MB, max_sessions: int = MAX_SESSIONS) -> dict:
     """``demo.launch`` options; give the same ``max_upload_mb`` as to ``create``."""
     # show_error False: the messages written for users (gr.Error) are shown either way; an
     # unexpected exception's text, which may name the server's folders, goes to its log only.
     # max_file_size: the page refuses a larger file before sending it, and the server stops
     # reading one (HTTP 413) once it passes the limit.
-    return {"css": CSS, "js": PAGE_JS, "show_error": False, "max_file_size": max_upload_mb * 1_000_000}
+    return {"css": CSS, "js": PAGE_JS, "show_error": False, "max_file_size": max_upload_mb * 1_000_000,
+            "state_session_capacity": max_sessions}

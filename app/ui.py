@@ -476,7 +476,9 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
 
         def run_comparison(src, sg, sd, noisy_mode, tk, *flags):
             if src is None:
-                raise gr.Error("Pick a Kodak24 image or upload one first.", print_exception=False)
+                raise gr.Error("Pick a Kodak24 image or upload one first. (If the page shows one, the server "
+                               "has dropped this view after a long pause or when busy: reload the page.)",
+                               print_exception=False)
             methods = [n for n, f in zip(names, flags) if f]
             if not methods:
                 raise gr.Error("Tick at least one method.", print_exception=False)

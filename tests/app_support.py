@@ -52,11 +52,13 @@ def free_port() -> int:
 @contextlib.contextmanager
 def running_app(root, **options) -> Iterator[str]:
     """The app on a free local port (results and cache under ``root``); yields its URL."""
-    from app.server import create, launch_kwargs
+    from app.convert import MAX_UPLOAD_MB
+    from app.server import MAX_SESSIONS, create, launch_kwargs
 
+    sessions = options.pop("max_sessions", None)
     demo, engine, exports = create(results_root=root / "results", cache_dir=root / "cache", **options)
     port = free_port()
-    launch = launch_kwargs(options["max_upload_mb"]) if "max_upload_mb" in options else launch_kwargs()
+    launch = launch_kwargs(options.get("max_upload_mb", MAX_UPLOAD_MB), sessions or MAX_SESSIONS)
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch)
     try:
         yield f"http://127.0.0.1:{port}/"

@@ -133,3 +133,26 @@ def test_two_users_at_once_get_their_own_results(server, tmp_path):
         assert record["seed"] == i
         assert record["methods"]["ffdnet"]["psnr"] == pytest.approx(score(image, direct)[0])
         assert np.array_equal(np.asarray(Image.open(files[1])), to_uint8(direct))
+
+
+def test_the_server_keeps_the_views_of_a_bounded_number_of_sessions(tmp_path):
+    """Each visitor's view (input and outputs) stays in memory for up to an hour: beyond
+    ``max_sessions`` the least recently used ones are dropped rather than memory run out."""
+    from app.server import MAX_SESSIONS, create, launch_kwargs
+    from app_support import free_port
+
+    assert launch_kwargs()["state_session_capacity"] == MAX_SESSIONS == 300
+    demo, engine, exports = create(results_root=tmp_path / "results", cache_dir=tmp_path / "cache")
+    try:
+        demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
+                    **launch_kwargs(max_sessions=3))
+        holder = demo.state_holder
+        for session in ("a", "b", "c", "d"):
+            holder[session]  # a visitor's first event
+        holder["b"]  # b acts again
+        holder["e"]
+        assert list(holder.session_data) == ["d", "b", "e"]  # a and c, the least recently used, dropped
+    finally:
+        demo.close()
+        engine.close()
+        exports.close()

@@ -13,7 +13,7 @@ import gradio as gr
 import pandas as pd
 
 from . import benchmark, crops, errormap, export, handlers, kodak, session, tables
-from .convert import MAX_PIXELS, MAX_UPLOAD_MB, SIGMA_MAX, SIGMA_MIN, InputError, downscale_label
+from .convert import MAX_PIXELS, MAX_UPLOAD_MB, SIGMA_MAX, SIGMA_MIN, InputError, check_sigma, downscale_label
 from .engine import Engine
 from .state import QUERY_KEYS, ViewState, from_query, to_query
 
@@ -457,7 +457,11 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                 sg, note = session.suggested_sigma(src)
                 note += ". Press Compare."
                 return sg, note, preview(src, sg, sd, True, note), tk + 1
-            note = f"Noise of σ {float(sg):g} is added to {src.name}. Press Compare."
+            try:
+                sg = check_sigma(sg)  # a box left empty or out of range: say so, not a TypeError
+            except InputError as exc:
+                raise _err(exc) from exc
+            note = f"Noise of σ {sg:g} is added to {src.name}. Press Compare."
             return gr.skip(), note, preview(src, sg, sd, False, note), tk + 1
 
         # .input, not .change: only the user's own clicks. Loading an image unticks the box

@@ -45,6 +45,11 @@ def test_unticking_already_noisy_rebuilds_the_preview_with_synthetic_noise(ui):
     assert comp is not None and comp.clean is not None and comp.noisy.psnr is not None
     assert (comp.noisy.output != src.image).any()  # synthetic noise, not the input shown as is
     assert tick == 2 and "Press Compare" in note
+    import gradio as gr
+
+    for sigma in (None, 3):  # the σ box left empty or out of range: said plainly
+        with pytest.raises(gr.Error, match="sigma must be"):
+            fn(src, False, sigma, 0, tick)
 
 
 @needs_kodak

@@ -16,6 +16,7 @@ from . import benchmark, crops, errormap, export, handlers, kodak, session, tabl
 from .convert import MAX_PIXELS, MAX_UPLOAD_MB, SIGMA_MAX, SIGMA_MIN, InputError, check_sigma, downscale_label
 from .engine import Engine
 from .state import QUERY_KEYS, ViewState, from_query, to_query
+from .widgets import LenientSlider
 
 # The address bar follows the view. Another input (image, sigma or seed) is a new history entry,
 # so the browser's Back returns to the previous one; crop, zoom and methods only rewrite the
@@ -143,20 +144,6 @@ class ExportDir:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def lenient(slider: gr.Slider) -> gr.Slider:
-    """``slider`` with a number box that may hold any number while it is being typed ("1" on the
-    way to "15" is below the minimum): gradio's own check raised an error toast for each such
-    keystroke. The handlers check the value themselves: σ where it is used
-    (``convert.check_sigma``: a clear error), the crop size and zoom by clamping. (Set on the
-    instance: a subclass of a gradio component makes gradio write a .pyi file beside this one.)"""
-
-    def preprocess(payload: float | None) -> float | None:
-        return None if payload is None else gr.Number.round_to_precision(payload, slider.precision)
-
-    slider.preprocess = preprocess
-    return slider
-
-
 def _err(exc: Exception) -> gr.Error:
     return gr.Error(str(exc), print_exception=False)
 
@@ -202,8 +189,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                                                         info="no ground truth, no PSNR; σ is estimated",
                                                         elem_id="already-noisy")
                     with gr.Column(scale=2, min_width=280):
-                        sigma = lenient(gr.Slider(SIGMA_MIN, SIGMA_MAX, value=25, step=1, label="Noise σ (0-255 scale)",
-                                                  elem_id="sigma"))
+                        sigma = LenientSlider(SIGMA_MIN, SIGMA_MAX, value=25, step=1, label="Noise σ (0-255 scale)",
+                                              elem_id="sigma")
                         seed = gr.Number(0, precision=0, minimum=0, label="Seed", elem_id="seed")
                         readiness = engine.readiness()  # not ready: why; generators: the sigmas they were trained for
                         boxes = []
@@ -219,11 +206,11 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                             stop_btn = gr.Button("Stop", variant="secondary", elem_id="stop", scale=1, min_width=60)
                         status = gr.Markdown("Pick a Kodak24 image or upload one, then press Compare.", elem_id="status")
                     with gr.Column(scale=2, min_width=280):
-                        crop_size = lenient(gr.Slider(crops.CROP_MIN, crops.CROP_MAX, value=crops.CROP_DEFAULT, step=8,
-                                                      label="Crop size (px)", elem_id="crop-size"))
-                        zoom = lenient(gr.Slider(crops.ZOOM_MIN, crops.ZOOM_MAX, value=crops.ZOOM_DEFAULT, step=1,
-                                                 label="Magnification of the crop files (nearest neighbour; "
-                                                       "on screen a crop fills its panel)", elem_id="zoom"))
+                        crop_size = LenientSlider(crops.CROP_MIN, crops.CROP_MAX, value=crops.CROP_DEFAULT, step=8,
+                                                  label="Crop size (px)", elem_id="crop-size")
+                        zoom = LenientSlider(crops.ZOOM_MIN, crops.ZOOM_MAX, value=crops.ZOOM_DEFAULT, step=1,
+                                             label="Magnification of the crop files (nearest neighbour; "
+                                                   "on screen a crop fills its panel)", elem_id="zoom")
                         centre_text = gr.Textbox(label="Crop (click any full view, or type its centre below and press Enter)",
                                                  interactive=False, elem_id="centre")
                         with gr.Row():  # the keyboard's way to move the crop (arrow keys step it; Enter applies)
@@ -259,8 +246,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                                              elem_id="ab-region")
                     slider = gr.ImageSlider(label="A/B", format="png", type="numpy", max_height=800, elem_id="slider")
                     # the divider can be dragged, or set here (also from the keyboard)
-                    ab_position = gr.Slider(0, 100, value=50, step=1, label="Divider position (%)",
-                                            elem_id="ab-position")
+                    ab_position = LenientSlider(0, 100, value=50, step=1, label="Divider position (%)",
+                                                elem_id="ab-position")
                 with gr.Row():
                     fig_btn = gr.Button("Export paper-style figure (PNG)", size="sm")
                     zip_btn = gr.Button("Export all outputs + CSV (zip)", size="sm")
@@ -576,8 +563,13 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             # A pick among a preview's two images is not a choice against the methods to come.
             return (*ab_update(comp, a, b, *view), identity(comp) if comp is not None and comp.results else None)
 
-        ab_position.change(lambda v: gr.update(slider_position=v), [ab_position], [slider], api_visibility="private",
-                           show_progress="hidden")
+        def place_divider(position):
+            try:
+                return gr.update(slider_position=min(100.0, max(0.0, float(position))))
+            except (TypeError, ValueError):  # the box emptied while typing
+                return gr.skip()
+
+        ab_position.change(place_divider, [ab_position], [slider], api_visibility="private", show_progress="hidden")
         ab_b.input(ab_pick_right, [comparison, ab_a, ab_b, *ab_view], [ab_a, ab_b, slider, ab_shown, ab_pinned],
                    api_visibility="private", trigger_mode="always_last")
 

@@ -341,3 +341,18 @@ def test_the_benchmark_table_mentions_published_values_only_where_the_set_has_so
     kodak, cbsd = fn("kodak24", 25)[1], fn("cbsd68", 25)[1]
     assert "beside the published values" in kodak["label"]
     assert "no published values on this set" in cbsd["label"] and "paper" not in cbsd["label"]
+
+
+def test_the_slider_boxes_accept_any_number_while_typed_even_after_an_update(ui):
+    """Gradio refused a number outside a slider's range before any handler ran (an error toast
+    per keystroke: "1" on the way to "15"); ours let it through to handlers that check it. Any
+    update to a component, ``gr.skip()`` included, makes gradio rebuild the session's copy of
+    it from its class and constructor arguments: the copy must be as lenient."""
+    sliders = {b.elem_id: b for b in ui.blocks.values() if getattr(b, "elem_id", None) in
+               ("sigma", "crop-size", "zoom", "ab-position")}
+    assert len(sliders) == 4
+    for block in sliders.values():
+        rebuilt = block.__class__(**{**block.constructor_args, "render": False})
+        for copy in (block, rebuilt):
+            assert copy.preprocess(1) == 1 and copy.preprocess(300) == 300 and copy.preprocess(None) is None
+        assert rebuilt.get_block_name() == "slider"  # drawn as gradio's own

@@ -246,7 +246,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                                              elem_id="ab-region")
                     slider = gr.ImageSlider(label="A/B", format="png", type="numpy", max_height=800, elem_id="slider")
                     # the divider can be dragged, or set here (also from the keyboard)
-                    ab_position = LenientSlider(0, 100, value=50, step=1, label="Divider position (%)",
+                    ab_position = LenientSlider(0, 100, value=50, step=1, label="Move the divider to (%)",
                                                 elem_id="ab-position")
                 with gr.Row():
                     fig_btn = gr.Button("Export paper-style figure (PNG)", size="sm")
@@ -492,9 +492,11 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             yield comp, tk + 1, gr.skip()
 
         compare_inputs = [source, sigma, seed, already_noisy, tick] + boxes
+        # always_last: Compare pressed during a run (new settings, say) runs once that one ends,
+        # instead of being dropped without a word.
         run_event = run_btn.click(run_comparison, compare_inputs, [comparison, tick, status], concurrency_id="heavy",
                                   concurrency_limit=settings.heavy_limit, show_progress="hidden",
-                                  api_visibility="private")
+                                  api_visibility="private", trigger_mode="always_last")
 
         def settings_changed(comp, sg, sd, *flags):
             """After σ, the seed or the methods change, the panels still show the old ones: say so

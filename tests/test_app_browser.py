@@ -399,3 +399,21 @@ def test_a_finished_comparison_leaves_the_page_quiet(server, page):
     before = len(sent)
     page.wait_for_timeout(6_000)
     assert len(sent) == before, f"{len(sent) - before} events in 6 s with nothing to do"
+
+
+def test_compare_pressed_during_a_run_runs_next_with_the_new_settings(server, page):
+    """The settings changed while a comparison runs, and Compare pressed again: that press is
+    not dropped; the new comparison follows the running one."""
+    page.goto(server + "?image=kodim05&sigma=30&seed=0&methods=dncnn,ffdnet")
+    page.wait_for_function("document.querySelector('#status') && "
+                           "document.querySelector('#status').innerText.includes('Done')", timeout=120_000)
+    seed = page.locator("#seed input")
+    seed.fill("7")
+    seed.press("Enter")
+    page.click("#run")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Running')", timeout=30_000)
+    seed.fill("8")
+    seed.press("Enter")
+    page.click("#run")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Done') && "
+                           "document.querySelector('#status').innerText.includes('seed 8')", timeout=120_000)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from denoisers import registry
+
 from . import crops, errormap
 from .engine import NOISY, MethodResult
 
@@ -108,7 +110,8 @@ def panels(comparison: Comparison) -> list[Panel]:
     for name in comparison.methods:
         result = comparison.results.get(name)
         if result is None:
-            out.append(Panel(name, name, f"{name} · running…", None))
+            label = registry.label(name)  # "DnCNN", as once it has finished
+            out.append(Panel(name, label, f"{label} · running…", None))
             continue
         short = ""
         if result.output is not None and not result.error and result.psnr is not None:
@@ -179,7 +182,7 @@ def scores_table(comparison: Comparison) -> list[list]:
     for name in comparison.methods:
         r = comparison.results.get(name)
         if r is None:
-            rows.append([name, None, None, None, None, "running…"])
+            rows.append([registry.label(name), None, None, None, None, "running…"])
             continue
         if r.error:
             rows.append([r.label, None, None, None, None, r.error])

@@ -242,7 +242,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                         ab_a = gr.Dropdown(label="Left", choices=[], elem_id="ab-a")
                         ab_b = gr.Dropdown(label="Right", choices=[], elem_id="ab-b")
                         ab_region = gr.Radio([("Whole image", "full"), ("Zoomed crop", "crop")], value="full",
-                                             label="Show", info="the crop follows the crop box and its zoom",
+                                             label="Show", info="the images (not error maps); the crop follows the crop box and zoom",
                                              elem_id="ab-region")
                     slider = gr.ImageSlider(label="A/B", format="png", type="numpy", max_height=800, elem_id="slider")
                     # the divider can be dragged, or set here (also from the keyboard)

@@ -162,6 +162,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         autorun = gr.State(False)
         ab_shown = gr.State(None)  # what the A/B slider shows: (image, sigma, seed, left, right, results, crop)
         ab_pinned = gr.State(None)  # (image, sigma, seed) whose A/B right side the user chose
+        ab_left = gr.State(None)  # the left side the user chose last: shown again once it exists
         tick = gr.Number(0, visible=False)
         moved = gr.Number(0, visible=False)  # bumped by crop moves: a render, as ``tick`` is by results
         shown = gr.State(None)  # what renders last wrote: {"centre": (x, y)}
@@ -516,13 +517,14 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         gr.on([tick.change, moved.change], render, render_inputs, render_outputs, api_visibility="private",
               show_progress="hidden", trigger_mode="always_last")
 
-        def ab_update(comp, a, b, region="full", ctr=None, size=None, zm=None, automatic=False):
-            """(left dropdown, right dropdown, the slider's pair, what that pair is: ``ab_shown``)."""
+        def ab_update(comp, a, b, region="full", ctr=None, size=None, zm=None, automatic=False, left=None):
+            """(left dropdown, right dropdown, the slider's pair, what that pair is: ``ab_shown``).
+            ``left``: the left side the user chose, taken again once this input has it."""
             if comp is None:
                 return gr.update(choices=[], value=None), gr.update(choices=[], value=None), None, None
             choices = handlers.slider_choices(comp)
             keys = [k for _, k in choices]
-            a = a if a in keys else (keys[0] if keys else None)
+            a = left if left in keys else a if a in keys else (keys[0] if keys else None)
             # The right side's default: the best method, or without ground truth the first result.
             done = [k for k in keys if k in comp.methods]
             default = handlers.best_method(comp) or (done[0] if done else None)
@@ -544,22 +546,29 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
         def identity(comp):
             return None if comp is None else (comp.image_id, comp.sigma, comp.seed)
 
-        def ab_follow(comp, a, b, shown, pinned, region="full", ctr=None, size=None, zm=None):
+        def ab_follow(comp, a, b, shown, pinned, region="full", ctr=None, size=None, zm=None, chosen_left=None):
             """``ab_update`` on every new result and crop move; the slider's images are sent only
             when they change (re-sending the same pair made the page fire this event again, for
-            ever). A right side the user chose for this input and noise stays."""
+            ever). A right side the user chose for this input and noise stays, and a left side
+            the user chose comes back on every input that has it."""
             left, right, pair, key = ab_update(comp, a, b, region, ctr, size, zm,
-                                               automatic=pinned is None or pinned != identity(comp))
+                                               automatic=pinned is None or pinned != identity(comp), left=chosen_left)
             if key is not None and key == shown:
                 return left, right, gr.skip(), gr.skip()
             return left, right, pair, key
 
         ab_view = [ab_region, centre, crop_size, zoom]
-        gr.on([tick.change, moved.change], ab_follow, [comparison, ab_a, ab_b, ab_shown, ab_pinned, *ab_view],
+        gr.on([tick.change, moved.change], ab_follow,
+              [comparison, ab_a, ab_b, ab_shown, ab_pinned, *ab_view, ab_left],
               [ab_a, ab_b, slider, ab_shown], api_visibility="private", show_progress="hidden")
-        for control in (ab_a, ab_region):
-            control.input(ab_update, [comparison, ab_a, ab_b, *ab_view], [ab_a, ab_b, slider, ab_shown],
-                          api_visibility="private", trigger_mode="always_last")
+        ab_region.input(ab_update, [comparison, ab_a, ab_b, *ab_view], [ab_a, ab_b, slider, ab_shown],
+                        api_visibility="private", trigger_mode="always_last")
+
+        def ab_pick_left(comp, a, b, *view):
+            return (*ab_update(comp, a, b, *view), a)
+
+        ab_a.input(ab_pick_left, [comparison, ab_a, ab_b, *ab_view], [ab_a, ab_b, slider, ab_shown, ab_left],
+                   api_visibility="private", trigger_mode="always_last")
 
         def ab_pick_right(comp, a, b, *view):
             # A pick among a preview's two images is not a choice against the methods to come.

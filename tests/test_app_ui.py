@@ -236,6 +236,18 @@ def test_the_ab_slider_shows_the_best_method_until_the_user_picks_another(ui):
     assert (left["value"], right["value"]) == ("noisy", "ffdnet")
 
 
+def test_a_left_side_the_user_chose_comes_back_with_the_next_results(ui):
+    fn, _ = handler(ui, "ab_follow")
+    preview = _scored({})  # another image picked: only its ground truth and noisy input so far
+    left, _, _, _ = fn(preview, "ffdnet", "noisy", None, None, "full", None, 32, 2, "ffdnet")
+    assert left["value"] == "clean"
+    done = _scored({"ffdnet": 30.0})
+    left, right, _, _ = fn(done, "clean", "noisy", None, None, "full", None, 32, 2, "ffdnet")
+    assert (left["value"], right["value"]) == ("ffdnet", "ffdnet")
+    pick, _ = handler(ui, "ab_pick_left")
+    assert pick(done, "noisy", "ffdnet", "full", None, 32, 2)[-1] == "noisy"  # a new choice replaces it
+
+
 def test_the_ab_slider_can_show_the_zoomed_crop_and_follows_it(ui):
     import gradio as gr
     import numpy as np

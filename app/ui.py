@@ -326,7 +326,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             last = last or {}
             hidden = gr.update(value=None, visible=False)
             if comp is None:
-                return [hidden] * (2 * n_slots) + [gr.update(visible=False), "", gr.skip(), gr.skip(),
+                # no input (a refused upload, say): no link either, rather than the last input's
+                return [hidden] * (2 * n_slots) + [gr.update(visible=False), "", "", gr.skip(),
                                                    gr.update(visible=False), None, None, gr.skip(), {}]
             box = crops.crop_box(ctr, crops.clamp_size(size), comp.shape)
             zm = crops.clamp_zoom(zm)

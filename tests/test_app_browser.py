@@ -328,13 +328,17 @@ def test_choosing_another_image_stops_the_running_comparison(server, page):
 
 def test_a_file_that_is_not_an_image_is_refused_in_the_status_line(server, page, tmp_path):
     (tmp_path / "notes.png").write_text("not an image")
-    page.goto(server)
-    page.wait_for_selector("#kodak img", timeout=60_000)
+    page.goto(server + "?image=kodim05&sigma=25&seed=0&methods=ffdnet")  # a view shown first
+    page.wait_for_function("document.querySelector('#status') && "
+                           "document.querySelector('#status').innerText.includes('Done')", timeout=120_000)
+    link = "document.querySelector('#link textarea, #link input').value"
+    page.wait_for_function(f"{link}.includes('image=kodim05')", timeout=30_000)
     page.locator("#upload input[type=file]").set_input_files(str(tmp_path / "notes.png"))
     page.wait_for_function("document.querySelector('#status').innerText.includes('Could not load the image')",
                            timeout=60_000)
     assert "not a readable image" in page.locator("#status").inner_text()
     assert page.locator("#sigma input[type=range]").is_visible()  # no error badge laid over it
+    page.wait_for_function(f"{link} === ''", timeout=30_000)  # not kodim05's link: kodim05 is gone
 
 
 def test_an_upload_s_link_says_it_cannot_hold_the_image(server, page, tmp_path):

@@ -60,6 +60,13 @@ def fetch_png(page, selector: str) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
+def open_view(page, server: str, query: str) -> None:
+    """Open the link ``query`` (a view: image, sigma, seed, methods) and wait for its comparison."""
+    page.goto(server + query)
+    page.wait_for_function("document.querySelector('#status') && "
+                           "document.querySelector('#status').innerText.includes('Done')", timeout=120_000)
+
+
 def fetch_png_when(page, selector: str, ready, timeout_s: float = 30.0) -> np.ndarray:
     """The panel's PNG once ``ready(image)`` holds: panels receive their new images one by
     one after a click, so an early fetch may still get the previous one."""
@@ -175,9 +182,7 @@ def test_the_crop_moves_from_the_keyboard(server, page):
     """The crop centre can be typed, or stepped with the arrow keys, and applied with Enter (or by
     leaving the box) instead of clicked."""
     clean = read_image(datasets.files("kodak24")[IMAGE])
-    page.goto(server + "?image=kodim23&sigma=25&seed=0&methods=ffdnet")
-    page.wait_for_function("document.querySelector('#status') && "
-                           "document.querySelector('#status').innerText.includes('Done')", timeout=120_000)
+    open_view(page, server, "?image=kodim23&sigma=25&seed=0&methods=ffdnet")
     centre = "document.querySelector('#centre textarea, #centre input').value"
     x_box, y_box = page.locator("#centre-x input"), page.locator("#centre-y input")
     assert (x_box.input_value(), y_box.input_value()) == ("384", "256")  # the image centre
@@ -210,9 +215,7 @@ def test_typing_into_the_slider_boxes_raises_no_errors_on_the_way(server, page):
     """"1" on the way to "15" (or "128") is below the slider's minimum for a keystroke: the page
     says nothing about it, and the value typed is applied. (The server refuses a σ out of range
     given through the API: test_app_e2e.)"""
-    page.goto(server + "?image=kodim23&sigma=25&seed=0&methods=ffdnet")
-    page.wait_for_function("document.querySelector('#status') && "
-                           "document.querySelector('#status').innerText.includes('Done')", timeout=120_000)
+    open_view(page, server, "?image=kodim23&sigma=25&seed=0&methods=ffdnet")
     toasts = "document.querySelectorAll('[data-testid=\"toast-body\"]').length"
     for selector, typed in (("#crop-size", "128"), ("#sigma", "15")):
         box = page.locator(f"{selector} input[type='number']")
@@ -239,9 +242,7 @@ def test_typing_into_the_slider_boxes_raises_no_errors_on_the_way(server, page):
 def test_the_settings_changed_hint_survives_crop_moves(server, page):
     """After the seed changes, the panels still show the old one: the status line says so, and
     keeps saying so when the crop is moved on the old panels."""
-    page.goto(server + "?image=kodim23&sigma=25&seed=0&methods=ffdnet")
-    page.wait_for_function("document.querySelector('#status') && "
-                           "document.querySelector('#status').innerText.includes('Done')", timeout=120_000)
+    open_view(page, server, "?image=kodim23&sigma=25&seed=0&methods=ffdnet")
     seed = page.locator("#seed input")
     seed.fill("5")
     seed.press("Tab")
@@ -258,9 +259,7 @@ def test_the_settings_changed_hint_survives_crop_moves(server, page):
 def test_back_returns_to_the_previous_image(server, page):
     """Another image is a new history entry: Back shows the previous one, and crop moves made
     on it in between are kept rather than piled up as entries of their own."""
-    page.goto(server + "?image=kodim23&sigma=25&seed=0&methods=ffdnet")
-    page.wait_for_function("document.querySelector('#status') && "
-                           "document.querySelector('#status').innerText.includes('Done')", timeout=120_000)
+    open_view(page, server, "?image=kodim23&sigma=25&seed=0&methods=ffdnet")
     page.locator("#centre-x input").fill("200")
     page.locator("#centre-x input").press("Enter")
     page.wait_for_function("location.search.includes('x=200')", timeout=30_000)
@@ -328,9 +327,7 @@ def test_choosing_another_image_stops_the_running_comparison(server, page):
 
 def test_a_file_that_is_not_an_image_is_refused_in_the_status_line(server, page, tmp_path):
     (tmp_path / "notes.png").write_text("not an image")
-    page.goto(server + "?image=kodim05&sigma=25&seed=0&methods=ffdnet")  # a view shown first
-    page.wait_for_function("document.querySelector('#status') && "
-                           "document.querySelector('#status').innerText.includes('Done')", timeout=120_000)
+    open_view(page, server, "?image=kodim05&sigma=25&seed=0&methods=ffdnet")  # a view shown first
     link = "document.querySelector('#link textarea, #link input').value"
     page.wait_for_function(f"{link}.includes('image=kodim05')", timeout=30_000)
     page.locator("#upload input[type=file]").set_input_files(str(tmp_path / "notes.png"))
@@ -396,9 +393,7 @@ def test_a_finished_comparison_leaves_the_page_quiet(server, page):
     slider's images once made the page fire its render events three times a second, for ever)."""
     sent = []
     page.on("request", lambda r: sent.append(r.url) if "queue/join" in r.url else None)
-    page.goto(server + "?image=kodim23&sigma=25&seed=0&methods=dncnn")
-    page.wait_for_function("document.querySelector('#status') && "
-                           "document.querySelector('#status').innerText.includes('Done')", timeout=120_000)
+    open_view(page, server, "?image=kodim23&sigma=25&seed=0&methods=dncnn")
     page.wait_for_timeout(3_000)
     before = len(sent)
     page.wait_for_timeout(6_000)
@@ -408,9 +403,7 @@ def test_a_finished_comparison_leaves_the_page_quiet(server, page):
 def test_compare_pressed_during_a_run_runs_next_with_the_new_settings(server, page):
     """The settings changed while a comparison runs, and Compare pressed again: that press is
     not dropped; the new comparison follows the running one."""
-    page.goto(server + "?image=kodim05&sigma=30&seed=0&methods=dncnn,ffdnet")
-    page.wait_for_function("document.querySelector('#status') && "
-                           "document.querySelector('#status').innerText.includes('Done')", timeout=120_000)
+    open_view(page, server, "?image=kodim05&sigma=30&seed=0&methods=dncnn,ffdnet")
     seed = page.locator("#seed input")
     seed.fill("7")
     seed.press("Enter")

@@ -243,8 +243,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                         ab_a = gr.Dropdown(label="Left", choices=[], elem_id="ab-a")
                         ab_b = gr.Dropdown(label="Right", choices=[], elem_id="ab-b")
                         ab_region = gr.Radio([("Whole image", "full"), ("Zoomed crop", "crop")], value="full",
-                                             label="Show", info="the images (not error maps); the crop follows the crop box and zoom",
-                                             elem_id="ab-region")
+                                             label="Show", elem_id="ab-region",
+                                             info="the images (not error maps); the crop follows the crop box and zoom")
                     slider = gr.ImageSlider(label="A/B", format="png", type="numpy", max_height=800, elem_id="slider")
                     # the divider can be dragged, or set here (also from the keyboard)
                     ab_position = LenientSlider(0, 100, value=50, step=1, label="Move the divider to (%)",

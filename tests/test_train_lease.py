@@ -307,6 +307,34 @@ def test_cards_say_which_generator_a_run_started_from(tmp_path):
     assert "of the run |" in card(_meta("idresnet", 100, 100), {})
 
 
+def test_a_new_idresnet_refreshes_what_the_bundled_idgans_card_says_of_its_start(tmp_path):
+    gan_card = tmp_path / "idgan_s20-55.md"
+
+    def bundle(idresnet_steps: int, started_from: str) -> str:
+        torch.save(_meta("idresnet", idresnet_steps, 5000), tmp_path / "idresnet_s20-55.pt")
+        gan_card.write_text(f"# idgan\n\n| | |\n|---|---|\n| started from | {started_from} |\n| date | today |\n")
+        lease._refresh_gan_card(tmp_path, "s20-55")
+        return gan_card.read_text()
+
+    torch.save(_meta("idgan", 12059, 2990), tmp_path / "idgan_s20-55.pt")  # fine-tuned after 9069 MSE steps
+    text = bundle(35249, "the bundled `idresnet_s20-55.pt` (9069 MSE steps)")
+    assert ("| started from | an IDResNet after 9069 MSE steps; the bundled `idresnet_s20-55.pt` trained on to "
+            "35249 steps afterwards, so this IDGAN's PSNR cost against it includes that difference |\n| date | today |"
+            in text)
+    assert bundle(9069, "an IDResNet after 9069 MSE steps; the bundled file trained on").count(
+        "| started from | the bundled `idresnet_s20-55.pt` (9069 MSE steps) |") == 1
+    # A start named by its sha256 is judged by it: the same file, then another one.
+    sha = lease._sha256(tmp_path / "idresnet_s20-55.pt")
+    text = bundle(9069, f"the IDResNet with sha256 `{sha}` (9069 MSE steps), not the bundled one")
+    assert f"| started from | the bundled `idresnet_s20-55.pt`, sha256 `{sha}` (9069 MSE steps) |" in text
+    text = bundle(20000, f"the bundled `idresnet_s20-55.pt` (its float32 weights, from the same machine), "
+                         f"sha256 `{sha}` (9069 MSE steps)")
+    assert f"| started from | the IDResNet with sha256 `{sha}` (9069 MSE steps), not the bundled" in text
+    gan_card.unlink()
+    lease._refresh_gan_card(tmp_path, "s20-55")  # no card, nothing to refresh
+    assert not gan_card.exists()
+
+
 def test_log_orders_the_phases_of_one_job_when_they_start_in_the_same_second(tmp_path):
     def metrics(phase: str, steps_before: int, steps: int) -> Path:
         rows = [{"event": "start", "step": 0, "phase": phase, "device": "GPU", "world_size": 1,

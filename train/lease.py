@@ -500,6 +500,8 @@ def import_results(src: Path, assets: Path, sigmas: list[float], psnr: str = "cl
         card = model_card(name, digest, meta, metrics, summary, measured, psnr, hardware,
                           _bundled_start(assets, meta, summary))
         (assets / name).with_suffix(".md").write_text(card)
+        if method == "idresnet":
+            _refresh_gan_card(assets, sigma_tag(lo, hi))
         imported.append(name)
         print(f"imported {name} ({digest[:12]}), entries " + ", ".join(f"{method}_s{s:g}" for s in chosen)
               + "".join(f"; Kodak24 sigma {s:g}: {_measured_text(v)}" for s, v in measured.items()))
@@ -533,6 +535,30 @@ def _bundled_start(assets: Path, meta: dict[str, Any], summary: dict | None = No
         return f"the bundled `{path.name}` ({start} MSE steps)"
     return (f"an IDResNet after {start} MSE steps; the bundled `{path.name}` trained on to {bundled} "
             f"steps afterwards, so this IDGAN's PSNR cost against it includes that difference")
+
+
+STARTED_FROM = re.compile(r"^\| started from \| (.*) \|$", re.M)
+SHA256_IN_TEXT = re.compile(r"sha256 `([0-9a-f]{64})`")
+
+
+def _refresh_gan_card(assets: Path, tag: str) -> None:
+    """After a new IDResNet of sigma setting ``tag``: the bundled IDGAN's card says again
+    whether that IDResNet is the one it was fine-tuned from (a card names its start's sha256
+    when its job started from a file, else the start is judged by MSE step counts)."""
+    gan, card = assets / f"idgan_{tag}.pt", assets / f"idgan_{tag}.md"
+    if not (gan.exists() and card.exists()):
+        return
+    import torch
+
+    text = card.read_text()
+    row = STARTED_FROM.search(text)
+    if row is None:
+        return
+    sha = SHA256_IN_TEXT.search(row.group(1))
+    summary = {"plan": [{"phase": "gan"}], "init_sha256": sha.group(1),
+               "init_run_folder": "float32 weights" in row.group(1)} if sha else None
+    started_from = _bundled_start(assets, torch.load(gan, map_location="cpu", weights_only=True), summary)
+    card.write_text(text[:row.start(1)] + started_from + text[row.end(1):])
 
 
 def _sha256(path: Path) -> str:

@@ -447,10 +447,6 @@ def prepare(cfg: Config, phase: str, bank, dist_info: Dist, out: Path, init: str
         if d is not None:
             state.d_train = nn.parallel.DistributedDataParallel(d, device_ids=ids)
     if cfg.compile != "none":
-        # A fresh compile cache per phase: compiling phase 2's generator on top of phase 1's
-        # cache in the same process made every GAN step slow (CPU dry run: 0.21 it/s against
-        # 3.1 with the reset, or in a job of the GAN phase alone).
-        torch._dynamo.reset()
         state.g_train = torch.compile(state.g_train, mode=None if cfg.compile == "default" else cfg.compile)
     return state, resumed
 

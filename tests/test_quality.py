@@ -149,8 +149,9 @@ def test_idgan_keeps_more_detail_than_idresnet(sigma, gan_pair):
 
 # The bundled IDGAN was fine-tuned from a 9069-step IDResNet of the first lease; the bundled
 # IDResNet is now the 35249-step one of the second lease (0.63 dB above the first lease's shipped
-# one on Kodak24), so at sigma 25 the cost is 2.53 dB on these crops (2.54 on Kodak24). The next lease fine-tunes IDGAN from the
-# bundled IDResNet (docs/training.md); strict, so that this mark goes once that is imported.
+# one on Kodak24), so at sigma 25 the cost is 2.53 dB on these crops (2.54 on Kodak24). The next
+# lease fine-tunes IDGAN from the bundled IDResNet (docs/training.md); strict, so that this mark
+# goes once that is imported.
 STALE_IDGAN = pytest.mark.xfail(strict=True, reason="IDGAN fine-tuned from an earlier IDResNet")
 
 

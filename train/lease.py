@@ -558,6 +558,8 @@ def _refresh_gan_card(assets: Path, tag: str) -> None:
     summary = {"plan": [{"phase": "gan"}], "init_sha256": sha.group(1),
                "init_run_folder": "float32 weights" in row.group(1)} if sha else None
     started_from = _bundled_start(assets, torch.load(gan, map_location="cpu", weights_only=True), summary)
+    if started_from is None:  # not an IDGAN file after all
+        return
     card.write_text(text[:row.start(1)] + started_from + text[row.end(1):])
 
 

@@ -16,8 +16,8 @@ from .weights import WeightsEntry, WeightsError
 
 class _GeneratorDenoiser(TorchDenoiser):
     method: ClassVar[str]
-    # Kodak24, sigma 25, first lease's weights: bf16 -0.006 dB (IDResNet) and +0.000 dB (IDGAN)
-    # at 1.9x the speed (docs/benchmark_denoisers.txt).
+    # Kodak24, sigma 25: bf16 -0.012 dB (IDResNet of the second lease) and +0.000 dB (IDGAN)
+    # at 2.8x the speed of fp32 on a 2-core CPU (docs/benchmark_denoisers.txt).
     cpu_bf16 = True
     trained_here = True
 

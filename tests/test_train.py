@@ -444,6 +444,23 @@ def test_a_compiled_generator_trains_saves_and_resumes_like_an_eager_one(train_i
     IDResNetGenerator(**TINY.arch).load_state_dict({k: v.float() for k, v in export["state_dict"].items()})
 
 
+def test_a_compile_error_falls_back_to_eager_instead_of_failing_the_phase(train_images, tmp_path, monkeypatch, request):
+    import torch._dynamo
+    import torch._inductor.compile_fx
+
+    def broken_backend(*args, **kwargs):
+        raise RuntimeError("injected compiler failure")
+
+    monkeypatch.setattr(torch._inductor.compile_fx, "compile_fx", broken_backend)
+    monkeypatch.setattr(torch._dynamo.config, "suppress_errors", False)  # restored afterwards
+    torch._dynamo.reset()  # no graph cached by an earlier test, and none left for a later one
+    request.addfinalizer(torch._dynamo.reset)
+    out = tmp_path / "fallback"
+    run(tiny(compile="default", log_every=1), "mse", train_images, out, steps=2, bar=False)
+    assert [r["step"] for r in records(out)] == [1, 2]
+    assert torch.load(out / "generator.pt", weights_only=True)["state_dict"]
+
+
 def test_the_in_run_evaluation_runs_without_tf32_and_restores_it(monkeypatch):
     """Training may use cuDNN's TF32 convolutions; the in-run PSNR (fp32 by the protocol) may not."""
     from train import loop

@@ -216,11 +216,12 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
                                                  interactive=False, elem_id="centre")
                         with gr.Row():  # the keyboard's way to move the crop (arrow keys step it; Enter applies)
                             # No minimum/maximum: a number outside the image is moved inside it
-                            # (and the box shows where), not refused.
+                            # (and the box shows where), not refused. Hidden while no image is
+                            # shown: gradio shows 0 in an empty number box, placeholder or not.
                             centre_x = gr.Number(label="Crop centre x", precision=0, step=8, min_width=100,
-                                                 elem_id="centre-x")
+                                                 visible=False, elem_id="centre-x")
                             centre_y = gr.Number(label="Crop centre y", precision=0, step=8, min_width=100,
-                                                 elem_id="centre-y")
+                                                 visible=False, elem_id="centre-y")
                         show_errors = gr.Checkbox(False, label="Show error maps |output − ground truth|",
                                                   info="one colour scale for every map", elem_id="errors")
                         error_bar = gr.Image(label="Error scale", show_label=False, format="png", interactive=False,
@@ -328,7 +329,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             if comp is None:
                 # no input (a refused upload, say): no link either, rather than the last input's
                 return [hidden] * (2 * n_slots) + [gr.update(visible=False), "", "", gr.skip(),
-                                                   gr.update(visible=False), None, None, gr.skip(), {}]
+                                                   gr.update(visible=False), hidden, hidden, gr.skip(), {}]
             box = crops.crop_box(ctr, crops.clamp_size(size), comp.shape)
             zm = crops.clamp_zoom(zm)
             maps, vmax = handlers.error_views(comp) if errs else ({}, 1.0)
@@ -370,7 +371,8 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
             errors_box = gr.update(interactive=comp.has_truth,
                                    info=f"one colour scale for every map{scale}" if comp.has_truth
                                    else "no ground truth here, so no error maps")
-            boxes_out = (cx, cy) if last.get("centre") != (cx, cy) else (gr.skip(), gr.skip())
+            boxes_out = ((gr.update(value=cx, visible=True), gr.update(value=cy, visible=True))
+                         if last.get("centre") != (cx, cy) else (gr.skip(), gr.skip()))
             return full_out + crop_out + [bar, text, to_query(view), progress or gr.skip(), table, *boxes_out,
                                           errors_box, {"centre": (cx, cy)}]
 

@@ -178,6 +178,16 @@ def test_click_moves_every_crop(server, page, tmp_path):
     assert (tmp_path / "browser.png").stat().st_size > 10_000
 
 
+def test_the_crop_centre_boxes_appear_with_an_image(server, page):
+    """Before any image the x / y boxes are hidden (gradio would show 0 / 0 in them)."""
+    page.goto(server)
+    page.locator("#run").wait_for(timeout=60_000)
+    assert page.locator("#centre-x input").count() == 0 or not page.locator("#centre-x input").is_visible()
+    open_view(page, server, "?image=kodim23&sigma=25&seed=0&methods=ffdnet")
+    x_box, y_box = page.locator("#centre-x input"), page.locator("#centre-y input")
+    assert x_box.is_visible() and (x_box.input_value(), y_box.input_value()) == ("384", "256")
+
+
 def test_the_crop_moves_from_the_keyboard(server, page):
     """The crop centre can be typed, or stepped with the arrow keys, and applied with Enter (or by
     leaving the box) instead of clicked."""

@@ -197,7 +197,7 @@ def test_moving_the_crop_leaves_the_status_line_alone(ui):
     moved = fn(finished, (10, 10), 96, 4, False, first[-1], 30, 0, True)  # sigma 30 chosen since, crop moved
     status = moved[outputs.index("status")]
     assert status.startswith("Done") and "Settings changed: press Compare to run them (the panels show σ 25" in status
-    assert moved[outputs.index("centre-x")] == 10  # the boxes follow the move
+    assert moved[outputs.index("centre-x")]["value"] == 10  # the boxes follow the move
     back = fn(finished, (10, 10), 96, 2, False, moved[-1], 25, 0, True)  # sigma set back: no hint
     assert "Settings" not in back[outputs.index("status")]
 
@@ -340,8 +340,11 @@ def test_a_preview_s_render_writes_its_note_and_result_renders_leave_the_centre_
     before = fn(stale, None, 96, 4, False, None)  # a render of the input left behind
     out = fn(preview, None, 96, 4, False, before[-1])
     assert out[outputs.index("status")] == preview.note
-    fresh = fn(preview, None, 96, 4, False, None)  # a page's first render fills the boxes
-    assert (fresh[outputs.index("centre-x")], fresh[outputs.index("centre-y")]) == (32, 24)
+    fresh = fn(preview, None, 96, 4, False, None)  # a page's first render fills the boxes and shows them
+    assert [fresh[outputs.index(box)] for box in ("centre-x", "centre-y")] == [
+        gr.update(value=32, visible=True), gr.update(value=24, visible=True)]
+    gone = fn(None, None, 96, 4, False, fresh[-1])  # no input any more (a refused upload): hidden again
+    assert [gone[outputs.index(box)]["visible"] for box in ("centre-x", "centre-y")] == [False, False]
     running = _scored({"ffdnet": 30.0})
     first = fn(running, None, 96, 4, False, out[-1])
     later = fn(running, None, 96, 4, False, first[-1])  # the next result's render: same centre

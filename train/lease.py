@@ -515,7 +515,16 @@ def _bundled_start(assets: Path, meta: dict[str, Any], summary: dict | None = No
     """For an IDGAN: whether the bundled IDResNet of its sigma setting is the one it was
     fine-tuned from: by sha256 when its job started from a file (``init_sha256`` of a
     GAN-only job), else judged by MSE step counts (a later job may have trained IDResNet on)."""
-    if meta["method"] != "idgan":
+    summary = summary or {}
+    from_file = "mse" not in [p["phase"] for p in summary.get("plan", [])]
+    return _start_note(assets, meta, summary.get("init_sha256") if from_file else None,
+                       bool(summary.get("init_run_folder")))
+
+
+def _start_note(assets: Path, meta: dict[str, Any], init_sha: str | None, run_folder: bool) -> str | None:
+    """``_bundled_start``'s judgement, given the sha256 of the IDResNet the IDGAN started from
+    (None: unknown, judge by step counts) and whether that was a run folder's float32 weights."""
+    if meta.get("method") != "idgan":
         return None
     path = assets / f"idresnet_{sigma_tag(*meta['sigma'])}.pt"
     if not path.exists():
@@ -524,12 +533,11 @@ def _bundled_start(assets: Path, meta: dict[str, Any], summary: dict | None = No
 
     bundled = torch.load(path, map_location="cpu", weights_only=True).get("steps")
     start = meta["steps"] - meta["phase_steps"]
-    summary = summary or {}
-    if summary.get("init_sha256") and "mse" not in [p["phase"] for p in summary.get("plan", [])]:
-        if summary["init_sha256"] == _sha256(path):
-            how = " (its float32 weights, from the same machine)" if summary.get("init_run_folder") else ""
-            return f"the bundled `{path.name}`{how}, sha256 `{summary['init_sha256']}` ({start} MSE steps)"
-        return (f"the IDResNet with sha256 `{summary['init_sha256']}` ({start} MSE steps), not the bundled "
+    if init_sha:
+        if init_sha == _sha256(path):
+            how = " (its float32 weights, from the same machine)" if run_folder else ""
+            return f"the bundled `{path.name}`{how}, sha256 `{init_sha}` ({start} MSE steps)"
+        return (f"the IDResNet with sha256 `{init_sha}` ({start} MSE steps), not the bundled "
                 f"`{path.name}` ({bundled} steps)")
     if bundled == start:
         return f"the bundled `{path.name}` ({start} MSE steps)"
@@ -555,12 +563,10 @@ def _refresh_gan_card(assets: Path, tag: str) -> None:
     if row is None:
         return
     sha = SHA256_IN_TEXT.search(row.group(1))
-    summary = {"plan": [{"phase": "gan"}], "init_sha256": sha.group(1),
-               "init_run_folder": "float32 weights" in row.group(1)} if sha else None
-    started_from = _bundled_start(assets, torch.load(gan, map_location="cpu", weights_only=True), summary)
-    if started_from is None:  # not an IDGAN file after all
-        return
-    card.write_text(text[:row.start(1)] + started_from + text[row.end(1):])
+    started_from = _start_note(assets, torch.load(gan, map_location="cpu", weights_only=True),
+                               sha.group(1) if sha else None, "float32 weights" in row.group(1))
+    if started_from is not None:  # None: not an IDGAN file after all
+        card.write_text(text[:row.start(1)] + started_from + text[row.end(1):])
 
 
 def _sha256(path: Path) -> str:

@@ -93,9 +93,9 @@ def test_matches_the_official_matconvnet_model(name, cbsd68_crops, weights_mirro
 # Mean PSNR (dB) on the three 96x128 Kodak crops of ``kodak_crops`` at sigma 25, seed 0, as
 # measured when these methods were added (noisy input: 20.2 dB). A drop means a regression; a
 # rise means new weights or a changed method, to be measured and written here (the failure
-# message gives the new mean). IDResNet/IDGAN: the bundled sigma 20-55 networks (IDResNet of the
-# second lease, IDGAN of the first; docs/training.md).
-EXPECTED = {"dncnn": 31.80, "ffdnet": 31.93, "cbm3d": 31.38, "idresnet": 31.91, "idgan": 29.16}
+# message gives the new mean). IDResNet/IDGAN: the bundled sigma 20-55 networks, a matched pair
+# from the third lease (IDGAN fine-tuned from that IDResNet; docs/training.md).
+EXPECTED = {"dncnn": 31.80, "ffdnet": 31.93, "cbm3d": 31.38, "idresnet": 32.05, "idgan": 30.38}
 
 
 @pytest.mark.parametrize("name", denoisers.names())
@@ -147,15 +147,7 @@ def test_idgan_keeps_more_detail_than_idresnet(sigma, gan_pair):
     assert abs(detail["idgan"] - 1) < abs(detail["idresnet"] - 1), detail
 
 
-# The bundled IDGAN was fine-tuned from a 9069-step IDResNet of the first lease; the bundled
-# IDResNet is now the 35249-step one of the second lease (0.63 dB above the first lease's shipped
-# one on Kodak24), so at sigma 25 the cost is 2.53 dB on these crops (2.54 on Kodak24). The next
-# lease fine-tunes IDGAN from the bundled IDResNet (docs/training.md); strict, so that this mark
-# goes once that is imported.
-STALE_IDGAN = pytest.mark.xfail(strict=True, reason="IDGAN fine-tuned from an earlier IDResNet")
-
-
-@pytest.mark.parametrize("sigma", [pytest.param(25, marks=STALE_IDGAN), 35, 50])
+@pytest.mark.parametrize("sigma", [25, 35, 50])
 def test_idgan_costs_at_most_2_5_db_against_idresnet(sigma, gan_pair):
     _, scores = gan_pair(sigma)
     assert scores["idresnet"] - scores["idgan"] <= 2.5, scores

@@ -468,10 +468,13 @@ def test_the_evaluation_runs_networks_in_fp32_whatever_their_default(monkeypatch
         evaluate.reference_instance.cache_clear()
 
 
-def test_generators_default_to_bf16_on_the_cpu_and_baselines_do_not(monkeypatch):
+def test_only_idresnet_defaults_to_bf16_on_the_cpu(monkeypatch):
+    # As benchmarked (docs/benchmark_denoisers.txt): bf16 moves IDResNet's Kodak24 PSNR by at
+    # most 0.02 dB; IDGAN (0.028), DnCNN and FFDNet lose more, so they stay in fp32.
     monkeypatch.delenv("DENOISERS_PRECISION", raising=False)
-    assert denoisers.get("idresnet", device="cpu").uses_bf16 and denoisers.get("idgan", device="cpu").uses_bf16
-    assert not denoisers.get("dncnn", device="cpu").uses_bf16 and not denoisers.get("ffdnet", device="cpu").uses_bf16
+    assert denoisers.get("idresnet", device="cpu").uses_bf16
+    for name in ("idgan", "dncnn", "ffdnet"):
+        assert not denoisers.get(name, device="cpu").uses_bf16, name
 
 
 def test_the_centre_crop_script_takes_options_as_options(tmp_path, monkeypatch):

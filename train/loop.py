@@ -448,8 +448,7 @@ def prepare(cfg: Config, phase: str, bank, dist_info: Dist, out: Path, init: str
             state.d_train = nn.parallel.DistributedDataParallel(d, device_ids=ids)
     if cfg.compile != "none":
         # compile is a speed setting only: a compile error falls back to eager, with dynamo's
-        # warning in the log, rather than failing the phase (a lease cannot repeat a job, and
-        # the GAN phase has not been compiled on a GPU yet).
+        # warning in the log, rather than failing the phase (a lease cannot repeat a job).
         torch._dynamo.config.suppress_errors = True
         state.g_train = torch.compile(state.g_train, mode=None if cfg.compile == "default" else cfg.compile)
     return state, resumed

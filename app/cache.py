@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from denoisers.fetch import cache_root
+from denoisers.files import atomic_write
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 MAX_BYTES_ENV = "DENOISERS_APP_CACHE_BYTES"
@@ -80,19 +80,11 @@ class ResultCache:
         arr_path, meta_path = self._paths(key)
         arr_path.parent.mkdir(parents=True, exist_ok=True)
         # Array first, record second: an entry counts only once its record exists.
-        self._atomic_write(arr_path, lambda f: np.save(f, np.ascontiguousarray(image), allow_pickle=False))
-        self._atomic_write(meta_path, lambda f: f.write(json.dumps(meta).encode()))
+        with atomic_write(arr_path) as f:
+            np.save(f, np.ascontiguousarray(image), allow_pickle=False)
+        with atomic_write(meta_path) as f:
+            f.write(json.dumps(meta).encode())
         self.evict()
-
-    def _atomic_write(self, path: Path, write) -> None:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
     def _entries(self) -> list[tuple[float, int, str]]:
         """(last use, bytes, key) of every complete entry."""

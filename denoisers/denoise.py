@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from .base import MIN_SIZE, SIGMA_MAX, check_precision_env, check_sigma, model_id
 from .fetch import FetchError
+from .files import atomic_write
 from .io import (ImageReadError, image_files, output_folder_problem, read_image, shared_stems, to_float,
                  to_uint8, write_png)
 from .metrics import estimate_noise_sigma
@@ -230,9 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         if rows:
             csv_path = args.out / "denoised.csv"
             table = merge_rows(csv_path, rows)
-            partial = csv_path.with_name(f".{csv_path.name}.partial")
-            table.to_csv(partial, index=False)
-            partial.replace(csv_path)
+            with atomic_write(csv_path, "w", newline="") as f:
+                table.to_csv(f, index=False)
     if interrupted:
         print(f"interrupted: {count(len(rows), 'output')} written to {args.out} and listed in denoised.csv; "
               "run the command again to redo the rest", file=sys.stderr)

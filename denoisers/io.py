@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .files import atomic_write
+
 # File endings of the image folders that evaluation and training read.
 IMAGE_SUFFIXES = frozenset({".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".webp"})
 
@@ -151,14 +153,8 @@ def shared_stems(paths: list[Path]) -> list[str]:
 def write_png(image_u8: np.ndarray, path: Path) -> None:
     """Save a uint8 image as PNG through a temporary file and a rename, so that an interrupted
     run never leaves half a file under the final name; missing folders are made."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        Image.fromarray(image_u8).save(partial, format="PNG")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_write(path) as f:
+        Image.fromarray(image_u8).save(f, format="PNG")
 
 
 def pixels_sha256(image: np.ndarray) -> str:

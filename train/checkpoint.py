@@ -13,11 +13,12 @@ Modules are saved unwrapped: never with ``_orig_mod.`` (torch.compile) or ``modu
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from denoisers.files import atomic_write
 
 VERSION = 1
 WRAPPER_PREFIXES = ("_orig_mod.", "module.")
@@ -44,18 +45,8 @@ def clean_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def save_atomic(obj: Any, path: str | Path) -> Path:
     """torch.save to a temporary file in the same folder, fsync, then rename over ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make shared copies unreadable
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(path) as f:
+        torch.save(obj, f)
     return path
 
 

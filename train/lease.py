@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from denoisers.files import write_text
+
 MIB = 1 << 20
 # A GPU job's limits.
 TREE_LIMIT = 64 * MIB  # the copy of the working tree (with .stage/) the job receives
@@ -681,9 +683,7 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def _now() -> str:

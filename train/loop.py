@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from denoisers.files import write_text
 from denoisers.io import array_to_tensor, read_image, tensor_to_array, to_float, to_uint8
 from denoisers.metrics import add_noise, high_frequency_energy, psnr
 from denoisers.nets.idresnet import IDResNetGenerator
@@ -311,9 +312,7 @@ def truncate_metrics(path: Path, step: int) -> None:
             continue
         if record.get("step", 0) <= step:
             kept.append(line)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(line + "\n" for line in kept))
-    tmp.replace(path)
+    write_text(path, "".join(line + "\n" for line in kept))
 
 
 def save_checkpoint(run: Run) -> Path:

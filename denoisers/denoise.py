@@ -23,13 +23,14 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from .base import MIN_SIZE, SIGMA_MAX, check_precision_env, check_sigma, model_id
+from .base import MIN_SIZE, SIGMA_MAX, check_precision_env, check_sigma
 from .fetch import FetchError
 from .files import atomic_write
 from .io import (ImageReadError, image_files, output_folder_problem, read_image, shared_stems, to_float,
                  to_uint8, write_png)
 from .metrics import estimate_noise_sigma
-from .registry import get, load_plugins, names, parse_methods
+from .parallel import terminate_as_interrupt
+from .registry import MethodError, add_plugin_argument, get, load_plugins, names, parse_methods, status_and_model
 from .report import count
 from .weights import WeightsError
 
@@ -124,6 +125,12 @@ def merge_rows(csv_path: Path, rows: list[dict]) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line; SIGTERM ends it as Ctrl-C does, keeping the outputs written so far."""
+    with terminate_as_interrupt():
+        return denoise_files(argv)
+
+
+def denoise_files(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m denoisers.denoise", description=__doc__.split("\n")[0])
     parser.add_argument("inputs", nargs="+", type=Path, help="noisy images, or folders of them")
     parser.add_argument("--methods", help=f"comma-separated, from: {', '.join(names())} and any --plugin's "
@@ -132,9 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"noise sigma on the 0-255 scale (up to {SIGMA_MAX:g}), or 'auto' to estimate it per "
                              "image (default: auto)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
-                        help="a module (or .py file) of your own denoisers, registered with "
-                             "denoisers.registry.register (repeatable)")
+    add_plugin_argument(parser)
     args = parser.parse_args(argv)
     try:
         check_precision_env()
@@ -154,9 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(str(exc)) from None
     for method, denoiser in denoisers.items():
         try:
-            status = denoiser.readiness(sigma_given)
-        except Exception as exc:  # a method of one's own
-            raise SystemExit(f"{method} could not say whether it is ready: {type(exc).__name__}: {exc}") from None
+            status, _ = status_and_model(denoiser, sigma_given, with_model=False)
+        except MethodError as exc:  # a method of one's own
+            raise SystemExit(str(exc)) from None
         if not status.ready:
             raise SystemExit(f"{method} cannot run: {status.reason}")
     prepare_out(args.out, methods)
@@ -185,11 +190,14 @@ def main(argv: list[str] | None = None) -> int:
             noisy = to_float(noisy_u8)
             for method, denoiser in denoisers.items():
                 try:  # a method of one's own may fail here; the others go on
-                    status = denoiser.readiness(sigma)
-                    model = (method, model_id(denoiser, sigma) if status.ready else "")
-                except Exception as exc:
-                    print(f"{image.name} {method}: skipped, it could not say whether it is ready or which "
-                          f"model it is ({type(exc).__name__}: {exc})", file=sys.stderr)
+                    status, weights = status_and_model(denoiser, sigma)
+                    model = (method, weights)
+                except MethodError as exc:
+                    print(f"{image.name} {method}: skipped, it {exc.reason}", file=sys.stderr)
+                    failed += 1
+                    continue
+                except (WeightsError, FetchError) as exc:
+                    print(f"{image.name} {method}: skipped, its weights could not be had ({exc})", file=sys.stderr)
                     failed += 1
                     continue
                 if not status.ready:

@@ -29,14 +29,16 @@ import torch
 from tqdm import tqdm
 
 from . import datasets, report
-from .base import MIN_SIZE, SEED_MAX, Denoiser, TorchDenoiser, check_sigma, model_id
+from .base import MIN_SIZE, SEED_MAX, Denoiser, TorchDenoiser, check_sigma
 from .fetch import FetchError
+from .files import atomic_write, write_text
 from .io import (ImageReadError, image_files, output_folder_problem, pixels_sha256, read_image, shared_stems,
                  to_float, to_uint8, write_png)
 from .weights import WeightsError
 from .metrics import add_noise, high_frequency_energy, psnr, ssim
-from .parallel import process_pool, stop_workers
-from .registry import get, load_plugins, names, parse_methods
+from .parallel import process_pool, stop_workers, terminate_as_interrupt
+from .registry import MethodError, add_plugin_argument, get, load_plugins, names, parse_methods, status_and_model
+from .resume import resume
 
 
 @dataclass(frozen=True)
@@ -99,23 +101,6 @@ def check_images(images: list[Path]) -> dict[str, str]:
         raise SystemExit("cannot evaluate these images (remove them or choose another --data):\n  "
                          + "\n  ".join(problems))
     return digests
-
-
-def other_images(results: pd.DataFrame, digests: dict[str, str]) -> pd.Series:
-    """True for rows of an image of this run's name but other pixels (another folder's
-    ``img.png``, or an edited file): a name is not an identity."""
-    if results.empty or "clean_sha256" not in results.columns:
-        return pd.Series(False, index=results.index, dtype=bool)
-    want = results["image"].map(digests)
-    return (want.notna() & results["clean_sha256"].notna() & (results["clean_sha256"] != want)).astype(bool)
-
-
-def with_digests(results: pd.DataFrame, digests: dict[str, str]) -> pd.DataFrame:
-    """Rows written before ``clean_sha256`` existed get this run's digest for their image (the
-    run resumes them as that image's, as it always did); the rest keep theirs."""
-    results = results.reindex(columns=list(dict.fromkeys([*results.columns, "clean_sha256"])))
-    digest = results["clean_sha256"].astype(object)  # all-NaN (float) in an older file
-    return results.assign(clean_sha256=digest.where(digest.notna(), results["image"].map(digests)))
 
 
 def load_weights(jobs: list[Job]) -> None:
@@ -191,22 +176,6 @@ def image_path(folder: Path, sigma: float, seed: int, method: str, image: str) -
     return folder / f"sigma{float(sigma):g}_seed{int(seed)}" / method / f"{Path(image).stem}.png"
 
 
-def lacking_images(results: pd.DataFrame, jobs: list[Job], folder: Path) -> pd.Series:
-    """True for rows of ``jobs`` whose output PNG is not in the ``--save-images`` folder."""
-    planned = {job.key for job in jobs}
-    return results.apply(lambda r: row_key(r) in planned
-                         and not image_path(folder, r.sigma, r.seed, r.method, r.image).exists(),
-                         axis=1).astype(bool)
-
-
-def row_key(row) -> tuple[str, str, float, int, str]:
-    return (row.image, row.method, float(row.sigma), int(row.seed), str(row.weights))
-
-
-def done_keys(results: pd.DataFrame) -> set[tuple]:
-    return {row_key(r) for r in results.itertuples()}
-
-
 def outside_training(pairs) -> list[str]:
     """"method at sigma S: why" for each (method, sigma) where the method runs outside its
     training range (methods this process does not know, a plugin's say, are left out)."""
@@ -222,7 +191,9 @@ def outside_training(pairs) -> list[str]:
 
 
 def plan(images: list[Path], methods: list[str], sigmas: list[float], seed: int,
-         done: set[tuple], save: Path | None = None) -> list[Job]:
+         save: Path | None = None) -> list[Job]:
+    """Every job of the run, in method, sigma, image order; stops (naming the method) when a
+    method cannot run or cannot say which model it is, before any row is written."""
     jobs = []
     for method in methods:
         try:
@@ -230,18 +201,14 @@ def plan(images: list[Path], methods: list[str], sigmas: list[float], seed: int,
         except ValueError as exc:  # a bad $DENOISERS_PRECISION, say
             raise SystemExit(f"{method}: {exc}") from None
         for sigma in sigmas:
-            try:  # a method of one's own may fail here: say which, before any row is written
-                status = denoiser.readiness(sigma)
-                weights = model_id(denoiser, sigma) if status.ready else ""
-            except (WeightsError, FetchError):
-                raise
-            except Exception as exc:
-                raise SystemExit(f"{method} at sigma {sigma:g} could not say whether it is ready or which "
-                                 f"model it is: {type(exc).__name__}: {exc}") from None
+            try:
+                status, weights = status_and_model(denoiser, sigma)
+            except MethodError as exc:
+                raise SystemExit(str(exc)) from None
             if not status.ready:
                 raise SystemExit(f"{method} cannot run at sigma {sigma:g}: {status.reason}")
             jobs += [Job(image, method, sigma, seed, weights, save) for image in images]
-    return [job for job in jobs if job.key not in done]
+    return jobs
 
 
 def run(jobs: list[Job], results_csv: Path, workers: int) -> list[str]:
@@ -292,20 +259,11 @@ def run(jobs: list[Job], results_csv: Path, workers: int) -> list[str]:
     return failures
 
 
-def drop_superseded(results: pd.DataFrame, jobs: list[Job]) -> pd.DataFrame:
-    """Rows of a (method, sigma) that is being evaluated with other weights now: stale."""
-    current = {(j.method, float(j.sigma)): j.weights for j in jobs}
-    stale = [current.get((r.method, float(r.sigma)), str(r.weights)) != str(r.weights)
-             for r in results.itertuples()]
-    return results[pd.Series([not s for s in stale], index=results.index, dtype=bool)]
-
-
-def lacking_measures(results: pd.DataFrame, jobs: list[Job]) -> pd.Series:
-    """True for rows of ``jobs`` written before a measure was added (the high-frequency
-    energies): they are recomputed rather than kept with a hole."""
-    planned = {job.key for job in jobs}
-    missing = results.reindex(columns=list(report.MEASURES)).isna().any(axis=1)
-    return missing & results.apply(lambda r: row_key(r) in planned, axis=1).astype(bool)
+def write_results(path: Path, results: pd.DataFrame) -> None:
+    """Replace ``results.csv`` whole (temporary file, fsync, rename): an interrupted rewrite
+    leaves the previous file, never a half one."""
+    with atomic_write(path, "w", newline="") as f:
+        results.reindex(columns=report.FILE_COLUMNS).to_csv(f, index=False)
 
 
 def write_outputs(out: Path, dataset: str, seed: int) -> pd.DataFrame:
@@ -313,15 +271,14 @@ def write_outputs(out: Path, dataset: str, seed: int) -> pd.DataFrame:
     a note under the table for each method scored outside its training range."""
     results = report.read_results(out / "results.csv")
     results = results.sort_values(["sigma", "method", "seed", "image"], kind="stable")
-    results.to_csv(out / "results.csv", index=False)
+    write_results(out / "results.csv", results)
     results = report.one_seed(results, seed)
     pairs = report.paired_markdown(results, names())
     notes = outside_training(zip(results["method"], results["sigma"]))
     outside = "".join(f"\n_Outside its training range: {n}._\n" for n in notes)
-    (out / "table.md").write_text(f"# {dataset} (noise seed {seed})\n\n"
-                                  + report.table_markdown(results, names(), dataset) + outside
-                                  + (f"\n{pairs}" if pairs else ""))
-    (out / "chart.html").write_text(report.chart_html(results, dataset, f"{dataset}: mean PSNR"))
+    write_text(out / "table.md", f"# {dataset} (noise seed {seed})\n\n"
+               + report.table_markdown(results, names(), dataset) + outside + (f"\n{pairs}" if pairs else ""))
+    write_text(out / "chart.html", report.chart_html(results, dataset, f"{dataset}: mean PSNR"))
     return results
 
 
@@ -334,9 +291,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--methods",
                         help=f"comma-separated, from: {', '.join(names())} and any --plugin's (default: all, "
                              "CBM3D included: about 20 s per Kodak image)")
-    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
-                        help="a module (or .py file) of your own denoisers, registered with "
-                             "denoisers.registry.register (repeatable)")
+    add_plugin_argument(parser)
     parser.add_argument("--limit", type=int, help="only the first N images (name order)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0): the same seed, the same noise")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
@@ -348,7 +303,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line; Ctrl-C or SIGTERM at any point ends it with every row written so far
+    kept (files are only ever replaced whole) and its worker processes stopped."""
     args = parse_args(argv)
+    with terminate_as_interrupt():
+        try:
+            return evaluate(args)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: the rows finished so far are in {args.out / 'results.csv'}; the same "
+                  "command resumes from them", file=sys.stderr)
+            return 130
+
+
+def evaluate(args: argparse.Namespace) -> int:
     try:
         load_plugins(args.plugin)
     except ValueError as exc:
@@ -387,50 +354,28 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--save-images: {', '.join(landing[:3])}{' ...' if len(landing) > 3 else ''} "
                              "would overwrite the clean images being scored; choose another folder")
     digests = check_images(images)
-    every = plan(images, methods, args.sigma, args.seed, set(), args.save_images)
+    every = plan(images, methods, args.sigma, args.seed, args.save_images)
     for note in outside_training((m, s) for m in methods for s in args.sigma):  # scored, but not a fair test
         print(f"outside its training range: {note}", file=sys.stderr)
     existing = prepare_out(args.out, args.save_images)
     results_csv = args.out / "results.csv"
-    foreign = other_images(existing, digests)
-    if foreign.any():  # a name is not an identity: those rows would be resumed as this image's
-        print(f"dropping {int(foreign.sum())} rows computed on other images of the same names "
-              f"({', '.join(sorted(set(existing.loc[foreign, 'image'])))})", file=sys.stderr)
-    same_images = existing[~foreign]
-    kept = drop_superseded(same_images, every)
-    if len(kept) < len(same_images):  # results of replaced weights would be averaged in otherwise
-        print(f"dropping {len(same_images) - len(kept)} rows computed with other weights", file=sys.stderr)
-    lacking = lacking_measures(kept, every) if len(kept) else pd.Series(dtype=bool)
-    if lacking.any():
-        print(f"recomputing {int(lacking.sum())} rows written before the {'/'.join(report.MEASURES)} "
-              "columns", file=sys.stderr)
-        kept = kept[~lacking]
-    if args.save_images is not None and len(kept):
-        unsaved = lacking_images(kept, every, args.save_images)
-        if unsaved.any():
-            print(f"recomputing {int(unsaved.sum())} rows to save their images", file=sys.stderr)
-            kept = kept[~unsaved]
-    filled = with_digests(kept, digests)
-    if results_csv.exists() and (len(kept) < len(existing) or list(existing.columns) != report.FILE_COLUMNS
-                                 or not filled["clean_sha256"].equals(kept.get("clean_sha256"))):
-        filled.reindex(columns=report.FILE_COLUMNS).to_csv(results_csv, index=False)  # appends stay aligned
-    kept = filled
-    done = done_keys(kept)
-    jobs = [job for job in every if job.key not in done]
+    saved = (None if args.save_images is None
+             else lambda r: image_path(args.save_images, r.sigma, r.seed, r.method, r.image))
+    kept = resume(existing, every, digests, report.MEASURES, saved)
+    for note in kept.notes:
+        print(note, file=sys.stderr)
+    if results_csv.exists() and kept.changed:  # appends below must follow the file's columns
+        write_results(results_csv, kept.rows)
+    jobs = kept.pending(every)
     print(f"{report.count(len(images), 'image')} x {report.count(len(methods), 'method')} x "
           f"{report.count(len(args.sigma), 'sigma')}: {report.count(len(jobs), 'run')} to do", file=sys.stderr)
-    others = sorted(set(kept["image"]) - set(digests))
+    others = sorted(set(kept.rows["image"]) - set(digests))
     if others:  # the table sums up the folder's results.csv, not only this run
-        print(f"{args.out / 'results.csv'} also holds {len(others)} images outside this run "
+        print(f"{results_csv} also holds {len(others)} images outside this run "
               f"({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); the table covers them too",
               file=sys.stderr)
     load_weights(jobs)
-    try:
-        failures = run(jobs, results_csv, max(1, args.workers))
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: the rows finished so far are in {results_csv}; the same command resumes "
-              "from them", file=sys.stderr)
-        return 130
+    failures = run(jobs, results_csv, max(1, args.workers))
     dataset = args.name or args.data.resolve().name  # "--data ." names the folder it means
     results = write_outputs(args.out, dataset, args.seed)
     print(report.table_markdown(results, names(), dataset))

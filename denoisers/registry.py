@@ -8,7 +8,7 @@ import re
 import sys
 from pathlib import Path
 
-from .base import Denoiser
+from .base import Denoiser, Readiness, model_id
 
 _REGISTRY: dict[str, type[Denoiser]] = {}
 _PLUGINS: list[str] = []  # loaded in this process, in order: worker processes load them too
@@ -126,3 +126,36 @@ def load_plugins(specs: list[str]) -> None:
 def plugins() -> list[str]:
     """The plugins loaded in this process (module names, or resolved file paths)."""
     return list(_PLUGINS)
+
+
+class MethodError(RuntimeError):
+    """A method's own code failed when asked whether it is ready or which model it is;
+    ``str()`` names the method, ``reason`` says what failed and how."""
+
+    def __init__(self, method: str, where: str, reason: str) -> None:
+        super().__init__(f"{method} {where}{reason}")
+        self.reason = reason
+
+
+def status_and_model(denoiser: Denoiser, sigma: float | None, with_model: bool = True) -> tuple[Readiness, str]:
+    """``denoiser``'s readiness at ``sigma`` and, when ready (and ``with_model``), its model id
+    (``""`` otherwise). A method of one's own may fail here: that is a ``MethodError`` naming it
+    (``SystemExit`` included); missing weights (``WeightsError``, ``FetchError``) pass through."""
+    from .fetch import FetchError  # here, not at the top: weights imports torch
+    from .weights import WeightsError
+    try:
+        status = denoiser.readiness(sigma)
+        return status, (model_id(denoiser, sigma) if status.ready and with_model else "")
+    except (WeightsError, FetchError):
+        raise
+    except (Exception, SystemExit) as exc:
+        at = f"at sigma {sigma:g} " if sigma is not None else ""
+        what = "whether it is ready or which model it is" if with_model else "whether it is ready"
+        raise MethodError(denoiser.name, at, f"could not say {what}: {type(exc).__name__}: {exc}") from exc
+
+
+def add_plugin_argument(parser) -> None:
+    """The ``--plugin`` option every command line shares (load with ``load_plugins``)."""
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
+                        help="a module (or .py file) of your own denoisers, registered with "
+                             "denoisers.registry.register (repeatable)")

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 import denoisers
+from denoisers.resume import resume
 from denoisers import evaluate, report
 from denoisers.io import pixels_sha256, read_image, to_float, to_uint8
 from denoisers.metrics import add_noise, high_frequency_energy, psnr
@@ -51,9 +52,12 @@ def test_cli_writes_results_table_and_chart_and_resumes(crops_dir, tmp_path, wei
     assert "plotly" in (out / "chart.html").read_text()
     # Resume: a second run computes nothing and keeps the rows.
     before = (out / "results.csv").read_text()
-    planned = evaluate.plan(evaluate.list_images(crops_dir), ["ffdnet", "cbm3d"], [25.0, 50.0], 0,
-                            evaluate.done_keys(pd.read_csv(out / "results.csv", dtype={"weights": str})))
-    assert planned == []
+    every = evaluate.plan(evaluate.list_images(crops_dir), ["ffdnet", "cbm3d"], [25.0, 50.0], 0)
+    assert len(every) == 8
+    existing = evaluate.report.read_results(out / "results.csv")
+    digests = evaluate.check_images(evaluate.list_images(crops_dir))
+    kept = resume(existing, every, digests)
+    assert kept.pending(every) == [] and not kept.changed and len(kept.rows) == 8
     assert evaluate.main(args) == 0
     assert (out / "results.csv").read_text() == before
     # A new seed is new work, and its table holds that seed alone (means never mix seeds).

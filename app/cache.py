@@ -2,14 +2,17 @@
 
 Key: (image content hash, sigma, seed, method, weights id). Value: the output as uint8
 (every number and image the app shows is computed from the clipped, rounded output, so the
-uint8 array loses nothing) plus a small JSON record (seconds, PSNR, SSIM). Writes go to a
-temporary file and are renamed into place, so readers never see half a file. When the
-cache grows over ``max_bytes``, the least recently used entries are removed.
+uint8 array loses nothing) plus a small JSON record (seconds, PSNR, SSIM) with a digest of
+both, checked on every read: an entry that was damaged or edited is dropped (and logged) and
+computed again, never shown. Writes go to a temporary file and are renamed into place, so
+readers never see half a file. When the cache grows over ``max_bytes``, the least recently
+used entries are removed.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -20,6 +23,8 @@ import numpy as np
 
 from denoisers.fetch import cache_root
 from denoisers.files import atomic_write
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 MAX_BYTES_ENV = "DENOISERS_APP_CACHE_BYTES"
@@ -38,6 +43,33 @@ def result_key(image_id: str, sigma: float, seed: int | None, method: str, weigh
     parts = {"image": image_id, "sigma": round(float(sigma), 4), "seed": seed, "method": method,
              "weights": weights_id}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _digest(image: np.ndarray, meta: dict) -> str:
+    """sha256 of an entry: the image's shape, type and pixels, and its record, canonically."""
+    digest = hashlib.sha256(f"{image.shape}|{image.dtype}|".encode())
+    digest.update(json.dumps(meta, sort_keys=True, allow_nan=True).encode())
+    digest.update(image.tobytes())
+    return digest.hexdigest()
+
+
+_NUMBERS = ("psnr", "ssim", "seconds")
+
+
+def _problem(record: object, image: np.ndarray) -> str | None:
+    """Why a stored entry cannot be served, or None."""
+    if not isinstance(record, dict) or not isinstance(record.get("meta"), dict) or "sha256" not in record:
+        return "its record is not an entry of this cache"
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        return f"its image is {image.dtype} {image.shape}, not HxWx3 uint8"
+    meta = record["meta"]
+    for name in _NUMBERS:
+        value = meta.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return f"its {name} is {value!r}, not a number"
+    if record["sha256"] != _digest(np.ascontiguousarray(image), meta):
+        return "its digest does not match its image and record (the files were damaged or edited)"
+    return None
 
 
 @dataclass
@@ -60,31 +92,50 @@ class ResultCache:
         return folder / f"{key}.npy", folder / f"{key}.json"
 
     def get(self, key: str) -> Entry | None:
-        """The entry for ``key``, or None; a hit marks it as recently used."""
+        """The entry for ``key``, or None; a hit marks it as recently used. An entry that does
+        not check out (a file empty, truncated, unreadable or edited, a record of the wrong
+        shape) is removed and logged, and counts as a miss: it is computed again, never shown."""
         arr_path, meta_path = self._paths(key)
+        if not meta_path.exists():
+            return None
         try:
-            meta = json.loads(meta_path.read_text())
+            record = json.loads(meta_path.read_text())
             image = np.load(arr_path, allow_pickle=False)
-            os.utime(arr_path)  # mark as recently used
-            os.utime(meta_path)
-        except (OSError, ValueError):
+            problem = _problem(record, image)
+        except (OSError, ValueError, EOFError) as exc:  # JSONDecodeError is a ValueError
+            problem = f"unreadable ({type(exc).__name__}: {exc})"
+        if problem:
+            log.warning("result cache: dropping entry %s: %s", key, problem)
+            self._remove(key)
             return None
-        if image.dtype != np.uint8 or image.ndim != 3:
-            return None
-        return Entry(image, meta)
+        for path in (arr_path, meta_path):
+            try:
+                os.utime(path)  # mark as recently used
+            except OSError:  # a read-only cache is still served; it only ages by its own clock
+                pass
+        return Entry(image, record["meta"])
 
     def put(self, key: str, image: np.ndarray, meta: dict) -> None:
-        """Store ``image`` (uint8 HxWx3) and ``meta`` atomically, then evict if over budget."""
-        if image.dtype != np.uint8:
-            raise ValueError(f"the cache stores uint8 images, got {image.dtype}")
+        """Store ``image`` (uint8 HxWx3) and ``meta`` atomically, then evict if over budget.
+        The record holds a digest of the image and of ``meta``, checked on every read."""
+        if image.dtype != np.uint8 or image.ndim != 3:
+            raise ValueError(f"the cache stores HxWxC uint8 images, got {image.dtype} {image.shape}")
         arr_path, meta_path = self._paths(key)
-        arr_path.parent.mkdir(parents=True, exist_ok=True)
+        image = np.ascontiguousarray(image)
+        record = {"meta": meta, "sha256": _digest(image, meta)}
         # Array first, record second: an entry counts only once its record exists.
         with atomic_write(arr_path) as f:
-            np.save(f, np.ascontiguousarray(image), allow_pickle=False)
+            np.save(f, image, allow_pickle=False)
         with atomic_write(meta_path) as f:
-            f.write(json.dumps(meta).encode())
+            f.write(json.dumps(record).encode())
         self.evict()
+
+    def _remove(self, key: str) -> None:
+        for path in self._paths(key):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:  # a read-only cache: the entry stays, and is refused on every read
+                pass
 
     def _entries(self) -> list[tuple[float, int, str]]:
         """(last use, bytes, key) of every complete entry."""

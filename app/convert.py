@@ -73,21 +73,29 @@ def image_id(image: np.ndarray) -> str:
     return pixels_sha256(image)
 
 
+def shown(value: object, limit: int = 40) -> str:
+    """``repr(value)`` for a message, cut to ``limit`` characters: a message never echoes a
+    long value back whole."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 1]}…"
+
+
 def check_sigma(sigma: object) -> float:
     """Sigma on the 0-255 scale, within [SIGMA_MIN, SIGMA_MAX]; raises ``InputError``."""
     try:
         value = float(sigma)
-    except (TypeError, ValueError):
-        raise InputError(f"sigma must be a number between {SIGMA_MIN:g} and {SIGMA_MAX:g}, got {sigma!r}") from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer over 1e308
+        raise InputError(f"sigma must be a number between {SIGMA_MIN:g} and {SIGMA_MAX:g}, "
+                         f"got {shown(sigma)}") from None
     if not (SIGMA_MIN <= value <= SIGMA_MAX):
-        raise InputError(f"sigma must be between {SIGMA_MIN:g} and {SIGMA_MAX:g} (0-255 scale), got {value:g}")
+        raise InputError(f"sigma must be between {SIGMA_MIN:g} and {SIGMA_MAX:g} (0-255 scale), got {shown(value)}")
     return value
 
 
 def check_seed(seed: object) -> int:
     """A whole-number seed from 0 to ``SEED_MAX``, taken exactly (a float above 2**53 may
     already have been rounded on its way, so it cannot name a seed); raises ``InputError``."""
-    wrong = InputError(f"seed must be a whole number from 0 to {SEED_MAX}, got {seed!r}")
+    wrong = InputError(f"seed must be a whole number from 0 to {SEED_MAX}, got {shown(seed)}")
     if isinstance(seed, bool) or (isinstance(seed, str) and not seed.isascii()):
         raise wrong
     if isinstance(seed, int):
@@ -99,7 +107,7 @@ def check_seed(seed: object) -> int:
     else:
         try:
             number = float(seed)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise wrong from None
         if not number.is_integer():
             raise wrong

@@ -94,8 +94,8 @@ def read_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> np.n
                 w, h = img.size
                 if _header_orientation(img) in (5, 6, 7, 8):  # stored turned a quarter: shown h x w
                     w, h = h, w
-                raise ImageReadError(f"{name} is {w}x{h} = {w * h / 1e6:.1f} MP, over the limit of "
-                                     f"{max_pixels / 1e6:.1f} MP")
+                size, limit = megapixels(w * h, max_pixels)
+                raise ImageReadError(f"{name} is {w}x{h} = {size} MP, over the limit of {limit} MP")
             if img.format in ("GIF", "PNG", "WEBP") and getattr(img, "is_animated", False):
                 raise ImageReadError(f"{name} is an animation ({img.n_frames} frames); save the frame to "
                                      "denoise as a still image")
@@ -117,6 +117,16 @@ def read_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> np.n
                                  "(PNG, JPEG, TIFF, BMP, WebP ...)") from None
         except (OSError, SyntaxError, ValueError) as exc:
             raise ImageReadError(f"{name} is not a readable image ({exc})") from exc
+
+
+def megapixels(count: int, limit: int) -> tuple[str, str]:
+    """``count`` and ``limit`` pixels as megapixels, with as many decimals as it takes to tell
+    them apart (4,002,000 over 4,000,000 is "4.002 over 4.000", not "4.0 over 4.0")."""
+    for decimals in range(1, 7):
+        pair = f"{count / 1e6:.{decimals}f}", f"{limit / 1e6:.{decimals}f}"
+        if pair[0] != pair[1]:
+            break
+    return pair
 
 
 def _header_orientation(img: Image.Image) -> int | None:

@@ -189,3 +189,17 @@ def test_estimated_sigma_of_a_grey_image_and_a_tiny_one():
     grey = _clipped_noise(np.full((40, 40), 128.0), 20)  # 2-D
     assert estimate_noise_sigma(grey) == pytest.approx(20, rel=0.1)
     assert estimate_noise_sigma(np.full((32, 32, 3), 200, np.uint8)) == pytest.approx(0, abs=1e-6)
+
+
+@pytest.mark.parametrize("value", [2**1100, -(2**1100), "1e400", float("inf"), float("nan"), "x" * 100_000])
+def test_huge_or_odd_sigmas_get_the_range_message_shortly(value):
+    with pytest.raises(InputError, match="sigma must be") as caught:
+        convert.check_sigma(value)
+    assert len(str(caught.value)) < 150  # a long value is not echoed back whole
+
+
+@pytest.mark.parametrize("value", [2**1100, 1e400, "9" * 100_000])
+def test_huge_seeds_get_the_range_message_shortly(value):
+    with pytest.raises(InputError, match="seed must be a whole number") as caught:
+        convert.check_seed(value)
+    assert len(str(caught.value)) < 150

@@ -146,7 +146,7 @@ def test_an_image_over_the_limit_is_refused_without_decoding_it(tmp_path, monkey
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
     for fmt in ("PNG", "JPEG", "TIFF", "WEBP"):
-        with pytest.raises(ImageReadError, match="is 300x200 = 0.1 MP, over the limit"):
+        with pytest.raises(ImageReadError, match=r"is 300x200 = 0\.06 MP, over the limit of 0\.05 MP"):
             read_image(tmp_path / f"big.{fmt.lower()}", max_pixels=50_000)
 
 
@@ -169,3 +169,10 @@ def test_bad_files_are_refused_clearly(tmp_path):
         read_image(tmp_path / "empty.png")
     with pytest.raises(ImageReadError, match="over the limit"):
         read_image(_png(Image.new("RGB", (100, 100))), max_pixels=5000)
+
+
+def test_an_image_just_over_the_pixel_limit_is_told_apart_from_it(tmp_path):
+    path = tmp_path / "big.png"
+    Image.new("RGB", (2000, 2001)).save(path)
+    with pytest.raises(ImageReadError, match=r"is 2000x2001 = 4\.002 MP, over the limit of 4\.000 MP"):
+        read_image(path, max_pixels=4_000_000)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
+import torch
 
 import denoisers
 from denoisers.base import model_id
@@ -50,6 +51,35 @@ class MethodResult:
     weights: str | None = None  # the exact model (``Denoiser.weights_id``: a sha256, a package version)
     numerics: str | None = None  # how a network ran: "bf16 on cpu", "fp32 on cuda" (None: not a network)
     note: str = ""  # e.g. that the method ran outside its training range
+
+
+class Stopped(Exception):
+    """A method's run was stopped because nobody waits for its result any more."""
+
+
+_stop_flag = threading.local()  # the stop event of the run on this thread, if any
+
+
+def _stop_between_layers(module, inputs) -> None:
+    """A forward pre-hook on every torch module: a network run whose stop event is set ends at
+    its next layer (well under a second), instead of running on for its whole image."""
+    event = getattr(_stop_flag, "event", None)
+    if event is not None and event.is_set():
+        raise Stopped("stopped: nobody waits for this result any more")
+
+
+torch.nn.modules.module.register_module_forward_pre_hook(_stop_between_layers)
+
+
+def timed_until_stopped(denoise, noisy: np.ndarray, sigma: float, stop: threading.Event) -> tuple[np.ndarray, float]:
+    """``timed`` on this thread, ended early (``Stopped``) once ``stop`` is set."""
+    if stop.is_set():
+        raise Stopped("stopped before it started")
+    _stop_flag.event = stop
+    try:
+        return timed(denoise, noisy, sigma)
+    finally:
+        _stop_flag.event = None
 
 
 def timed(denoise, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, float]:
@@ -95,7 +125,11 @@ class Engine:
         # for the same result (a reload mid-run, two visitors of one link) waits on the same
         # computation instead of starting another.
         self._inflight: dict[str, tuple[Future, int]] = {}
-        self._inflight_lock = threading.Lock()
+        self._inflight_lock = threading.RLock()
+        # How to stop work nobody waits for: a thread job's stop event; which jobs are a
+        # worker process's.
+        self._stops: dict[Future, threading.Event] = {}
+        self._process_futures: set[Future] = set()
 
     # -- life cycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -113,7 +147,49 @@ class Engine:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
+    def _submit_to_thread(self, d: denoisers.Denoiser, noisy: np.ndarray, sigma: float) -> Future:
+        stop = threading.Event()
+        future = self._threads.submit(timed_until_stopped, d.denoise, noisy, sigma, stop)
+        with self._inflight_lock:
+            self._stops[future] = stop
+        future.add_done_callback(self._drop_stop)
+        return future
+
+    def _drop_stop(self, future: Future) -> None:
+        with self._inflight_lock:
+            self._stops.pop(future, None)
+
+    def _stop_running(self, future: Future) -> None:
+        """Stop ``future``'s work, which nobody waits for any more: a network ends at its next
+        layer; a worker process is ended (a new one starts for the next job) unless another
+        comparison waits on a job of the same pool. Called under ``_inflight_lock``."""
+        stop = self._stops.get(future)
+        if stop is not None:
+            stop.set()
+            return
+        if future not in self._process_futures or self._pool is None:
+            return
+        waited = [f for f, count in self._inflight.values()
+                  if f is not future and count > 0 and f in self._process_futures and not f.done()]
+        if waited:
+            return
+        pool, self._pool = self._pool, None
+        log.info("stopping the worker process: nobody waits for its job any more")
+        stop_workers(pool)
+        pool.shutdown(wait=False, cancel_futures=True)
+
     def _submit_to_process(self, *args) -> Future:
+        future = self._submit_to_process_pool(*args)
+        with self._inflight_lock:
+            self._process_futures.add(future)
+        future.add_done_callback(self._drop_process_future)
+        return future
+
+    def _drop_process_future(self, future: Future) -> None:
+        with self._inflight_lock:
+            self._process_futures.discard(future)
+
+    def _submit_to_process_pool(self, *args) -> Future:
         """Submit to the worker pool; a pool broken by a worker that died (out of memory, a
         crash in native code) is replaced, so that one crash does not end that method for
         every later comparison."""
@@ -205,7 +281,7 @@ class Engine:
                     future = self._shared(key, lambda: self._submit_to_process(timed_denoise_by_name, name, noisy,
                                                                                sigma))
                 else:
-                    future = self._shared(key, lambda: self._threads.submit(self._timed_denoise, d, noisy, sigma))
+                    future = self._shared(key, lambda: self._submit_to_thread(d, noisy, sigma))
                 pending[future] = (name, key)
             while pending:
                 done, _ = wait(pending, timeout=heartbeat, return_when=FIRST_COMPLETED)
@@ -248,13 +324,12 @@ class Engine:
 
     def _abandon(self, key: str | None, future: Future, finish_late) -> None:
         """One comparison stops waiting on ``future``. If another still waits, nothing changes;
-        else it is cancelled if it has not started, or else ``finish_late`` (caching) runs when
-        it ends. Decided under the lock, so that no request joins a future being cancelled."""
-        if key is None:
-            future.cancel()
-            return
+        else it is cancelled if it has not started, or else stopped (a network at its next
+        layer, a worker process ended), with ``finish_late`` run when it ends (a result that
+        was already complete is still cached). Decided under the lock, so that no request
+        joins a future being cancelled or stopped."""
         with self._inflight_lock:
-            entry = self._inflight.get(key)
+            entry = self._inflight.get(key) if key is not None else None
             ours = entry is not None and entry[0] is future
             if ours and entry[1] > 1:
                 self._inflight[key] = (future, entry[1] - 1)
@@ -264,12 +339,9 @@ class Engine:
                     del self._inflight[key]
                 return
             if ours:
-                self._inflight[key] = (future, 0)  # running for the cache alone; joiners count up from 0
+                del self._inflight[key]  # a new request starts afresh rather than join a stopped run
+            self._stop_running(future)
         future.add_done_callback(finish_late)
-
-    @staticmethod
-    def _timed_denoise(d: denoisers.Denoiser, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, float]:
-        return timed(d.denoise, noisy, sigma)
 
     def _finish(self, name: str, key: str | None, future: Future, clean_u8: np.ndarray | None,
                 clean_energy: float | None, sigma: float, seed: int | None) -> MethodResult:

@@ -167,3 +167,18 @@ def test_unpicklable_payload_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(weights, "ASSETS", Path(tmp_path))
     with pytest.raises(weights.WeightsError, match="cannot read"):
         weights.load_state_dict(entry)
+
+
+def test_a_damaged_cached_copy_replaced_from_a_mirror_is_logged(tmp_path, caplog):
+    import logging
+
+    data = b"good bytes"
+    (tmp_path / "mirror" / "models").mkdir(parents=True)
+    (tmp_path / "mirror" / "models" / "w.bin").write_bytes(data)
+    cached = tmp_path / "cache" / "models" / "w.bin"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"bit rot")
+    with caplog.at_level(logging.WARNING, logger="denoisers.fetch"):
+        found = locate(_spec(data), tmp_path / "cache", [tmp_path / "mirror"], download=False)
+    assert found.read_bytes() == data and not cached.exists()
+    assert "removed a damaged cached copy of models/w.bin" in caplog.text

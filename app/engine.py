@@ -68,7 +68,20 @@ def _stop_between_layers(module, inputs) -> None:
         raise Stopped("stopped: nobody waits for this result any more")
 
 
-torch.nn.modules.module.register_module_forward_pre_hook(_stop_between_layers)
+_hook_lock = threading.Lock()
+_hook_installed = False
+
+
+def _install_stop_hook() -> None:
+    """Install ``_stop_between_layers`` once, when the first engine is made (not on import: a
+    process that only imports this module, a training run say, keeps torch's modules as they
+    are). It stays installed: removing a global hook while another thread runs a network
+    could change the hooks under that run."""
+    global _hook_installed
+    with _hook_lock:
+        if not _hook_installed:
+            torch.nn.modules.module.register_module_forward_pre_hook(_stop_between_layers)
+            _hook_installed = True
 
 
 def timed_until_stopped(denoise, noisy: np.ndarray, sigma: float, stop: threading.Event) -> tuple[np.ndarray, float]:
@@ -116,6 +129,7 @@ def synthetic_noisy(clean_u8: np.ndarray, sigma: float, seed: int) -> np.ndarray
 class Engine:
     def __init__(self, cache: ResultCache | None = None, methods: list[str] | None = None,
                  thread_workers: int = 2, process_workers: int = 1) -> None:
+        _install_stop_hook()
         self.cache = cache
         self.denoisers = {name: denoisers.get(name) for name in (methods or denoisers.names())}
         self._threads = ThreadPoolExecutor(max_workers=thread_workers, thread_name_prefix="denoise")

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import denoisers
+from app import engine as engine_module
 from app import handlers, session
 from app.cache import ResultCache
 from app.convert import InputError, image_id
@@ -97,20 +98,21 @@ def test_results_say_which_model_and_precision_made_them_and_the_cache_keeps_the
     assert not np.array_equal(outputs["bf16"], outputs["fp32"])
 
 
-def test_a_waiting_run_beats_so_a_cancelled_caller_ends_at_once_and_late_results_are_kept(tmp_path, monkeypatch):
+def test_a_waiting_run_beats_so_a_cancelled_caller_ends_at_once_and_its_network_stops(tmp_path, monkeypatch):
     """A web request is cancelled between yields: without a heartbeat it would hang on until
-    the slowest method finished. The method that was running is still cached when it ends."""
+    the slowest method finished. The network that was running is stopped at its next layer:
+    nothing is cached, and the next comparison computes it afresh."""
     import time
 
     cache = ResultCache(tmp_path, max_bytes=10**8)
     e = Engine(cache, methods=["ffdnet"])
-    real = Engine._timed_denoise
+    real = engine_module.timed
 
     def slow(d, noisy, sigma):
         time.sleep(1.0)
         return real(d, noisy, sigma)
 
-    monkeypatch.setattr(Engine, "_timed_denoise", staticmethod(slow))
+    monkeypatch.setattr(engine_module, "timed", slow)
     try:
         src = source()
         comp, noisy = session.new_comparison(e, src, 25, 0, False, ["ffdnet"])
@@ -119,10 +121,10 @@ def test_a_waiting_run_beats_so_a_cancelled_caller_ends_at_once_and_late_results
         assert next(run) is None and time.perf_counter() - start < 0.5  # a beat, long before the result
         run.close()  # the caller goes away (Stop)
         assert "ffdnet" not in comp.results
-        time.sleep(1.5)  # the running method finishes meanwhile
+        time.sleep(1.5)  # the running method reaches its first layer meanwhile, and stops
         again, noisy2 = session.new_comparison(e, src, 25, 0, False, ["ffdnet"])
         list(session.run(e, again, noisy2))
-        assert again.results["ffdnet"].cached and again.results["ffdnet"].output is not None
+        assert not again.results["ffdnet"].cached and again.results["ffdnet"].output is not None
     finally:
         e.close()
 
@@ -151,11 +153,11 @@ def test_a_result_under_way_is_shared_not_computed_twice(tmp_path, monkeypatch):
     calls = []
 
     def slow(d, noisy, sigma):
-        calls.append(d.name)
+        calls.append(d.__self__.name)
         _time.sleep(1.0)
         return to_uint8(np.clip(noisy, 0, 1)), 1.0
 
-    monkeypatch.setattr(Engine, "_timed_denoise", staticmethod(slow))
+    monkeypatch.setattr(engine_module, "timed", slow)
     e = Engine(ResultCache(tmp_path, max_bytes=10**8), methods=["ffdnet"])
     try:
         src = source(seed=9)
@@ -186,10 +188,10 @@ def test_a_queued_result_left_by_one_comparison_still_reaches_the_other(tmp_path
     calls = []
 
     def quick(d, noisy, sigma):
-        calls.append(d.name)
+        calls.append(d.__self__.name)
         return to_uint8(np.clip(noisy, 0, 1)), 0.1
 
-    monkeypatch.setattr(Engine, "_timed_denoise", staticmethod(quick))
+    monkeypatch.setattr(engine_module, "timed", quick)
     e = Engine(ResultCache(tmp_path, max_bytes=10**8), methods=["ffdnet"], thread_workers=1)
     gate = threading.Event()
     try:
@@ -269,12 +271,12 @@ def test_cbm3d_runs_in_its_own_process_beside_the_networks(engine):
 @needs_nets
 def test_a_caller_leaving_at_a_cached_result_still_leaves_no_work_behind(tmp_path, monkeypatch):
     """Stop (or another image) can end a comparison at any yield, a cached result's included:
-    the work already submitted is then abandoned like any other (cached when it ends, and no
-    longer counted as under way)."""
+    the work already submitted is then abandoned like any other: stopped at its next layer, not
+    cached, and no longer counted as under way."""
     import time
 
     e = Engine(ResultCache(tmp_path, max_bytes=10**8), methods=["dncnn", "ffdnet"])
-    real = Engine._timed_denoise
+    real = engine_module.timed
     try:
         src = source()
         noisy = synthetic_noisy(src.image, 25, 0)
@@ -284,20 +286,22 @@ def test_a_caller_leaving_at_a_cached_result_still_leaves_no_work_behind(tmp_pat
             time.sleep(1.0)
             return real(d, x, sigma)
 
-        monkeypatch.setattr(Engine, "_timed_denoise", staticmethod(slow))
+        monkeypatch.setattr(engine_module, "timed", slow)
         run = e.run(src.image, noisy, src.image_id, 25, 0, ["dncnn", "ffdnet"], heartbeat=0.1)
         first = next(run)  # dncnn is submitted; ffdnet comes from the cache
         assert first.name == "ffdnet" and first.cached
-        while not any(f.running() for f, _ in e._inflight.values()):  # running: kept (a queued one is dropped)
+        deadline = time.monotonic() + 30
+        while not any(f.running() for f, _ in e._inflight.values()):  # running (a queued one is dropped)
+            assert time.monotonic() < deadline, "dncnn never started"
             time.sleep(0.01)
         run.close()
         deadline = time.monotonic() + 30
         while e._inflight and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not e._inflight  # dncnn finished, was cached, and is no longer under way
-        monkeypatch.setattr(Engine, "_timed_denoise", staticmethod(real))
+        assert not e._inflight  # dncnn was stopped and is no longer under way
+        monkeypatch.setattr(engine_module, "timed", real)
         again = {r.name: r for r in e.run(src.image, noisy, src.image_id, 25, 0, ["dncnn"])}
-        assert again["dncnn"].cached
+        assert not again["dncnn"].cached and again["dncnn"].output is not None  # computed afresh
     finally:
         e.close()
 

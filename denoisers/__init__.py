@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 # Registration order is display order; each import registers its classes explicitly.
-from . import idresnet, dncnn, ffdnet, cbm3d  # noqa: F401,E401  (after registry)
+from . import idresnet, dncnn, ffdnet, cbm3d, dial  # noqa: F401,E401  (after registry)
 from .base import Denoiser, NotReadyError, Readiness, TorchDenoiser, check_input, check_sigma
 from .registry import get, names
 

@@ -7,10 +7,14 @@ import importlib.util
 import re
 import sys
 from pathlib import Path
+from typing import Callable
 
 from .base import Denoiser, Readiness, model_id
 
 _REGISTRY: dict[str, type[Denoiser]] = {}
+# Families of methods named ``family@argument`` (the dial ``idgan@0.3``): a factory building one
+# from its argument (ValueError naming the accepted form). Not in ``names()``.
+_FAMILIES: dict[str, Callable[..., Denoiser]] = {}
 _PLUGINS: list[str] = []  # loaded in this process, in order: worker processes load them too
 
 
@@ -22,6 +26,23 @@ def register(cls: type[Denoiser]) -> type[Denoiser]:
     return cls
 
 
+def register_family(family: str, factory: Callable[..., Denoiser]) -> None:
+    """Methods ``family@argument``: ``factory(argument, **kwargs)`` builds one."""
+    _FAMILIES[family] = factory
+
+
+def canonical(name: str) -> str:
+    """A method's name as results and the cache keep it (``idgan@0.30`` is ``idgan@0.3``);
+    ValueError for an unknown one."""
+    if name in _REGISTRY:
+        return name
+    family, at, argument = name.partition("@")
+    if at and family in _FAMILIES:
+        return _FAMILIES[family](argument).name
+    raise ValueError(f"unknown denoiser {name!r}; known: {', '.join(_REGISTRY)}"
+                     + "".join(f", {f}@..." for f in _FAMILIES))
+
+
 def names() -> list[str]:
     """Every registered method, in display order."""
     return list(_REGISTRY)
@@ -30,29 +51,48 @@ def names() -> list[str]:
 def label(name: str) -> str:
     """The display name of method ``name`` (``CBM3D`` for ``cbm3d``), or ``name`` if unknown."""
     cls = _REGISTRY.get(name)
-    return cls.label if cls is not None else name
+    if cls is not None:
+        return cls.label
+    family, at, argument = name.partition("@")
+    if at and family in _FAMILIES:
+        try:
+            return _FAMILIES[family](argument).label
+        except ValueError:
+            pass
+    return name
 
 
 def parse_methods(text: str) -> list[str]:
     """Method names from a CLI's ``--methods`` (commas and/or spaces), once each, in the order
     given; ValueError naming any unknown one, the known ones and how to add one's own."""
-    methods = list(dict.fromkeys(m for m in text.replace(",", " ").split()))
-    if not methods:
+    given = list(dict.fromkeys(m for m in text.replace(",", " ").split()))
+    if not given:
         raise ValueError(f"name at least one method of {', '.join(_REGISTRY)}")
-    unknown = [m for m in methods if m not in _REGISTRY]
+    methods, unknown = [], []
+    for m in given:
+        family, at, _ = m.partition("@")
+        if at and family in _FAMILIES:
+            methods.append(canonical(m))  # a bad argument: its own ValueError, naming the form
+        elif m in _REGISTRY:
+            methods.append(m)
+        else:
+            unknown.append(m)
     if unknown:
-        raise ValueError(f"unknown methods: {', '.join(unknown)} (known: {', '.join(_REGISTRY)}; "
-                         "a method of your own is added with --plugin)")
-    return methods
+        raise ValueError(f"unknown methods: {', '.join(unknown)} (known: {', '.join(_REGISTRY)}"
+                         + "".join(f", {f}@..." for f in _FAMILIES) + "; a method of your own is added with --plugin)")
+    return list(dict.fromkeys(methods))
 
 
 def get(name: str, **kwargs) -> Denoiser:
     """A new denoiser ``name``. Building it touches neither the network nor the weights."""
-    try:
-        cls = _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown denoiser {name!r}; known: {', '.join(_REGISTRY)}") from None
-    return cls(**kwargs)
+    cls = _REGISTRY.get(name)
+    if cls is not None:
+        return cls(**kwargs)
+    family, at, argument = name.partition("@")
+    if at and family in _FAMILIES:
+        return _FAMILIES[family](argument, **kwargs)
+    raise ValueError(f"unknown denoiser {name!r}; known: {', '.join(_REGISTRY)}"
+                     + "".join(f", {f}@..." for f in _FAMILIES))
 
 
 def load_plugin(spec: str) -> list[str]:

@@ -43,6 +43,9 @@ class WeightsEntry:
     #: The sigma range a network was trained on when it is one network for several sigmas
     #: (noise drawn uniformly in [lo, hi] per crop); listed once per served ``sigma``.
     sigma_range: tuple[float, float] | None = None
+    #: For a network fine-tuned from another (IDGAN from IDResNet): the sha256 of the weights
+    #: it started from. Only such a matched pair may be blended (the ``idgan@A`` dial).
+    init_sha256: str | None = None
 
     def covers(self, sigma: float) -> bool:
         """Whether ``sigma`` is one this network was trained for."""

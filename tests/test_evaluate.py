@@ -12,7 +12,7 @@ from PIL import Image
 
 import denoisers
 from denoisers.resume import resume
-from denoisers import evaluate, report
+from denoisers import datasets, evaluate, report
 from denoisers.io import pixels_sha256, read_image, to_float, to_uint8
 from denoisers.metrics import add_noise, high_frequency_energy, psnr
 
@@ -497,6 +497,16 @@ def test_the_centre_crop_script_takes_options_as_options(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as info:
         script.main(["afile"])
     assert info.value.code == 2 and (tmp_path / "afile").read_text() == "mine"
+    with pytest.raises(SystemExit) as info:
+        script.main(["--size", "600", "crops"])
+    assert info.value.code == 2 and not (tmp_path / "crops").exists()
+    if datasets.available_locally("kodak24"):
+        script.main(["--size", "64", "crops"])
+        crops = sorted((tmp_path / "crops").glob("*.png"))
+        first = read_image(datasets.files("kodak24")[0])
+        assert len(crops) == 24 and read_image(crops[0]).shape == (64, 64, 3)
+        top, left = (first.shape[0] - 64) // 2, (first.shape[1] - 64) // 2
+        assert np.array_equal(read_image(crops[0]), first[top:top + 64, left:left + 64])
 
 
 def test_the_chart_page_is_the_same_file_for_the_same_numbers_and_says_so_offline(tmp_path):

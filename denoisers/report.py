@@ -21,7 +21,10 @@ MEASURES = ("hf", "hf_clean")
 COLUMNS = ["image", "method", "sigma", "seed", "psnr", "ssim", "seconds", "weights", *MEASURES]
 # ``clean_sha256``: the clean image's decoded pixels (``io.pixels_sha256``), so that a row is
 # known to belong to that image and not merely to a file of that name; older files lack it.
-FILE_COLUMNS = [*COLUMNS, "clean_sha256"]
+# ``lpips`` (AlexNet) and ``dists``: perceptual distances to the clean image (lower is closer),
+# recorded when the evaluation's ``--metrics`` asks for them (LPIPS by default); empty otherwise.
+PERCEPTUAL = ("lpips", "dists")
+FILE_COLUMNS = [*COLUMNS, "clean_sha256", *PERCEPTUAL]
 
 
 def read_results(path: Path) -> pd.DataFrame:
@@ -31,6 +34,9 @@ def read_results(path: Path) -> pd.DataFrame:
     if "weights" in results.columns:  # a method without weights writes "", which reads back as NaN
         results["weights"] = results["weights"].fillna("")
     return results
+
+
+PERCEPTUAL_HEADS = {"lpips": "LPIPS ↓", "dists": "DISTS ↓"}
 
 
 def _fmt(value: float | None) -> str:
@@ -49,12 +55,17 @@ def summary(results: pd.DataFrame) -> pd.DataFrame:
     """Mean PSNR/SSIM/seconds and image count per (sigma, method), and ``detail``: the outputs'
     mean high-frequency energy over the clean images' (1 = as much fine detail as the clean
     images; below 1 = smoothed; NaN where a row lacks the measure). Columns a file lacks give NaN."""
-    results = results.reindex(columns=list(dict.fromkeys([*results.columns, *COLUMNS])))  # older files
+    results = results.reindex(columns=list(dict.fromkeys([*results.columns, *COLUMNS, *PERCEPTUAL])))  # older files
     grouped = results.groupby(["sigma", "method"], sort=False)
     table = grouped.agg(psnr=("psnr", "mean"), ssim=("ssim", "mean"), seconds=("seconds", "mean"),
                         images=("image", "nunique")).reset_index()
     detail = grouped.apply(_detail_ratio, include_groups=False).rename("detail").reset_index()
-    return table.merge(detail, on=["sigma", "method"], how="left")
+    table = table.merge(detail, on=["sigma", "method"], how="left")
+    for column in PERCEPTUAL:  # a mean over every image of the group, or none (never over a subset)
+        means = grouped[column].agg(lambda v: float("nan") if pd.to_numeric(v, errors="coerce").isna().any()
+                                    else float(pd.to_numeric(v).mean())).rename(column).reset_index()
+        table = table.merge(means, on=["sigma", "method"], how="left")
+    return table
 
 
 def _detail_ratio(rows: pd.DataFrame) -> float:
@@ -94,8 +105,10 @@ def table_markdown(results: pd.DataFrame, method_order: list[str], dataset: str 
     paper, published = references(dataset)
     kodak = bool(published)
     detail = bool(table["detail"].notna().any())
-    head = "| sigma | method | images | PSNR (dB) | SSIM |" + (" detail |" if detail else "") + " s / image |"
-    rule = "|---|---|---:|---:|---:|" + ("---:|" if detail else "") + "---:|"
+    perceptual = [c for c in PERCEPTUAL if table[c].notna().any()]
+    head = ("| sigma | method | images | PSNR (dB) | SSIM |" + (" detail |" if detail else "")
+            + "".join(f" {PERCEPTUAL_HEADS[c]} |" for c in perceptual) + " s / image |")
+    rule = "|---|---|---:|---:|---:|" + ("---:|" if detail else "") + "---:|" * len(perceptual) + "---:|"
     if kodak:
         head += " paper Table 1 | published |"
         rule += "---:|---:|"
@@ -112,12 +125,18 @@ def table_markdown(results: pd.DataFrame, method_order: list[str], dataset: str 
             line = f"| {sigma:g} | {row.method} | {row.images} | {psnr} | {row.ssim:.4f} |"
             if detail:
                 line += f" {_fmt(row.detail)} |"
+            for column in perceptual:
+                value = getattr(row, column)
+                line += f" {'' if pd.isna(value) else f'{value:.4f}'} |"
             line += f" {row.seconds:.2f} |"
             if kodak:
                 s = int(sigma) if float(sigma).is_integer() else sigma
                 line += f" {_fmt(paper.get(row.method, {}).get(s))} | {_fmt(published.get(row.method, {}).get(s))} |"
             lines.append(line)
     notes = []
+    if perceptual:
+        notes.append(" and ".join(PERCEPTUAL_HEADS[c] for c in perceptual)
+                     + ": perceptual distance to the clean image, lower is better (empty where a row lacks it)")
     if kodak and dataset == "kodak24":
         notes.append(f"published: the FFDNet paper's table, measured on {PUBLISHED_ON}; ours on the full images")
     if kodak and int(table["images"].min()) < KODAK24_IMAGES:

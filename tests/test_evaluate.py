@@ -244,6 +244,24 @@ def test_bold_goes_to_the_best_of_the_methods_run_on_the_most_images():
     assert "different numbers of images" not in even
 
 
+def test_perceptual_columns_are_means_over_every_image_or_none():
+    columns = evaluate.report.FILE_COLUMNS
+    base = {"sigma": 25.0, "seed": 0, "psnr": 30.0, "ssim": 0.9, "seconds": 1.0, "weights": "w", "hf": 1.0,
+            "hf_clean": 1.0, "clean_sha256": "x", "dists": None}
+    rows = [{**base, "image": f"{i}.png", "method": "m", "lpips": 0.1 * (i + 1)} for i in range(3)]
+    rows += [{**base, "image": f"{i}.png", "method": "n", "psnr": 29.0, "lpips": 0.2 if i else None} for i in range(3)]
+    results = pd.DataFrame(rows, columns=columns)
+    means = evaluate.report.summary(results).set_index("method")
+    assert means.loc["m", "lpips"] == pytest.approx(0.2) and pd.isna(means.loc["n", "lpips"])
+    assert pd.isna(means.loc["m", "dists"])
+    table = evaluate.report.table_markdown(results, ["m", "n"], "mine")
+    assert "LPIPS ↓" in table and "DISTS" not in table.splitlines()[0] and "lower is better" in table
+    assert "| 25 | m | 3 | **30.00** | 0.9000 | 1.00 | 0.2000 |" in table
+    assert "| 25 | n | 3 | 29.00 | 0.9000 | 1.00 |  |" in table
+    plain = evaluate.report.table_markdown(results.drop(columns=["lpips", "dists"]), ["m", "n"], "mine")
+    assert "LPIPS" not in plain  # older files: no column rather than an empty one
+
+
 @pytest.mark.parametrize("bad, message", [
     (["--sigma", "0"], "sigma"),
     (["--sigma", "25", "--methods", "nlm"], "unknown methods"),

@@ -15,6 +15,7 @@ rows whose PNG is missing there are recomputed rather than kept.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import os
 import sys
@@ -31,7 +32,7 @@ from tqdm import tqdm
 from . import datasets, report
 from .base import MIN_SIZE, SEED_MAX, Denoiser, TorchDenoiser, check_sigma
 from .fetch import FetchError
-from .files import atomic_write, write_text
+from .files import FolderBusy, atomic_write, only_writer, write_text
 from .io import (ImageReadError, image_files, output_folder_problem, pixels_sha256, read_image, shared_stems,
                  to_float, to_uint8, write_png)
 from .weights import WeightsError
@@ -115,13 +116,20 @@ def load_weights(jobs: list[Job]) -> None:
                 raise SystemExit(f"{method} at sigma {sigma:g}: cannot load its weights: {exc}") from None
 
 
-def prepare_out(out: Path, save_images: Path | None) -> pd.DataFrame:
-    """Create the output folders and read ``results.csv`` there (refusing one that is not a
-    results file of this tool), before any work, so that nothing is computed for nothing."""
+def prepare_out(out: Path, save_images: Path | None, held: contextlib.ExitStack | None = None) -> pd.DataFrame:
+    """Create the output folders, hold ``out`` for this run alone (in ``held``: another
+    evaluation into the same folder is refused), and read ``results.csv`` there (refusing one
+    that is not a results file of this tool), before any work, so that nothing is computed for
+    nothing."""
     for flag, folder in (("--out", out), ("--save-images", save_images)):
         problem = output_folder_problem(folder) if folder is not None else None
         if problem:
             raise SystemExit(f"{flag}: {problem}")
+    if held is not None:
+        try:
+            held.enter_context(only_writer(out, "evaluation"))
+        except FolderBusy as exc:
+            raise SystemExit(f"--out {exc}") from None
     results_csv = out / "results.csv"
     if results_csv.exists() and not results_csv.is_file():
         raise SystemExit(f"{results_csv} is not a file")
@@ -306,16 +314,16 @@ def main(argv: list[str] | None = None) -> int:
     """The command line; Ctrl-C or SIGTERM at any point ends it with every row written so far
     kept (files are only ever replaced whole) and its worker processes stopped."""
     args = parse_args(argv)
-    with terminate_as_interrupt():
+    with terminate_as_interrupt(), contextlib.ExitStack() as held:
         try:
-            return evaluate(args)
+            return evaluate(args, held)
         except KeyboardInterrupt:
             print(f"\ninterrupted: the rows finished so far are in {args.out / 'results.csv'}; the same "
                   "command resumes from them", file=sys.stderr)
             return 130
 
 
-def evaluate(args: argparse.Namespace) -> int:
+def evaluate(args: argparse.Namespace, held: contextlib.ExitStack | None = None) -> int:
     try:
         load_plugins(args.plugin)
     except ValueError as exc:
@@ -357,7 +365,7 @@ def evaluate(args: argparse.Namespace) -> int:
     every = plan(images, methods, args.sigma, args.seed, args.save_images)
     for note in outside_training((m, s) for m in methods for s in args.sigma):  # scored, but not a fair test
         print(f"outside its training range: {note}", file=sys.stderr)
-    existing = prepare_out(args.out, args.save_images)
+    existing = prepare_out(args.out, args.save_images, held)
     results_csv = args.out / "results.csv"
     saved = (None if args.save_images is None
              else lambda r: image_path(args.save_images, r.sigma, r.seed, r.method, r.image))

@@ -90,3 +90,30 @@ def remove_stale_parts(target: str | Path, older_than_s: float) -> int:
         except OSError:
             pass
     return removed
+
+
+class FolderBusy(RuntimeError):
+    """Another process holds the folder (``only_writer``)."""
+
+
+@contextlib.contextmanager
+def only_writer(folder: str | Path, what: str) -> Iterator[None]:
+    """Hold ``folder`` for this process alone while the block runs: a second process (two
+    evaluations given one ``--out``) gets ``FolderBusy`` at once instead of appending its rows
+    into the same file. An advisory lock on the folder itself (no lock file is left behind);
+    it ends with the process, however it ends. Where the system has no such locks, nothing is held."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FolderBusy(f"{folder}: another {what} is writing there now; wait for it to end "
+                             "or choose another folder") from None
+        yield
+    finally:
+        os.close(fd)

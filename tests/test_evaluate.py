@@ -227,6 +227,21 @@ def test_a_method_outside_its_training_range_is_said_and_noted_under_the_table(c
     assert denoisers.get("ffdnet").readiness(75).outside_training == ""
 
 
+def test_a_second_evaluation_into_the_same_folder_is_refused_and_changes_nothing(crops_dir, tmp_path, weights_mirror):
+    from denoisers.files import only_writer
+
+    out = tmp_path / "out"
+    args = ["--data", str(crops_dir), "--sigma", "25", "--methods", "ffdnet", "--out", str(out)]
+    assert evaluate.main(args) == 0
+    before = (out / "results.csv").read_bytes()
+    with only_writer(out, "evaluation"):  # another run holds the folder
+        with pytest.raises(SystemExit, match="another evaluation is writing there"):
+            evaluate.main([*args[:-3], "dncnn", "--out", str(out)])
+    assert (out / "results.csv").read_bytes() == before
+    assert evaluate.main(args) == 0  # released when that run ended
+    assert not [p for p in out.iterdir() if p.name not in {"results.csv", "table.md", "chart.html"}]
+
+
 def test_data_given_as_dot_names_its_folder(crops_dir, tmp_path, weights_mirror, monkeypatch):
     monkeypatch.chdir(crops_dir)
     out = tmp_path / "out"

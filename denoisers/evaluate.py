@@ -418,7 +418,7 @@ def evaluate(args: argparse.Namespace) -> int:
         print(f"{results_csv} also holds {len(others)} images outside this run "
               f"({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); the table covers them too",
               file=sys.stderr)
-    if where is None:
+    if where is None or not jobs:
         load_weights(jobs)
         failures = run(jobs, results_csv, max(1, args.workers))
     else:  # the workers load the weights (each job checks that they are this run's)

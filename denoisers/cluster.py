@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import re
+import threading
 import time
 import warnings
 from functools import lru_cache
@@ -32,6 +33,7 @@ FORMS = "tcp://HOST:PORT (a running scheduler; or tls://), or local:N (N worker 
 CONNECT_TIMEOUT_S = 30
 _ADDRESS = re.compile(r"(tcp|tls)://[^\s/:]+(:\d{1,5})?")
 _LOCAL = re.compile(r"local:(\d+)")
+_PLUGINS_LOCK = threading.Lock()
 INSTALL = "pip install 'dask[distributed]==2026.8.0' (the version in requirements.txt)"
 
 
@@ -129,7 +131,8 @@ def denoise_job(method: str, noisy: np.ndarray, sigma: float, weights: str, prec
     from .base import model_id
     from .registry import load_plugins
 
-    load_plugins(list(plugins))
+    with _PLUGINS_LOCK:  # a worker of several threads: two first jobs would both import a plugin
+        load_plugins(list(plugins))
     if strict_fp32:  # as the evaluation does locally: no TF32 on a GPU
         import torch
 

@@ -1,6 +1,7 @@
-"""Denoise your own noisy images with any of the methods, in a batch.
+r"""Denoise your own noisy images with any of the methods, in a batch.
 
-    python -m denoisers.denoise IMAGE_OR_FOLDER... [--methods dncnn,ffdnet] [--sigma auto|N] --out DIR
+    python -m denoisers.denoise IMAGE_OR_FOLDER... [--methods dncnn,ffdnet] [--sigma auto|N] --out DIR \
+        [--cluster ADDRESS]
 
 For images that are already noisy (no ground truth, so no PSNR): each method's output is
 written as ``DIR/<method>/<image name>.png``, and ``DIR/denoised.csv`` lists what was done
@@ -11,18 +12,23 @@ note where the method runs outside its training range).
 in name order. The default methods are those ready to run (untrained generators are left out).
 Running again replaces the outputs of the same image and method, and keeps the other rows.
 An image that cannot be read, or a method that fails on one image, is reported and skipped
-(exit status 1); an interrupted run still records the outputs it wrote.
+(exit status 1); an interrupted run still records the outputs it wrote. With ``--cluster
+ADDRESS`` the methods run on a Dask cluster's workers (``denoisers.cluster``, docs/cluster.md).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
+from . import cluster
 from .base import MIN_SIZE, SIGMA_MAX, check_precision_env, check_sigma
 from .fetch import FetchError
 from .files import atomic_write
@@ -30,7 +36,8 @@ from .io import (ImageReadError, image_files, output_folder_problem, read_image,
                  to_uint8, write_png)
 from .metrics import estimate_noise_sigma
 from .parallel import terminate_as_interrupt
-from .registry import MethodError, add_plugin_argument, get, load_plugins, names, parse_methods, status_and_model
+from .registry import (MethodError, add_plugin_argument, get, load_plugins, names, parse_methods, plugins,
+                       status_and_model)
 from .report import count
 from .weights import WeightsError
 
@@ -124,10 +131,133 @@ def merge_rows(csv_path: Path, rows: list[dict]) -> pd.DataFrame:
     return new
 
 
+@dataclass
+class Tally:
+    """What a run has done so far: the rows of ``denoised.csv``, how many outputs failed or were
+    skipped, the notes said once, the models whose weights could not be had (not tried again)."""
+    rows: list[dict] = field(default_factory=list)
+    failed: int = 0
+    noted: set = field(default_factory=set)
+    unfetchable: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+def denoise_image(image: Path, denoisers: dict, sigma_given: float | None, out: Path, tally: Tally,
+                  runner=None) -> None:
+    """Every method on ``image`` (on ``runner``'s cluster when given: the outputs are then
+    written as they come back), each skip or failure said and counted in ``tally``."""
+    try:
+        noisy_u8 = read_image(image)
+    except ImageReadError as exc:
+        print(f"{image}: skipped, {exc}", file=sys.stderr)
+        tally.failed += 1
+        return
+    if sigma_given is None:
+        estimate = estimate_noise_sigma(noisy_u8)
+        sigma, source = round(min(SIGMA_MAX, max(SIGMA_FLOOR, estimate)), 2), "estimated"
+    else:
+        sigma, source = sigma_given, "given"
+    if min(noisy_u8.shape[:2]) < MIN_SIZE:
+        h, w = noisy_u8.shape[:2]
+        print(f"{image}: skipped, {w}x{h} is under the {MIN_SIZE}x{MIN_SIZE} every method needs", file=sys.stderr)
+        tally.failed += 1
+        return
+    noisy = to_float(noisy_u8)
+    for method, denoiser in denoisers.items():
+        try:  # a method of one's own may fail here; the others go on
+            status, weights = status_and_model(denoiser, sigma)
+        except MethodError as exc:
+            skip = f"skipped, it {exc.reason}"
+        except (WeightsError, FetchError) as exc:
+            skip = f"skipped, its weights could not be had ({exc})"
+        else:
+            if not status.ready:
+                skip = f"skipped at sigma {sigma:g}, {status.reason}"
+            elif (method, weights) in tally.unfetchable:
+                skip = f"skipped, {tally.unfetchable[(method, weights)]}"
+            else:
+                skip = ""
+        if skip:
+            print(f"{image.name} {method}: {skip}", file=sys.stderr)
+            tally.failed += 1
+            continue
+        if status.reason and (method, sigma) not in tally.noted:  # e.g. outside the training range
+            print(f"{method} at sigma {sigma:g}: {status.reason}", file=sys.stderr)
+            tally.noted.add((method, sigma))
+        input_note = denoiser.input_note(noisy)
+        if input_note:
+            print(f"{image.name} {method}: {input_note}", file=sys.stderr)
+        row = {"image": image.name, "method": method, "sigma": sigma, "sigma_from": source, "weights": weights,
+               "note": "; ".join(n for n in (status.outside_training, input_note) if n)}
+        finish = functools.partial(write_output, output_path(out, method, image), row, tally)
+        if runner is None:
+            finish(functools.partial(timed, denoiser, noisy, sigma))
+        else:
+            runner.submit(method, noisy, sigma, weights, getattr(denoiser, "precision", None), finish)
+
+
+def timed(denoiser, noisy, sigma: float) -> tuple:
+    start = time.perf_counter()
+    output = denoiser.denoise(noisy, sigma)
+    return output, time.perf_counter() - start
+
+
+def write_output(path: Path, row: dict, tally: Tally, result) -> None:
+    """Write the output that ``result()`` returns (with its seconds) to ``path`` and record
+    ``row``; or say why it failed (``result()`` raises the method's error)."""
+    name = f"{row['image']} {row['method']}"
+    try:
+        output, seconds = result()
+    except (WeightsError, FetchError) as exc:  # each later image would wait on it again
+        tally.unfetchable[(row["method"], row["weights"])] = f"its weights could not be had ({exc})"
+        print(f"{name}: failed, {exc}", file=sys.stderr)
+        tally.failed += 1
+        return
+    except Exception as exc:  # e.g. out of memory on one large image: go on with the rest
+        print(f"{name}: failed, {type(exc).__name__}: {exc}", file=sys.stderr)
+        tally.failed += 1
+        return
+    write_png(to_uint8(output), path)
+    tally.rows.append({**row, "seconds": round(seconds, 3)})
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line; SIGTERM ends it as Ctrl-C does, keeping the outputs written so far."""
     with terminate_as_interrupt():
         return denoise_files(argv)
+
+
+def run_images(images: list[Path], denoisers: dict, sigma_given: float | None, out: Path,
+               where: str | None) -> tuple[Tally, bool]:
+    """Every method on every image, here or on the cluster ``where``; ``denoised.csv`` updated
+    with the outputs written, also when interrupted. Returns the tally and whether interrupted."""
+    tally = Tally()
+    try:
+        with contextlib.ExitStack() as stack:
+            runner = None
+            if where is not None:
+                client = stack.enter_context(cluster.connect(where))
+                print(f"on the cluster {where}: {cluster.describe(client)}", file=sys.stderr)
+                runner = cluster.Runner(client, plugins())
+            try:
+                for image in tqdm(images, unit="image", disable=None):
+                    denoise_image(image, denoisers, sigma_given, out, tally, runner)
+                if runner is not None:
+                    runner.drain()
+            except BaseException:
+                if runner is not None:
+                    runner.cancel()
+                raise
+    except KeyboardInterrupt:
+        return tally, True
+    finally:  # also when interrupted: the outputs written so far keep their rows
+        if tally.rows:
+            csv_path = out / "denoised.csv"
+            order = {(p.name, m): i for i, (p, m) in enumerate((p, m) for p in images for m in denoisers)}
+            tally.rows.sort(key=lambda r: order[(r["image"], r["method"])])  # a cluster's come back in any order
+            table = merge_rows(csv_path, tally.rows)
+            with atomic_write(csv_path, "w", newline="") as f:
+                table.to_csv(f, index=False)
+    return tally, False
 
 
 def denoise_files(argv: list[str] | None = None) -> int:
@@ -140,6 +270,7 @@ def denoise_files(argv: list[str] | None = None) -> int:
                              "image (default: auto)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     add_plugin_argument(parser)
+    cluster.add_cluster_argument(parser)
     args = parser.parse_args(argv)
     try:
         check_precision_env()
@@ -148,6 +279,7 @@ def denoise_files(argv: list[str] | None = None) -> int:
         raise SystemExit(str(exc)) from None
 
     sigma_given = parse_sigma(args.sigma)
+    where = cluster.address(args.cluster)
     methods = choose_methods(args.methods)
     images = inputs(args.inputs)
     clashes = [str(p) for p in images for m in methods if output_path(args.out, m, p).resolve() == p]
@@ -166,81 +298,8 @@ def denoise_files(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{method} cannot run: {status.reason}")
     prepare_out(args.out, methods)
 
-    rows, failed, noted = [], 0, set()
-    unfetchable: dict[tuple[str, str], str] = {}  # (method, weights) that could not be had: not tried again
-    try:
-        for image in tqdm(images, unit="image", disable=None):
-            try:
-                noisy_u8 = read_image(image)
-            except ImageReadError as exc:
-                print(f"{image}: skipped, {exc}", file=sys.stderr)
-                failed += 1
-                continue
-            if sigma_given is None:
-                estimate = estimate_noise_sigma(noisy_u8)
-                sigma, source = round(min(SIGMA_MAX, max(SIGMA_FLOOR, estimate)), 2), "estimated"
-            else:
-                sigma, source = sigma_given, "given"
-            if min(noisy_u8.shape[:2]) < MIN_SIZE:
-                h, w = noisy_u8.shape[:2]
-                print(f"{image}: skipped, {w}x{h} is under the {MIN_SIZE}x{MIN_SIZE} every method needs",
-                      file=sys.stderr)
-                failed += 1
-                continue
-            noisy = to_float(noisy_u8)
-            for method, denoiser in denoisers.items():
-                try:  # a method of one's own may fail here; the others go on
-                    status, weights = status_and_model(denoiser, sigma)
-                    model = (method, weights)
-                except MethodError as exc:
-                    print(f"{image.name} {method}: skipped, it {exc.reason}", file=sys.stderr)
-                    failed += 1
-                    continue
-                except (WeightsError, FetchError) as exc:
-                    print(f"{image.name} {method}: skipped, its weights could not be had ({exc})", file=sys.stderr)
-                    failed += 1
-                    continue
-                if not status.ready:
-                    print(f"{image.name} {method}: skipped at sigma {sigma:g}, {status.reason}", file=sys.stderr)
-                    failed += 1
-                    continue
-                if model in unfetchable:
-                    print(f"{image.name} {method}: skipped, {unfetchable[model]}", file=sys.stderr)
-                    failed += 1
-                    continue
-                if status.reason and (method, sigma) not in noted:  # e.g. outside the training range
-                    print(f"{method} at sigma {sigma:g}: {status.reason}", file=sys.stderr)
-                    noted.add((method, sigma))
-                input_note = denoiser.input_note(noisy)
-                if input_note:
-                    print(f"{image.name} {method}: {input_note}", file=sys.stderr)
-                start = time.perf_counter()
-                try:
-                    output = denoiser.denoise(noisy, sigma)
-                except (WeightsError, FetchError) as exc:  # each later image would wait on it again
-                    unfetchable[model] = f"its weights could not be had ({exc})"
-                    print(f"{image.name} {method}: failed, {exc}", file=sys.stderr)
-                    failed += 1
-                    continue
-                except Exception as exc:  # e.g. out of memory on one large image: go on with the rest
-                    print(f"{image.name} {method}: failed, {type(exc).__name__}: {exc}", file=sys.stderr)
-                    failed += 1
-                    continue
-                seconds = time.perf_counter() - start
-                write_png(to_uint8(output), output_path(args.out, method, image))
-                rows.append({"image": image.name, "method": method, "sigma": sigma, "sigma_from": source,
-                             "seconds": round(seconds, 3), "weights": model[1],
-                             "note": "; ".join(n for n in (status.outside_training, input_note) if n)})
-    except KeyboardInterrupt:
-        interrupted = True
-    else:
-        interrupted = False
-    finally:  # also when interrupted: the outputs written so far keep their rows
-        if rows:
-            csv_path = args.out / "denoised.csv"
-            table = merge_rows(csv_path, rows)
-            with atomic_write(csv_path, "w", newline="") as f:
-                table.to_csv(f, index=False)
+    tally, interrupted = run_images(images, denoisers, sigma_given, args.out, where)
+    rows, failed = tally.rows, tally.failed
     if interrupted:
         print(f"interrupted: {count(len(rows), 'output')} written to {args.out} and listed in denoised.csv; "
               "run the command again to redo the rest", file=sys.stderr)

@@ -1,11 +1,12 @@
 r"""Evaluate denoisers on a folder of clean images, following the evaluation protocol (docs/evaluation.md).
 
     python -m denoisers.evaluate --data DIR --sigma 25 --sigma 35 \
-        --methods dncnn,ffdnet,cbm3d [--limit N] [--seed 0] [--save-images DIR] --out DIR
+        --methods dncnn,ffdnet,cbm3d [--limit N] [--seed 0] [--save-images DIR] [--cluster ADDRESS] --out DIR
 
 Images are taken in name order. Methods that must run in their own process (CBM3D) run in
-``--workers`` worker processes beside the networks. Rows already in ``OUT/results.csv``
-with the same weights are not recomputed, so an interrupted run resumes. Writes
+``--workers`` worker processes beside the networks; with ``--cluster ADDRESS`` every job runs on
+a Dask cluster's workers instead (``denoisers.cluster``, docs/cluster.md). Rows already in
+``OUT/results.csv`` with the same weights are not recomputed, so an interrupted run resumes. Writes
 ``results.csv``, ``table.md`` (laid out like the paper's Table 1) and ``chart.html``.
 With ``--save-images DIR`` every output scored is kept as the 8-bit PNG the scores were taken
 on (``DIR/sigma25_seed0/ffdnet/kodim01.png``), with the noisy inputs clipped and rounded to 8
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import functools
 import os
 import sys
 import time
@@ -29,7 +31,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from . import datasets, report
+from . import cluster, datasets, report
 from .base import MIN_SIZE, SEED_MAX, Denoiser, TorchDenoiser, check_sigma
 from .fetch import FetchError
 from .files import FolderBusy, atomic_write, only_writer, write_text
@@ -38,7 +40,8 @@ from .io import (ImageReadError, image_files, output_folder_problem, pixels_sha2
 from .weights import WeightsError
 from .metrics import add_noise, high_frequency_energy, psnr, ssim
 from .parallel import process_pool, stop_workers, terminate_as_interrupt
-from .registry import MethodError, add_plugin_argument, get, load_plugins, names, parse_methods, status_and_model
+from .registry import (MethodError, add_plugin_argument, get, load_plugins, names, parse_methods, plugins,
+                       status_and_model)
 from .resume import resume
 
 
@@ -158,14 +161,23 @@ def prepare_out(out: Path, save_images: Path | None, held: contextlib.ExitStack 
     return existing
 
 
+def noisy_input(job: Job) -> tuple:
+    """The clean image (8 bits) and the protocol's noisy input for ``job``."""
+    clean_u8 = read_image(job.image)
+    return clean_u8, add_noise(to_float(clean_u8), job.sigma, job.seed)
+
+
 def evaluate_one(job: Job) -> dict:
     """One result row: read, add the protocol's noise, denoise, score. Runs in any process."""
-    clean_u8 = read_image(job.image)
-    noisy = add_noise(to_float(clean_u8), job.sigma, job.seed)
+    clean_u8, noisy = noisy_input(job)
     denoiser = reference_instance(job.method)
     start = time.perf_counter()
     output = denoiser.denoise(noisy, job.sigma)
-    seconds = time.perf_counter() - start
+    return score(job, clean_u8, noisy, output, time.perf_counter() - start)
+
+
+def score(job: Job, clean_u8, noisy, output, seconds: float) -> dict:
+    """``job``'s result row from its denoised ``output`` (kept as PNG with ``--save-images``)."""
     out_u8 = to_uint8(output)
     if job.save is not None:
         write_png(out_u8, image_path(job.save, job.sigma, job.seed, job.method, job.image.name))
@@ -219,10 +231,10 @@ def plan(images: list[Path], methods: list[str], sigmas: list[float], seed: int,
     return jobs
 
 
-def run(jobs: list[Job], results_csv: Path, workers: int) -> list[str]:
-    """Run ``jobs``, appending each row to ``results_csv`` as soon as it is known. A job that
-    fails (a method's error, NaN output, memory) writes no row and the others go on; returns
-    one line per failed job."""
+def run(jobs: list[Job], results_csv: Path, workers: int, client=None) -> list[str]:
+    """Run ``jobs`` (on ``client``'s cluster when given), appending each row to ``results_csv``
+    as soon as it is known. A job that fails (a method's error, NaN output, memory, a worker
+    with other weights) writes no row and the others go on; returns one line per failed job."""
     failures: list[str] = []
     separate = [j for j in jobs if get(j.method).separate_process]
     inline = [j for j in jobs if not get(j.method).separate_process]
@@ -246,6 +258,9 @@ def run(jobs: list[Job], results_csv: Path, workers: int) -> list[str]:
                 bar.set_postfix_str(f"{row['method']} {row['image']} s{row['sigma']:g}: {row['psnr']:.2f} dB")
             bar.update()
 
+        if client is not None:  # every job on the cluster, CBM3D's too
+            on_cluster(client, jobs, record)
+            return failures
         pool = process_pool(workers) if separate else None
         try:
             futures = {pool.submit(evaluate_one, j): j for j in separate} if pool else {}
@@ -265,6 +280,33 @@ def run(jobs: list[Job], results_csv: Path, workers: int) -> list[str]:
             if pool:
                 pool.shutdown(cancel_futures=True)
     return failures
+
+
+def on_cluster(client, jobs: list[Job], record) -> None:
+    """Every job on the cluster's workers, networks in fp32 as ``reference_instance`` runs them;
+    the noisy inputs are made and the outputs scored here. ``record(job, compute)`` as in ``run``."""
+    runner = cluster.Runner(client, plugins(), strict_fp32=True)
+    try:
+        for job in jobs:
+            try:
+                clean_u8, noisy = noisy_input(job)
+            except Exception as exc:  # the image changed since it was checked
+                record(job, functools.partial(_raise, exc))
+                continue
+            runner.submit(job.method, noisy, job.sigma, job.weights, "fp32",
+                          functools.partial(_finish, record, job, clean_u8, noisy))
+        runner.drain()
+    except BaseException:
+        runner.cancel()
+        raise
+
+
+def _finish(record, job: Job, clean_u8, noisy, result) -> None:
+    record(job, lambda: score(job, clean_u8, noisy, *result()))
+
+
+def _raise(exc: BaseException):
+    raise exc
 
 
 def write_results(path: Path, results: pd.DataFrame) -> None:
@@ -303,7 +345,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, help="only the first N images (name order)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0): the same seed, the same noise")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--workers", type=int, default=1, help="processes for CBM3D")
+    parser.add_argument("--workers", type=int, default=1, help="processes for CBM3D (without --cluster)")
+    cluster.add_cluster_argument(parser)
     parser.add_argument("--name", help="dataset name in the table (default: the --data folder name)")
     parser.add_argument("--save-images", type=Path, metavar="DIR",
                         help="also keep every scored output (and the noisy inputs) as PNG under DIR")
@@ -348,6 +391,7 @@ def evaluate(args: argparse.Namespace, held: contextlib.ExitStack | None = None)
         raise SystemExit(f"--seed must be from 0 to {SEED_MAX}, got {args.seed}")
     if args.limit is not None and args.limit < 1:
         raise SystemExit("--limit must be at least 1")
+    where = cluster.address(args.cluster)
     images = list_images(args.data, args.limit)
     twins = shared_stems([p.name for p in images]) if args.save_images is not None else []
     if twins:
@@ -382,8 +426,13 @@ def evaluate(args: argparse.Namespace, held: contextlib.ExitStack | None = None)
         print(f"{results_csv} also holds {len(others)} images outside this run "
               f"({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); the table covers them too",
               file=sys.stderr)
-    load_weights(jobs)
-    failures = run(jobs, results_csv, max(1, args.workers))
+    if where is None or not jobs:
+        load_weights(jobs)
+        failures = run(jobs, results_csv, max(1, args.workers))
+    else:  # the workers load the weights (each job checks that they are this run's)
+        with cluster.connect(where) as client:
+            print(f"on the cluster {where}: {cluster.describe(client)}", file=sys.stderr)
+            failures = run(jobs, results_csv, max(1, args.workers), client)
     dataset = args.name or args.data.resolve().name  # "--data ." names the folder it means
     results = write_outputs(args.out, dataset, args.seed)
     print(report.table_markdown(results, names(), dataset))

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from . import cluster
 from .base import MIN_SIZE, SIGMA_MAX, check_precision_env, check_sigma
 from .fetch import FetchError
-from .files import atomic_write
+from .files import FolderBusy, atomic_write, only_writer
 from .io import (ImageReadError, image_files, output_folder_problem, read_image, shared_stems, to_float,
                  to_uint8, write_png)
 from .metrics import estimate_noise_sigma
@@ -297,8 +297,11 @@ def denoise_files(argv: list[str] | None = None) -> int:
         if not status.ready:
             raise SystemExit(f"{method} cannot run: {status.reason}")
     prepare_out(args.out, methods)
-
-    tally, interrupted = run_images(images, denoisers, sigma_given, args.out, where)
+    try:
+        with only_writer(args.out, "denoise run"):  # two runs would each rewrite denoised.csv without the other's rows
+            tally, interrupted = run_images(images, denoisers, sigma_given, args.out, where)
+    except FolderBusy as exc:
+        raise SystemExit(f"--out {exc}") from None
     rows, failed = tally.rows, tally.failed
     if interrupted:
         print(f"interrupted: {count(len(rows), 'output')} written to {args.out} and listed in denoised.csv; "

@@ -49,6 +49,19 @@ def test_a_rerun_replaces_only_its_own_rows(noisy_dir, tmp_path, weights_mirror)
     assert not list(out.rglob("*.partial"))
 
 
+def test_a_second_run_into_the_same_folder_is_refused_and_loses_nothing(noisy_dir, tmp_path, weights_mirror):
+    from denoisers.files import only_writer
+
+    out = tmp_path / "out"
+    shot = str(noisy_dir / "shot1.png")
+    assert denoise.main([shot, "--methods", "ffdnet", "--sigma", "20", "--out", str(out)]) == 0
+    before = (out / "denoised.csv").read_bytes()
+    with only_writer(out, "denoise run"):  # another run is writing there
+        with pytest.raises(SystemExit, match="another denoise run is writing there"):
+            denoise.main([shot, "--methods", "dncnn", "--sigma", "20", "--out", str(out)])
+    assert (out / "denoised.csv").read_bytes() == before and not (out / "dncnn" / "shot1.png").exists()
+
+
 def test_a_rerun_keeps_the_users_columns_and_one_row_per_output_file(noisy_dir, tmp_path, weights_mirror):
     out = tmp_path / "out"
     assert denoise.main([str(noisy_dir / "shot0.png"), "--methods", "ffdnet", "--sigma", "25", "--out", str(out)]) == 0

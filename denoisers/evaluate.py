@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
@@ -38,11 +39,15 @@ from .files import FolderBusy, atomic_write, only_writer, write_text
 from .io import (ImageReadError, image_files, output_folder_problem, pixels_sha256, read_image, shared_stems,
                  to_float, to_uint8, write_png)
 from .weights import WeightsError
+from . import metrics
 from .metrics import add_noise, high_frequency_energy, psnr, ssim
 from .parallel import process_pool, stop_workers, terminate_as_interrupt
 from .registry import (MethodError, add_plugin_argument, get, load_plugins, names, parse_methods, plugins,
                        status_and_model)
-from .resume import resume
+from .resume import resume, row_key
+
+METRICS = ("psnr", "ssim", "detail", *report.PERCEPTUAL)
+DEFAULT_METRICS = "psnr,ssim,detail,lpips"
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class Job:
     seed: int
     weights: str
     save: Path | None = None  # the --save-images folder (not part of the key)
+    perceptual: tuple[str, ...] = ()  # the perceptual metrics to record too (``lpips``, ``dists``)
 
     @property
     def key(self) -> tuple[str, str, float, int, str]:
@@ -188,7 +194,54 @@ def score(job: Job, clean_u8, noisy, output, seconds: float) -> dict:
             "psnr": round(psnr(clean_u8, out_u8), 4), "ssim": round(ssim(clean_u8, out_u8), 5),
             "seconds": round(seconds, 3), "weights": job.weights,
             "hf": round(high_frequency_energy(out_u8), 3), "hf_clean": round(high_frequency_energy(clean_u8), 3),
-            "clean_sha256": pixels_sha256(clean_u8)}
+            "clean_sha256": pixels_sha256(clean_u8), **perceptual_scores(clean_u8, out_u8, job.perceptual)}
+
+
+def parse_metrics(text: str) -> tuple[str, ...]:
+    """The perceptual metrics that ``--metrics`` asks for, from a list such as
+    ``psnr,ssim,detail,lpips,dists``; PSNR, SSIM and detail are recorded whatever it says."""
+    asked = [m.strip().lower() for m in text.replace(" ", ",").split(",") if m.strip()]
+    unknown = [m for m in asked if m not in METRICS]
+    if unknown or not asked:
+        raise ValueError(f"{', '.join(unknown) or 'nothing'}: choose from {', '.join(METRICS)} "
+                         "(psnr, ssim and detail are always recorded)")
+    return tuple(m for m in report.PERCEPTUAL if m in asked)
+
+
+def perceptual_scores(clean_u8, out_u8, names: tuple[str, ...]) -> dict[str, float]:
+    """LPIPS (AlexNet) and/or DISTS of an output, as named in ``names``."""
+    return {name: round(getattr(metrics, name)(clean_u8, out_u8), 5) for name in names}
+
+
+def load_perceptual(names: tuple[str, ...]) -> None:
+    """Build the perceptual metrics' networks once before any row, so that missing weights stop
+    the run at once, naming the metric."""
+    probe = np.zeros((64, 64, 3), np.uint8)
+    for name in names:
+        try:
+            getattr(metrics, name)(probe, probe)
+        except (WeightsError, FetchError, OSError) as exc:
+            raise SystemExit(f"--metrics {name}: cannot load its weights: {exc}") from None
+
+
+def fill_from_saved(existing: pd.DataFrame, jobs: list[Job], names: tuple[str, ...], saved) -> tuple[pd.DataFrame, int]:
+    """Rows of this run that lack an asked perceptual metric but whose output was kept by
+    ``--save-images`` get it from that PNG: adding a metric to a finished run computes only the
+    metric, not the method again. Returns the rows and how many were filled."""
+    if saved is None or not names or existing.empty:
+        return existing, 0
+    existing = existing.reindex(columns=list(dict.fromkeys([*existing.columns, *names])))
+    paths = {job.image.name: job.image for job in jobs}
+    planned = {job.key for job in jobs}
+    lacking = [row for row in existing.itertuples()
+               if row_key(row) in planned and any(pd.isna(getattr(row, n)) for n in names) and saved(row).exists()]
+    clean: dict[str, np.ndarray] = {}
+    for row in lacking:
+        if row.image not in clean:
+            clean[row.image] = read_image(paths[row.image])
+        for name, value in perceptual_scores(clean[row.image], read_image(saved(row)), names).items():
+            existing.loc[row.Index, name] = value
+    return existing, len(lacking)
 
 
 def image_path(folder: Path, sigma: float, seed: int, method: str, image: str) -> Path:
@@ -211,7 +264,7 @@ def outside_training(pairs) -> list[str]:
 
 
 def plan(images: list[Path], methods: list[str], sigmas: list[float], seed: int,
-         save: Path | None = None) -> list[Job]:
+         save: Path | None = None, perceptual: tuple[str, ...] = ()) -> list[Job]:
     """Every job of the run, in method, sigma, image order; stops (naming the method) when a
     method cannot run or cannot say which model it is, before any row is written."""
     jobs = []
@@ -227,7 +280,7 @@ def plan(images: list[Path], methods: list[str], sigmas: list[float], seed: int,
                 raise SystemExit(str(exc)) from None
             if not status.ready:
                 raise SystemExit(f"{method} cannot run at sigma {sigma:g}: {status.reason}")
-            jobs += [Job(image, method, sigma, seed, weights, save) for image in images]
+            jobs += [Job(image, method, sigma, seed, weights, save, perceptual) for image in images]
     return jobs
 
 
@@ -350,6 +403,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--name", help="dataset name in the table (default: the --data folder name)")
     parser.add_argument("--save-images", type=Path, metavar="DIR",
                         help="also keep every scored output (and the noisy inputs) as PNG under DIR")
+    parser.add_argument("--metrics", default=DEFAULT_METRICS,
+                        help=f"what to record, from {', '.join(METRICS)} (default {DEFAULT_METRICS}; psnr, ssim "
+                             "and detail always); a metric added to a finished run is computed for its rows only")
     return parser.parse_args(argv)
 
 
@@ -391,6 +447,10 @@ def evaluate(args: argparse.Namespace, held: contextlib.ExitStack | None = None)
         raise SystemExit(f"--seed must be from 0 to {SEED_MAX}, got {args.seed}")
     if args.limit is not None and args.limit < 1:
         raise SystemExit("--limit must be at least 1")
+    try:
+        perceptual = parse_metrics(args.metrics)
+    except ValueError as exc:
+        raise SystemExit(f"--metrics: {exc}") from None
     where = cluster.address(args.cluster)
     images = list_images(args.data, args.limit)
     twins = shared_stems([p.name for p in images]) if args.save_images is not None else []
@@ -406,17 +466,22 @@ def evaluate(args: argparse.Namespace, held: contextlib.ExitStack | None = None)
             raise SystemExit(f"--save-images: {', '.join(landing[:3])}{' ...' if len(landing) > 3 else ''} "
                              "would overwrite the clean images being scored; choose another folder")
     digests = check_images(images)
-    every = plan(images, methods, args.sigma, args.seed, args.save_images)
+    every = plan(images, methods, args.sigma, args.seed, args.save_images, perceptual)
     for note in outside_training((m, s) for m in methods for s in args.sigma):  # scored, but not a fair test
         print(f"outside its training range: {note}", file=sys.stderr)
     existing = prepare_out(args.out, args.save_images, held)
     results_csv = args.out / "results.csv"
     saved = (None if args.save_images is None
              else lambda r: image_path(args.save_images, r.sigma, r.seed, r.method, r.image))
-    kept = resume(existing, every, digests, report.MEASURES, saved)
+    load_perceptual(perceptual)
+    existing, filled = fill_from_saved(existing, every, perceptual, saved)
+    if filled:
+        print(f"{'/'.join(perceptual)} computed from the saved outputs of {report.count(filled, 'row')}",
+              file=sys.stderr)
+    kept = resume(existing, every, digests, [*report.MEASURES, *perceptual], saved)
     for note in kept.notes:
         print(note, file=sys.stderr)
-    if results_csv.exists() and kept.changed:  # appends below must follow the file's columns
+    if results_csv.exists() and (kept.changed or filled):  # appends below must follow the file's columns
         write_results(results_csv, kept.rows)
     jobs = kept.pending(every)
     print(f"{report.count(len(images), 'image')} x {report.count(len(methods), 'method')} x "

@@ -242,6 +242,60 @@ def test_a_second_evaluation_into_the_same_folder_is_refused_and_changes_nothing
     assert not [p for p in out.iterdir() if p.name not in {"results.csv", "table.md", "chart.html"}]
 
 
+@pytest.fixture
+def fake_perceptual(monkeypatch):
+    """Stand-ins for LPIPS and DISTS (their own tests check the real ones): the mean absolute
+    difference, counted per call."""
+    calls = {"lpips": 0, "dists": 0}
+
+    def fake(name, scale):
+        def measure(reference, image, **_):
+            calls[name] += 1
+            return scale * float(np.mean(np.abs(reference.astype(float) - image.astype(float)))) / 255
+        return measure
+
+    monkeypatch.setattr(denoisers.metrics, "lpips", fake("lpips", 1.0), raising=False)
+    monkeypatch.setattr(denoisers.metrics, "dists", fake("dists", 2.0), raising=False)
+    return calls
+
+
+def test_lpips_is_recorded_by_default_and_dists_when_asked_from_saved_outputs(crops_dir, tmp_path, weights_mirror,
+                                                                              fake_perceptual, capsys):
+    out, saved = tmp_path / "out", tmp_path / "saved"
+    args = ["--data", str(crops_dir), "--sigma", "25", "--methods", "ffdnet", "--out", str(out), "--save-images", str(saved)]
+    assert evaluate.main(args) == 0
+    first = pd.read_csv(out / "results.csv")
+    assert first["lpips"].notna().all() and first["dists"].isna().all()
+    assert (first["lpips"] > 0).all() and "LPIPS ↓" in (out / "table.md").read_text()
+    capsys.readouterr()
+    assert evaluate.main([*args, "--metrics", "psnr,ssim,detail,lpips,dists"]) == 0
+    err = capsys.readouterr().err
+    assert "lpips/dists computed from the saved outputs of 2 rows" in err and "0 runs to do" in err
+    second = pd.read_csv(out / "results.csv")
+    assert second["dists"].notna().all()
+    assert second[["psnr", "seconds", "lpips"]].equals(first[["psnr", "seconds", "lpips"]])  # not run again
+    assert np.allclose(second["dists"], 2 * second["lpips"], atol=1e-4)
+
+
+def test_a_metric_added_without_saved_outputs_reruns_those_rows(crops_dir, tmp_path, weights_mirror,
+                                                                fake_perceptual, capsys):
+    out = tmp_path / "out"
+    args = ["--data", str(crops_dir), "--sigma", "25", "--methods", "ffdnet", "--out", str(out)]
+    assert evaluate.main([*args, "--metrics", "psnr,ssim,detail"]) == 0
+    assert pd.read_csv(out / "results.csv")["lpips"].isna().all() and fake_perceptual["lpips"] == 0
+    capsys.readouterr()
+    assert evaluate.main(args) == 0
+    assert "recomputing 2 rows that lack" in capsys.readouterr().err
+    assert pd.read_csv(out / "results.csv")["lpips"].notna().all()
+
+
+@pytest.mark.parametrize("metrics", ["psnr,fid", "", "lpips;dists"])
+def test_unknown_metrics_are_refused_naming_the_choices(crops_dir, tmp_path, metrics):
+    with pytest.raises(SystemExit, match="choose from psnr, ssim, detail, lpips, dists"):
+        evaluate.main(["--data", str(crops_dir), "--sigma", "25", "--methods", "ffdnet", "--out", str(tmp_path / "o"),
+                       "--metrics", metrics])
+
+
 def test_data_given_as_dot_names_its_folder(crops_dir, tmp_path, weights_mirror, monkeypatch):
     monkeypatch.chdir(crops_dir)
     out = tmp_path / "out"

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
@@ -39,15 +38,12 @@ from .files import FolderBusy, atomic_write, only_writer, write_text
 from .io import (ImageReadError, image_files, output_folder_problem, pixels_sha256, read_image, shared_stems,
                  to_float, to_uint8, write_png)
 from .weights import WeightsError
-from . import metrics
 from .metrics import add_noise, high_frequency_energy, psnr, ssim
 from .parallel import process_pool, stop_workers, terminate_as_interrupt
 from .registry import (MethodError, add_plugin_argument, get, load_plugins, names, parse_methods, plugins,
                        status_and_model)
-from .resume import resume, row_key
-
-METRICS = ("psnr", "ssim", "detail", *report.PERCEPTUAL)
-DEFAULT_METRICS = "psnr,ssim,detail,lpips"
+from .resume import resume
+from .scoring import DEFAULT_METRICS, METRICS, fill_from_saved, load_perceptual, parse_metrics, perceptual_scores
 
 
 @dataclass(frozen=True)
@@ -195,53 +191,6 @@ def score(job: Job, clean_u8, noisy, output, seconds: float) -> dict:
             "seconds": round(seconds, 3), "weights": job.weights,
             "hf": round(high_frequency_energy(out_u8), 3), "hf_clean": round(high_frequency_energy(clean_u8), 3),
             "clean_sha256": pixels_sha256(clean_u8), **perceptual_scores(clean_u8, out_u8, job.perceptual)}
-
-
-def parse_metrics(text: str) -> tuple[str, ...]:
-    """The perceptual metrics that ``--metrics`` asks for, from a list such as
-    ``psnr,ssim,detail,lpips,dists``; PSNR, SSIM and detail are recorded whatever it says."""
-    asked = [m.strip().lower() for m in text.replace(" ", ",").split(",") if m.strip()]
-    unknown = [m for m in asked if m not in METRICS]
-    if unknown or not asked:
-        raise ValueError(f"{', '.join(unknown) or 'nothing'}: choose from {', '.join(METRICS)} "
-                         "(psnr, ssim and detail are always recorded)")
-    return tuple(m for m in report.PERCEPTUAL if m in asked)
-
-
-def perceptual_scores(clean_u8, out_u8, names: tuple[str, ...]) -> dict[str, float]:
-    """LPIPS (AlexNet) and/or DISTS of an output, as named in ``names``."""
-    return {name: round(getattr(metrics, name)(clean_u8, out_u8), 5) for name in names}
-
-
-def load_perceptual(names: tuple[str, ...]) -> None:
-    """Build the perceptual metrics' networks once before any row, so that missing weights stop
-    the run at once, naming the metric."""
-    probe = np.zeros((64, 64, 3), np.uint8)
-    for name in names:
-        try:
-            getattr(metrics, name)(probe, probe)
-        except (WeightsError, FetchError, OSError) as exc:
-            raise SystemExit(f"--metrics {name}: cannot load its weights: {exc}") from None
-
-
-def fill_from_saved(existing: pd.DataFrame, jobs: list[Job], names: tuple[str, ...], saved) -> tuple[pd.DataFrame, int]:
-    """Rows of this run that lack an asked perceptual metric but whose output was kept by
-    ``--save-images`` get it from that PNG: adding a metric to a finished run computes only the
-    metric, not the method again. Returns the rows and how many were filled."""
-    if saved is None or not names or existing.empty:
-        return existing, 0
-    existing = existing.reindex(columns=list(dict.fromkeys([*existing.columns, *names])))
-    paths = {job.image.name: job.image for job in jobs}
-    planned = {job.key for job in jobs}
-    lacking = [row for row in existing.itertuples()
-               if row_key(row) in planned and any(pd.isna(getattr(row, n)) for n in names) and saved(row).exists()]
-    clean: dict[str, np.ndarray] = {}
-    for row in lacking:
-        if row.image not in clean:
-            clean[row.image] = read_image(paths[row.image])
-        for name, value in perceptual_scores(clean[row.image], read_image(saved(row)), names).items():
-            existing.loc[row.Index, name] = value
-    return existing, len(lacking)
 
 
 def image_path(folder: Path, sigma: float, seed: int, method: str, image: str) -> Path:
@@ -422,17 +371,8 @@ def main(argv: list[str] | None = None) -> int:
             return 130
 
 
-def evaluate(args: argparse.Namespace, held: contextlib.ExitStack | None = None) -> int:
-    try:
-        load_plugins(args.plugin)
-    except ValueError as exc:
-        raise SystemExit(str(exc)) from None
-    if args.methods is None:
-        args.methods = ",".join(names())
-    # The table's networks run in fp32 (``reference_instance``); on a GPU that also means no
-    # TF32 convolutions or matrix products, which PyTorch would otherwise allow.
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
+def check_args(args: argparse.Namespace) -> tuple[list[str], tuple[str, ...]]:
+    """The methods and perceptual metrics asked for, every option checked before any work."""
     try:
         methods = parse_methods(args.methods)
     except ValueError as exc:
@@ -451,20 +391,41 @@ def evaluate(args: argparse.Namespace, held: contextlib.ExitStack | None = None)
         perceptual = parse_metrics(args.metrics)
     except ValueError as exc:
         raise SystemExit(f"--metrics: {exc}") from None
-    where = cluster.address(args.cluster)
-    images = list_images(args.data, args.limit)
-    twins = shared_stems([p.name for p in images]) if args.save_images is not None else []
+    return methods, perceptual
+
+
+def check_save_images(args: argparse.Namespace, images: list[Path], methods: list[str]) -> None:
+    """``--save-images`` must give each output its own file and never land on a clean image."""
+    if args.save_images is None:
+        return
+    twins = shared_stems([p.name for p in images])
     if twins:
         raise SystemExit(f"--save-images: {', '.join(twins)} would be saved under one name; "
                          "rename them or leave out --save-images")
-    if args.save_images is not None:
-        inputs = {p.resolve() for p in images}
-        landing = sorted({str(image_path(args.save_images, sigma, args.seed, kind, p.name))
-                          for p in images for sigma in args.sigma for kind in [*methods, "noisy"]
-                          if image_path(args.save_images, sigma, args.seed, kind, p.name).resolve() in inputs})
-        if landing:
-            raise SystemExit(f"--save-images: {', '.join(landing[:3])}{' ...' if len(landing) > 3 else ''} "
-                             "would overwrite the clean images being scored; choose another folder")
+    inputs = {p.resolve() for p in images}
+    landing = sorted({str(image_path(args.save_images, sigma, args.seed, kind, p.name))
+                      for p in images for sigma in args.sigma for kind in [*methods, "noisy"]
+                      if image_path(args.save_images, sigma, args.seed, kind, p.name).resolve() in inputs})
+    if landing:
+        raise SystemExit(f"--save-images: {', '.join(landing[:3])}{' ...' if len(landing) > 3 else ''} "
+                         "would overwrite the clean images being scored; choose another folder")
+
+
+def evaluate(args: argparse.Namespace, held: contextlib.ExitStack | None = None) -> int:
+    try:
+        load_plugins(args.plugin)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    if args.methods is None:
+        args.methods = ",".join(names())
+    # The table's networks run in fp32 (``reference_instance``); on a GPU that also means no
+    # TF32 convolutions or matrix products, which PyTorch would otherwise allow.
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    methods, perceptual = check_args(args)
+    where = cluster.address(args.cluster)
+    images = list_images(args.data, args.limit)
+    check_save_images(args, images, methods)
     digests = check_images(images)
     every = plan(images, methods, args.sigma, args.seed, args.save_images, perceptual)
     for note in outside_training((m, s) for m in methods for s in args.sigma):  # scored, but not a fair test

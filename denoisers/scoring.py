@@ -1,0 +1,65 @@
+"""The metrics an evaluation records beside PSNR, SSIM and detail: LPIPS (AlexNet) by default,
+DISTS when asked (``--metrics``), and how a metric added to a finished run is computed from the
+outputs that ``--save-images`` kept instead of running the methods again."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from . import metrics, report
+from .fetch import FetchError
+from .io import read_image
+from .resume import row_key
+from .weights import WeightsError
+
+METRICS = ("psnr", "ssim", "detail", *report.PERCEPTUAL)
+DEFAULT_METRICS = "psnr,ssim,detail,lpips"
+
+
+def parse_metrics(text: str) -> tuple[str, ...]:
+    """The perceptual metrics that ``--metrics`` asks for, from a list such as
+    ``psnr,ssim,detail,lpips,dists``; PSNR, SSIM and detail are recorded whatever it says."""
+    asked = [m.strip().lower() for m in text.replace(" ", ",").split(",") if m.strip()]
+    unknown = [m for m in asked if m not in METRICS]
+    if unknown or not asked:
+        raise ValueError(f"{', '.join(unknown) or 'nothing'}: choose from {', '.join(METRICS)} "
+                         "(psnr, ssim and detail are always recorded)")
+    return tuple(m for m in report.PERCEPTUAL if m in asked)
+
+
+def perceptual_scores(clean_u8, out_u8, names: tuple[str, ...]) -> dict[str, float]:
+    """LPIPS (AlexNet) and/or DISTS of an output, as named in ``names``."""
+    return {name: round(getattr(metrics, name)(clean_u8, out_u8), 5) for name in names}
+
+
+def load_perceptual(names: tuple[str, ...]) -> None:
+    """Build the perceptual metrics' networks once before any row, so that missing weights stop
+    the run at once, naming the metric."""
+    probe = np.zeros((64, 64, 3), np.uint8)
+    for name in names:
+        try:
+            getattr(metrics, name)(probe, probe)
+        except (WeightsError, FetchError, OSError) as exc:
+            raise SystemExit(f"--metrics {name}: cannot load its weights: {exc}") from None
+
+
+def fill_from_saved(existing: pd.DataFrame, jobs: list, names: tuple[str, ...], saved: Callable | None) -> tuple[pd.DataFrame, int]:
+    """Rows of this run that lack an asked perceptual metric but whose output was kept by
+    ``--save-images`` get it from that PNG: adding a metric to a finished run computes only the
+    metric, not the method again. Returns the rows and how many were filled."""
+    if saved is None or not names or existing.empty:
+        return existing, 0
+    existing = existing.reindex(columns=list(dict.fromkeys([*existing.columns, *names])))
+    paths = {job.image.name: job.image for job in jobs}
+    planned = {job.key for job in jobs}
+    lacking = [row for row in existing.itertuples()
+               if row_key(row) in planned and any(pd.isna(getattr(row, n)) for n in names) and saved(row).exists()]
+    clean: dict[str, np.ndarray] = {}
+    for row in lacking:
+        if row.image not in clean:
+            clean[row.image] = read_image(paths[row.image])
+        for name, value in perceptual_scores(clean[row.image], read_image(saved(row)), names).items():
+            existing.loc[row.Index, name] = value
+    return existing, len(lacking)

@@ -2,8 +2,10 @@
 
 Every file is identified by its sha256, which is always checked. Downloads are atomic
 (temporary file in the cache folder, checked, then renamed), so a failed or corrupted
-download never leaves a file in the cache. A source may be a plain URL or a member of a
-zip archive (a PyPI wheel), given as ``{"url": ..., "member": ...}``.
+download never leaves a file in the cache. A source may be a plain URL or a member of an
+archive: a zip (a PyPI wheel) or a tar, plain or compressed (a PyPI source archive), given as
+``{"url": ..., "member": ..., "sha256": ...}``; the archive's own sha256, when given, is checked
+before anything is read out of it, and the member is checked by the file's sha256 as always.
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import io
 import logging
 import os
 import shutil
+import tarfile
+import tempfile
 import urllib.request
 import zipfile
 from dataclasses import dataclass, field
@@ -53,7 +57,8 @@ class FetchError(RuntimeError):
 @dataclass(frozen=True)
 class Source:
     url: str
-    member: str | None = None  # path inside a zip archive (e.g. a wheel) at ``url``
+    member: str | None = None  # path inside a zip or tar archive (a wheel, an sdist) at ``url``
+    sha256: str | None = None  # of the archive at ``url`` (a member's own sha256 is the file's)
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,7 @@ def locate(spec: FileSpec, cache_dir: Path, mirrors: list[Path] = (), download: 
         for source in spec.sources:
             try:
                 return _download(source, spec, cached)
-            except (OSError, ChecksumError, zipfile.BadZipFile, KeyError) as exc:
+            except (OSError, ChecksumError, zipfile.BadZipFile, tarfile.TarError, KeyError) as exc:
                 problems.append(f"{source.url}: {exc}")
     where = ", ".join(str(m) for m in mirrors) or "no mirror set"
     detail = "; ".join(problems) or "no source could be tried"
@@ -143,19 +148,46 @@ class _Hashing:
         return self.f.write(data)
 
 
+def _open_url(url: str):
+    request = urllib.request.Request(url, headers={"User-Agent": "denoiser-compare"})
+    return urllib.request.urlopen(request, timeout=60)
+
+
+def _copy_member(archive_file, source: Source, out) -> None:
+    """Copy ``source.member`` of the archive open in ``archive_file`` (zip, or tar of any
+    compression tarfile reads) into ``out``. Nothing is written to disk under the member's name;
+    a member that is not a regular file (a link, a folder) is refused."""
+    if zipfile.is_zipfile(archive_file):
+        with zipfile.ZipFile(archive_file) as archive, archive.open(source.member) as member:
+            shutil.copyfileobj(member, out)
+        return
+    archive_file.seek(0)
+    with tarfile.open(fileobj=archive_file, mode="r:*") as archive:
+        info = archive.getmember(source.member)
+        if not info.isfile():
+            raise tarfile.TarError(f"member {source.member} is not a regular file")
+        with archive.extractfile(info) as member:
+            shutil.copyfileobj(member, out)
+
+
 def _download(source: Source, spec: FileSpec, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_parts(target, STALE_PART_SECONDS)
     with atomic_write(target) as raw:  # checked before the rename: a bad download never lands
         out = _Hashing(raw)
-        request = urllib.request.Request(source.url, headers={"User-Agent": "denoiser-compare"})
-        with urllib.request.urlopen(request, timeout=60) as response:
-            if source.member is None:
+        if source.member is None:
+            with _open_url(source.url) as response:
                 shutil.copyfileobj(response, out)
-            else:
-                archive = zipfile.ZipFile(io.BytesIO(response.read()))
-                with archive.open(source.member) as member:
-                    shutil.copyfileobj(member, out)
+        else:  # the archive goes to an unnamed temporary file, removed whatever happens
+            with tempfile.TemporaryFile(dir=target.parent) as archive_file:
+                archive = _Hashing(archive_file)
+                with _open_url(source.url) as response:
+                    shutil.copyfileobj(response, archive)
+                if source.sha256 is not None and archive.digest.hexdigest() != source.sha256:
+                    raise ChecksumError(f"{source.url}: archive sha256 is {archive.digest.hexdigest()}, "
+                                        f"expected {source.sha256}")
+                archive_file.seek(0)
+                _copy_member(archive_file, source, out)
         actual = out.digest.hexdigest()
         if actual != spec.sha256:
             raise ChecksumError(f"{source.url}: sha256 is {actual}, expected {spec.sha256}")

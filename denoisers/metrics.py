@@ -1,4 +1,5 @@
 """The evaluation protocol (docs/evaluation.md) in one place: noise, quantisation, PSNR, SSIM;
+the perceptual distances LPIPS and DISTS (networks in ``perceptual.py``, imported on first use);
 the detail measure; the noise estimate for inputs that come already noisy."""
 from __future__ import annotations
 
@@ -122,6 +123,43 @@ def estimate_noise_sigma(image: np.ndarray, rounds: int = 3) -> float:
             per_channel.append(value)
         sigma = float(np.mean(per_channel))
     return sigma
+
+
+def _check_perceptual_pair(a: np.ndarray, b: np.ndarray, name: str) -> None:
+    from .perceptual import MIN_SIDE
+
+    for label, x in (("reference", a), ("image", b)):
+        if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 3 or x.shape[-1] != 3:
+            got = f"{x.dtype} {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__
+            raise ValueError(f"{name} takes H x W x 3 uint8 RGB arrays; the {label} is {got}")
+    if a.shape != b.shape:
+        raise ValueError(f"{name} takes two images of one size; shapes differ: {a.shape} vs {b.shape}")
+    if min(a.shape[:2]) < MIN_SIDE:
+        raise ValueError(f"{name} takes images of at least {MIN_SIDE} x {MIN_SIDE} pixels, got "
+                         f"{a.shape[1]} x {a.shape[0]}")
+
+
+def lpips(reference: np.ndarray, image: np.ndarray, net: str = "alex") -> float:
+    """LPIPS v0.1 (Zhang et al. 2018) of two H x W x 3 uint8 RGB arrays of one size, at least
+    32 x 32: a learned distance of deep features, 0 for identical images, lower is closer.
+    ``net`` is ``"alex"`` (AlexNet trunk, the usual choice) or ``"vgg"`` (VGG16).
+    Weights: manifest entries ``lpips_alex`` / ``lpips_vgg`` (``denoisers/perceptual.py``)."""
+    from . import perceptual
+
+    if net not in perceptual.NETS:
+        raise ValueError(f"lpips net must be one of {', '.join(map(repr, perceptual.NETS))}, got {net!r}")
+    _check_perceptual_pair(reference, image, "lpips")
+    return perceptual.lpips(reference, image, net)
+
+
+def dists(reference: np.ndarray, image: np.ndarray) -> float:
+    """DISTS (Ding et al. 2020) of two H x W x 3 uint8 RGB arrays of one size, at least 32 x 32:
+    structure and texture similarity of VGG16 features, about 0 for identical images (to
+    1e-7), lower is closer; tolerant of resampled texture. Weights: ``dists`` and ``lpips_vgg``."""
+    from . import perceptual
+
+    _check_perceptual_pair(reference, image, "dists")
+    return perceptual.dists(reference, image)
 
 
 def _check_pair(a: np.ndarray, b: np.ndarray) -> None:

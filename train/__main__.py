@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             bench(cfg, args.phase, data, args.steps, args.warmup, args.device, not args.random_vgg,
                   args.batches, [m for m in args.compile_modes.split(",") if m])
             return 0
-        from .loop import run
+        from .loop import train_phase
 
         data = resolve_images(args.data)
         eval_paths: list[Path] = []
@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                 eval_paths = resolve_images(args.eval_data, limit=cfg.eval_images, download=False)
             except (FileNotFoundError, RuntimeError) as exc:
                 print(f"no periodic evaluation: {exc}", file=sys.stderr)
-        run(cfg, args.command, data, args.out, init=args.init, eval_paths=eval_paths, device=args.device,
-            pretrained_vgg=not args.random_vgg, steps=args.steps)
+        train_phase(cfg, args.command, data, args.out, init=args.init, eval_paths=eval_paths, device=args.device,
+                    pretrained_vgg=not args.random_vgg, steps=args.steps)
     except (ConfigError, FileNotFoundError, CheckpointError, ImageReadError, FetchError, WeightsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

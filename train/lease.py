@@ -307,7 +307,7 @@ def device(out: Path, plan: list[PhasePlan], cfg, work: Path, stage_dir: Path = 
     """Train the plan, then put the results into ``out`` within the GPU job's output limits.
     ``plan_choice``: why an ``auto`` plan became this phase (kept in summary.json)."""
     from .data import resolve_images
-    from .loop import run
+    from .loop import train_phase
 
     if init is not None and Path(init).resolve().is_relative_to(work.resolve()):
         raise LeaseError(f"--init {init} is inside --work {work}, which this job clears first: "
@@ -332,7 +332,7 @@ def device(out: Path, plan: list[PhasePlan], cfg, work: Path, stage_dir: Path = 
     for step in plan:
         folder = work / step.phase
         try:
-            run(cfg.replace(minutes=step.minutes), step.phase, data, folder, init=previous, eval_paths=kodak)
+            train_phase(cfg.replace(minutes=step.minutes), step.phase, data, folder, init=previous, eval_paths=kodak)
             gen = folder / "generator.pt"
             _add_extra(gen, extra)
             results[f"{METHODS[step.phase]}.pt"] = gen
@@ -434,7 +434,7 @@ def kodak_psnr_inprocess(path: Path, sigma: float, limit: int | None) -> Measure
     from denoisers.nets.idresnet import IDResNetGenerator
 
     from .checkpoint import generator_state
-    from .loop import evaluate, load_eval_images
+    from .evaluation import evaluate, load_eval_images
 
     state, meta = generator_state(path)
     g = IDResNetGenerator(**meta["arch"])

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from .fetch import ChecksumError, FileSpec, Source, cache_root, locate, mirror_folders, verify
+from .files import write_text
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "weights"
 MANIFEST = ASSETS / "manifest.json"
@@ -57,6 +58,30 @@ class WeightsEntry:
     def spec(self) -> FileSpec:
         return FileSpec(self.file, self.sha256, self.sources, self.size)
 
+    def to_manifest(self) -> dict[str, Any]:
+        """The entry as ``manifest.json`` holds it (``read_manifest`` reads it back equal):
+        its key is the manifest's key, and fields at their defaults are left out."""
+        item: dict[str, Any] = {}
+        for name in MANIFEST_ORDER:
+            value = getattr(self, name)
+            if value == _DEFAULTS.get(name, object()):
+                continue
+            if name == "sources":
+                value = [{"url": s.url, **({"member": s.member} if s.member else {})} for s in value]
+            elif name == "sigma_range":
+                value = list(value)
+            elif name == "arch":
+                value = dict(value)
+            item[name] = value
+        return item
+
+
+#: The order of an entry's fields in ``manifest.json``.
+MANIFEST_ORDER = ("method", "file", "sha256", "size", "bundled", "sources", "license", "source", "trained_on",
+                  "sigma", "arch", "sigma_range", "init_sha256")
+#: Fields left out of an entry when they hold these (the dataclass defaults).
+_DEFAULTS = {"sources": (), "size": None, "bundled": False, "sigma_range": None, "init_sha256": None}
+
 
 def read_manifest(path: Path) -> dict[str, WeightsEntry]:
     raw = json.loads(Path(path).read_text())
@@ -71,6 +96,14 @@ def read_manifest(path: Path) -> dict[str, WeightsEntry]:
             item["sigma_range"] = (lo, hi)
         entries[key] = WeightsEntry(key=key, **item)
     return entries
+
+
+def write_manifest(path: Path, entries: dict[str, WeightsEntry]) -> None:
+    """Replace ``path`` (atomically) with ``entries``, in the order given."""
+    for key, entry in entries.items():
+        if key != entry.key:
+            raise ValueError(f"manifest key {key!r} holds the entry of {entry.key!r}")
+    write_text(path, json.dumps({k: e.to_manifest() for k, e in entries.items()}, indent=2) + "\n")
 
 
 @lru_cache(maxsize=1)

@@ -22,9 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from denoisers.nets.idresnet import IDResNetGenerator  # noqa: E402
 from denoisers.weights import ASSETS  # noqa: E402
 from train import checkpoint as ckpt  # noqa: E402
-from train.__main__ import resolve_images  # noqa: E402
 from train.config import preset  # noqa: E402
-from train.data import BatchMaker, load_bank  # noqa: E402
+from train.data import BatchMaker, load_bank, resolve_images  # noqa: E402
 from train.loop import adam, lr_at  # noqa: E402
 from train.losses import pixel_loss  # noqa: E402
 

@@ -18,11 +18,15 @@ from PIL import Image
 
 from denoisers.nets.idresnet import IDResNetGenerator
 from train import checkpoint as ckpt
+from train.budget import plan_total_steps
 from train.config import TINY, Config, ConfigError, from_dict, load_yaml, preset, save_yaml
 from train.data import BatchMaker, load_bank
 from train.discriminator import Discriminator, check_state_dict, feature_side
+from train.distributed import Dist
+from train.loop import lr_at, prepare, train_phase
 from train.losses import d_fake_loss, d_real_loss, g_adversarial_loss
-from train.loop import Dist, d_step, g_step, lr_at, plan_total_steps, prepare, run, truncate_metrics
+from train.records import truncate_metrics
+from train.steps import d_step, g_step
 
 # Generous: a guard against hangs, not a speed check (a busy 2-core machine runs these slowly).
 pytestmark = pytest.mark.timeout(600)
@@ -265,7 +269,7 @@ def test_vgg19_relu5_4_features_see_content_not_noise():
 @pytest.fixture(scope="module")
 def mse_run(train_images, eval_image, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("mse")
-    run(tiny(lr=1e-3, log_every=1, eval_every=30), "mse", train_images, out, eval_paths=eval_image, steps=60,
+    train_phase(tiny(lr=1e-3, log_every=1, eval_every=30), "mse", train_images, out, eval_paths=eval_image, steps=60,
         bar=False)
     return out
 
@@ -300,7 +304,7 @@ def test_generator_export_is_self_describing_and_unwrapped(mse_run):
 
 def test_gan_phase_runs_end_to_end(mse_run, train_images, tmp_path):
     pretrained = bool(os.environ.get("DENOISERS_WEIGHTS_MIRROR"))
-    out = run(tiny(log_every=2), "gan", train_images, tmp_path, init=mse_run, steps=4, bar=False,
+    out = train_phase(tiny(log_every=2), "gan", train_images, tmp_path, init=mse_run, steps=4, bar=False,
               pretrained_vgg=pretrained)
     rows = records(out)
     assert [r["step"] for r in rows] == [2, 4]
@@ -311,7 +315,7 @@ def test_gan_phase_runs_end_to_end(mse_run, train_images, tmp_path):
     export = torch.load(out / "generator.pt", weights_only=True)
     assert export["method"] == "idgan" and export["steps"] == 64 and export["phase_steps"] == 4
     with pytest.raises(ConfigError, match="--init"):
-        run(tiny(), "gan", train_images, tmp_path / "no-init", steps=2)
+        train_phase(tiny(), "gan", train_images, tmp_path / "no-init", steps=2)
 
 
 @pytest.mark.parametrize("phase", ["mse", "gan"])
@@ -319,11 +323,11 @@ def test_resume_continues_bit_identically(phase, mse_run, train_images, tmp_path
     cfg = tiny(log_every=1, ckpt_every=4)
     init = mse_run if phase == "gan" else None
     kw = dict(init=init, steps=10, bar=False, pretrained_vgg=False)
-    straight = run(cfg, phase, train_images, tmp_path / "straight", **kw)
+    straight = train_phase(cfg, phase, train_images, tmp_path / "straight", **kw)
     broken = tmp_path / "broken"
-    run(cfg, phase, train_images, broken, stop_after=6, **kw)  # dies after step 6; last.pt is at 4
+    train_phase(cfg, phase, train_images, broken, stop_after=6, **kw)  # dies after step 6; last.pt is at 4
     assert torch.load(broken / "last.pt", weights_only=True)["step"] == 4
-    run(cfg, phase, train_images, broken, **kw)  # resumes from step 4
+    train_phase(cfg, phase, train_images, broken, **kw)  # resumes from step 4
     a, b = records(straight), records(broken)
     assert [r["step"] for r in b] == list(range(1, 11))
     for ra, rb in zip(a, b):
@@ -335,18 +339,18 @@ def test_resume_continues_bit_identically(phase, mse_run, train_images, tmp_path
 
 
 def test_resume_refuses_a_changed_config(mse_run, train_images, tmp_path):
-    run(tiny(), "mse", train_images, tmp_path, steps=2, bar=False)
+    train_phase(tiny(), "mse", train_images, tmp_path, steps=2, bar=False)
     with pytest.raises(ConfigError, match="crop"):
-        run(tiny(crop=48), "mse", train_images, tmp_path, steps=4, bar=False)
+        train_phase(tiny(crop=48), "mse", train_images, tmp_path, steps=4, bar=False)
     with pytest.raises(ConfigError, match="lr_warmup"):
-        run(tiny(lr_warmup=5), "mse", train_images, tmp_path, steps=4, bar=False)
+        train_phase(tiny(lr_warmup=5), "mse", train_images, tmp_path, steps=4, bar=False)
     # A refused resume leaves the folder's config.yaml describing what is in it.
     assert load_yaml(tmp_path / "config.yaml") == tiny()
     # A checkpoint written before a config key existed resumes with that key's default.
     state = torch.load(tmp_path / "last.pt", weights_only=True)
     del state["config"]["lr_warmup"]
     torch.save(state, tmp_path / "last.pt")
-    run(tiny(), "mse", train_images, tmp_path, steps=4, bar=False)
+    train_phase(tiny(), "mse", train_images, tmp_path, steps=4, bar=False)
     assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == 4
 
 
@@ -376,17 +380,55 @@ def test_a_diverging_run_stops_without_writing_weights(train_images, train_folde
     from train.loop import TrainingDiverged
 
     with pytest.raises(TrainingDiverged, match="non-finite"):
-        run(tiny(lr=1e6, log_every=2, ckpt_every=100), "mse", train_images, tmp_path / "a", steps=20, bar=False)
+        train_phase(tiny(lr=1e6, log_every=2, ckpt_every=100), "mse", train_images, tmp_path / "a", steps=20, bar=False)
     assert not (tmp_path / "a" / "generator.pt").exists() and not (tmp_path / "a" / "last.pt").exists()
     # Caught between log lines as well: checked before every checkpoint and before the export.
     with pytest.raises(TrainingDiverged):
-        run(tiny(lr=1e6, log_every=100, ckpt_every=7), "mse", train_images, tmp_path / "b", steps=20, bar=False)
+        train_phase(tiny(lr=1e6, log_every=100, ckpt_every=7), "mse", train_images, tmp_path / "b", steps=20, bar=False)
     assert not (tmp_path / "b" / "last.pt").exists()
     argv = ["mse", "--preset", "tiny", "--data", str(train_folder), "--out", str(tmp_path / "c"), "--no-eval",
             "--steps", "20", "--set", "lr=1.0e+6"]
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "non-finite" in err and not (tmp_path / "c" / "generator.pt").exists()
+
+
+def test_the_check_before_a_checkpoint_sees_the_steps_since_the_last_one():
+    """A log line starts a new window of sums; the finiteness check before a checkpoint still
+    sees every step since the last checkpoint, the ones already logged included."""
+    from train.loop import LossSums
+
+    sums = LossSums()
+    for value in (1.0, math.nan, 2.0):
+        sums.add({"l_g_pix": torch.tensor(value)})
+    means, _ = sums.take_window()  # a log line at this step
+    assert math.isnan(means["l_g_pix"])
+    sums.add({"l_g_pix": torch.tensor(3.0)})
+    assert sums.take_window()[0] == {"l_g_pix": 3.0}
+    assert math.isnan(sums.take_since_checkpoint()["l_g_pix"])  # not reset by the log lines
+    sums.add({"l_g_pix": torch.tensor(4.0)})
+    assert sums.take_since_checkpoint() == {"l_g_pix": 4.0}  # reset by the check itself
+
+
+def test_a_nan_loss_in_the_last_interval_before_a_checkpoint_is_caught(train_images, tmp_path, monkeypatch):
+    """Step 5 returns a NaN loss; no log line falls between it and the checkpoint at step 6,
+    which is refused: last.pt stays the one of step 3 and nothing is exported."""
+    from train import steps
+    from train.loop import TrainingDiverged
+
+    real = steps.STEPS["mse"]
+
+    def nan_at_step_5(state, noisy, target):
+        losses = real(state, noisy, target)
+        return {k: v * math.nan for k, v in losses.items()} if state.step == 4 else losses
+
+    monkeypatch.setitem(steps.STEPS, "mse", nan_at_step_5)
+    out = tmp_path / "run"
+    with pytest.raises(TrainingDiverged, match="non-finite by step 6"):
+        train_phase(tiny(log_every=4, ckpt_every=3), "mse", train_images, out, steps=12, bar=False)
+    assert torch.load(out / "last.pt", weights_only=True)["step"] == 3
+    assert not (out / "generator.pt").exists()
+    assert [r["step"] for r in records(out)] == [4]  # the log line before the NaN step
 
 
 def test_cli_refuses_bad_runs_before_training(train_folder, tmp_path, capsys):
@@ -434,8 +476,8 @@ def test_a_compiled_generator_trains_saves_and_resumes_like_an_eager_one(train_i
     # the checkpoint and the export must hold plain keys, and a compiled run must resume.
     cfg = tiny(compile="default", log_every=1, ckpt_every=2)
     out = tmp_path / "compiled"
-    run(cfg, "mse", train_images, out, steps=4, bar=False, stop_after=2)
-    run(cfg, "mse", train_images, out, steps=4, bar=False)
+    train_phase(cfg, "mse", train_images, out, steps=4, bar=False, stop_after=2)
+    train_phase(cfg, "mse", train_images, out, steps=4, bar=False)
     assert [r["step"] for r in records(out)] == [1, 2, 3, 4]
     state = torch.load(out / "last.pt", weights_only=True)
     export = torch.load(out / "generator.pt", weights_only=True)
@@ -456,19 +498,19 @@ def test_a_compile_error_falls_back_to_eager_instead_of_failing_the_phase(train_
     torch._dynamo.reset()  # no graph cached by an earlier test, and none left for a later one
     request.addfinalizer(torch._dynamo.reset)
     out = tmp_path / "fallback"
-    run(tiny(compile="default", log_every=1), "mse", train_images, out, steps=2, bar=False)
+    train_phase(tiny(compile="default", log_every=1), "mse", train_images, out, steps=2, bar=False)
     assert [r["step"] for r in records(out)] == [1, 2]
     assert torch.load(out / "generator.pt", weights_only=True)["state_dict"]
 
 
 def test_the_in_run_evaluation_runs_without_tf32_and_restores_it(monkeypatch):
     """Training may use cuDNN's TF32 convolutions; the in-run PSNR (fp32 by the protocol) may not."""
-    from train import loop
+    from train import evaluation
 
     seen = []
-    monkeypatch.setattr(loop, "_evaluate", lambda *a: seen.append(torch.backends.cudnn.allow_tf32) or {})
+    monkeypatch.setattr(evaluation, "_evaluate", lambda *a: seen.append(torch.backends.cudnn.allow_tf32) or {})
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
-    loop.evaluate(None, [], (25.0,), torch.device("cpu"))
+    evaluation.evaluate(None, [], (25.0,), torch.device("cpu"))
     assert seen == [False] and torch.backends.cudnn.allow_tf32 is True
 
 

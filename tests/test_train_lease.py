@@ -17,7 +17,9 @@ import pandas as pd
 import pytest
 import torch
 
-from train import lease, leaselog
+from denoisers.fetch import sha256_of
+from train import lease, leaselog, modelcard
+from train.lease import importing
 from train.config import TINY
 from train.lease import LeaseError
 
@@ -125,13 +127,13 @@ def test_import_reads_the_evaluate_cli_results_and_checks_the_weights(monkeypatc
             w.writerow(["kodim01.png", "dncnn", "25", "0", "20.0", "0.8", "1.0", "zzz", "1", "100"])
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
-    monkeypatch.setattr(lease.subprocess, "run", fake_run)
+    monkeypatch.setattr(importing.subprocess, "run", fake_run)
     results = tmp_path / "kodak24"
     measured = lease.kodak_psnr_cli("idresnet", 25.0, "abc", 2, results)
     assert measured == (31.0, 2, pytest.approx(80 / 400))  # detail: mean energy over the clean images'
     assert calls[0][1:5] == ["-m", "denoisers.evaluate", "--data", "kodak24"] and calls[0][-2:] == ["--limit", "2"]
     assert calls[0][calls[0].index("--out") + 1] == str(results)  # the rows stay for docs/results
-    assert "detail 0.20 (2 images)" in lease._measured_text(measured)
+    assert "detail 0.20 (2 images)" in modelcard.measured_text(measured)
     with pytest.raises(LeaseError, match="not the imported"):
         lease.kodak_psnr_cli("idresnet", 25.0, "other", None, results)
 
@@ -197,13 +199,13 @@ def test_runbook_dry_run_stage_device_import_log(tmp_path, monkeypatch):
                         str(tmp_path / "work" / "mse")) == 0
     assert sorted(p.name for p in out2.iterdir()) == ["idgan.pt", "log.txt", "metrics_gan.jsonl", "summary.json"]
     chained = json.loads((out2 / "summary.json").read_text())
-    assert chained["init_sha256"] == lease._sha256(out / "idresnet.pt") and chained["init_run_folder"]
+    assert chained["init_sha256"] == sha256_of(out / "idresnet.pt") and chained["init_run_folder"]
     assert torch.load(out2 / "idgan.pt", weights_only=True)["steps"] == 33
 
     # Else (the machine went back): restage with the returned IDResNet (MSE only: no VGG).
     again = lease.stage(tmp_path / "stage2", kodak=1, vgg=False, init=out / "idresnet.pt")
     info = json.loads((again / "stage.json").read_text())
-    assert info["init"]["sha256"] == lease._sha256(out / "idresnet.pt") and info["init"]["steps"] == 30
+    assert info["init"]["sha256"] == sha256_of(out / "idresnet.pt") and info["init"]["steps"] == 30
     assert not (again / "weights").exists()
     assert lease.resolve_init("auto", cfg, tmp_path / "no-assets", again) == str(again / lease.STAGED_INIT)
     with pytest.raises(LeaseError, match="inside"):
@@ -214,7 +216,6 @@ def test_runbook_dry_run_stage_device_import_log(tmp_path, monkeypatch):
     monkeypatch.setenv("DENOISERS_DATA_MIRROR", str(staged / "datasets"))
     assets = tmp_path / "assets"
     assets.mkdir()
-    from denoisers.fetch import sha256_of
     from denoisers.weights import MANIFEST, read_manifest
 
     (assets / "manifest.json").write_text(MANIFEST.read_text())
@@ -227,6 +228,8 @@ def test_runbook_dry_run_stage_device_import_log(tmp_path, monkeypatch):
     entry = manifest["idgan_s25"]
     assert entry["bundled"] and entry["sigma"] == 25 and entry["arch"] == TINY.arch
     assert entry["sha256"] == sha256_of(assets / "idgan_s25.pt")
+    assert entry["init_sha256"] == sha256_of(assets / "idresnet_s25.pt")  # this job's phase 1
+    assert "init_sha256" not in manifest["idresnet_s25"]
     card = (assets / "idgan_s25.md").read_text()
     for text in ("sha256", "CBSD432", "30 MSE steps then 3 GAN steps", "Kodak24 PSNR", "commit", "hardware",
                  "Kodak detail during training | sigma 25: "):
@@ -236,7 +239,7 @@ def test_runbook_dry_run_stage_device_import_log(tmp_path, monkeypatch):
     assert lease.import_results(out2, assets, [25], psnr="skip") == ["idgan_s25.pt"]
     card = (assets / "idgan_s25.md").read_text()
     assert (f"| started from | the bundled `idresnet_s25.pt` (its float32 weights, from the same machine), "
-            f"sha256 `{lease._sha256(assets / 'idresnet_s25.pt')}` (30 MSE steps) |") in card
+            f"sha256 `{sha256_of(assets / 'idresnet_s25.pt')}` (30 MSE steps) |") in card
     assert read_manifest(assets / "manifest.json")["idresnet_s25"].file == "idresnet_s25.pt"
 
     # The Leases log entry.
@@ -277,21 +280,22 @@ def _meta(method: str, steps: int, phase_steps: int) -> dict:
 
 def test_cards_say_which_generator_a_run_started_from(tmp_path):
     gan = _meta("idgan", 12059, 2990)
-    assert lease._bundled_start(tmp_path, gan) is None  # no bundled IDResNet to compare with
+    assert importing.bundled_start(tmp_path, gan) is None  # no bundled IDResNet to compare with
     torch.save(_meta("idresnet", 9069, 9069), tmp_path / "idresnet_s20-55.pt")
-    assert "bundled `idresnet_s20-55.pt` (9069 MSE steps)" in lease._bundled_start(tmp_path, gan)
+    assert "bundled `idresnet_s20-55.pt` (9069 MSE steps)" in importing.bundled_start(tmp_path, gan)
     torch.save(_meta("idresnet", 14813, 5744), tmp_path / "idresnet_s20-55.pt")  # trained on after the GAN began
-    note = lease._bundled_start(tmp_path, gan)
+    note = importing.bundled_start(tmp_path, gan)
     assert "after 9069 MSE steps" in note and "to 14813 steps afterwards" in note
-    assert lease._bundled_start(tmp_path, _meta("idresnet", 9069, 9069)) is None
+    assert importing.bundled_start(tmp_path, _meta("idresnet", 9069, 9069)) is None
     # A GAN-only job that started from a file is judged by its sha256, not by step counts.
     gan_job = {"plan": [{"phase": "gan", "minutes": 2}], "init_sha256": "b" * 64}
-    assert "not the bundled `idresnet_s20-55.pt` (14813 steps)" in lease._bundled_start(tmp_path, gan, gan_job)
-    gan_job["init_sha256"] = lease._sha256(tmp_path / "idresnet_s20-55.pt")
-    assert lease._bundled_start(tmp_path, gan, gan_job).startswith("the bundled `idresnet_s20-55.pt`, sha256")
+    assert "not the bundled `idresnet_s20-55.pt` (14813 steps)" in importing.bundled_start(tmp_path, gan, gan_job)
+    gan_job["init_sha256"] = sha256_of(tmp_path / "idresnet_s20-55.pt")
+    assert importing.bundled_start(tmp_path, gan, gan_job).startswith("the bundled `idresnet_s20-55.pt`, sha256")
 
     def card(meta, summary, started_from=None):
-        return lease.model_card("x.pt", "d" * 64, meta, [], summary, {}, "skip", None, started_from)
+        return modelcard.render(modelcard.from_run("x.pt", "d" * 64, meta, [], summary, {}, "skip", None,
+                                                   started_from))
 
     mse_job = {"plan": [{"phase": "mse", "minutes": 3}], "init_sha256": "a" * 64}
     assert f"| started from | the generator with sha256 `{'a' * 64}` |" in card(_meta("idresnet", 14813, 5744), mse_job)
@@ -308,31 +312,79 @@ def test_cards_say_which_generator_a_run_started_from(tmp_path):
 
 
 def test_a_new_idresnet_refreshes_what_the_bundled_idgans_card_says_of_its_start(tmp_path):
+    """The refresh works from the card's facts: the old card text is not read (here it is
+    garbage) and is replaced by a card rendered again from the facts."""
     gan_card = tmp_path / "idgan_s20-55.md"
+    gan = _meta("idgan", 12059, 2990)  # fine-tuned after 9069 MSE steps
+    torch.save(gan, tmp_path / "idgan_s20-55.pt")
 
-    def bundle(idresnet_steps: int, started_from: str) -> str:
+    def bundle(idresnet_steps: int, start_sha256: str | None = None, run_folder: bool = False) -> str:
         torch.save(_meta("idresnet", idresnet_steps, 5000), tmp_path / "idresnet_s20-55.pt")
-        gan_card.write_text(f"# idgan\n\n| | |\n|---|---|\n| started from | {started_from} |\n| date | today |\n")
-        lease._refresh_gan_card(tmp_path, "s20-55")
+        modelcard.write(tmp_path, modelcard.CardFacts("idgan_s20-55.pt", "e" * 64, gan, started_from="stale",
+                                                      start_sha256=start_sha256, start_run_folder=run_folder))
+        gan_card.write_text("not a card any more")
+        lease.refresh_gan_card(tmp_path, "s20-55")
         return gan_card.read_text()
 
-    torch.save(_meta("idgan", 12059, 2990), tmp_path / "idgan_s20-55.pt")  # fine-tuned after 9069 MSE steps
-    text = bundle(35249, "the bundled `idresnet_s20-55.pt` (9069 MSE steps)")
+    text = bundle(35249)
     assert ("| started from | an IDResNet after 9069 MSE steps; the bundled `idresnet_s20-55.pt` trained on to "
-            "35249 steps afterwards, so this IDGAN's PSNR cost against it includes that difference |\n| date | today |"
+            "35249 steps afterwards, so this IDGAN's PSNR cost against it includes that difference |\n| loss |"
             in text)
-    assert bundle(9069, "an IDResNet after 9069 MSE steps; the bundled file trained on").count(
-        "| started from | the bundled `idresnet_s20-55.pt` (9069 MSE steps) |") == 1
+    assert "not a card" not in text and text.startswith("# idgan_s20-55.pt: IDGAN")
+    assert bundle(9069).count("| started from | the bundled `idresnet_s20-55.pt` (9069 MSE steps) |") == 1
     # A start named by its sha256 is judged by it: the same file, then another one.
-    sha = lease._sha256(tmp_path / "idresnet_s20-55.pt")
-    text = bundle(9069, f"the IDResNet with sha256 `{sha}` (9069 MSE steps), not the bundled one")
+    sha = sha256_of(tmp_path / "idresnet_s20-55.pt")
+    text = bundle(9069, sha)
     assert f"| started from | the bundled `idresnet_s20-55.pt`, sha256 `{sha}` (9069 MSE steps) |" in text
-    text = bundle(20000, f"the bundled `idresnet_s20-55.pt` (its float32 weights, from the same machine), "
-                         f"sha256 `{sha}` (9069 MSE steps)")
+    text = bundle(9069, sha, run_folder=True)
+    assert (f"| started from | the bundled `idresnet_s20-55.pt` (its float32 weights, from the same machine), "
+            f"sha256 `{sha}` (9069 MSE steps) |") in text
+    text = bundle(20000, sha, run_folder=True)
     assert f"| started from | the IDResNet with sha256 `{sha}` (9069 MSE steps), not the bundled" in text
+    assert modelcard.read(tmp_path, "idgan_s20-55.pt").started_from.startswith("the IDResNet with sha256")
     gan_card.unlink()
-    lease._refresh_gan_card(tmp_path, "s20-55")  # no card, nothing to refresh
+    modelcard.facts_path(tmp_path, "idgan_s20-55.pt").unlink()
+    lease.refresh_gan_card(tmp_path, "s20-55")  # no facts, nothing to refresh
     assert not gan_card.exists()
+
+
+def test_a_card_is_rendered_from_its_facts_and_they_round_trip(tmp_path):
+    meta = {**_meta("idgan", 12059, 2990), "device": "NVIDIA H200", "torch": "2.11", "created": "2026-12-04",
+            "commit": "c" * 40, "state_dict": {"w": torch.zeros(1)}}
+    metrics = [{"event": "eval", "step": 0, "images": ["a.png", "b.png"], "psnr_s25": 30.0, "detail_s25": 0.5},
+               {"event": "eval", "step": 5, "images": ["a.png", "b.png"], "psnr_s25": 30.5, "detail_s25": 0.6},
+               {"event": "eval", "step": 9, "images": ["a.png", "b.png"], "psnr_s25": 29.5, "detail_s25": 0.9},
+               {"event": "end", "step": 9, "seconds": 12.5, "it_s": 0.7}]
+    summary = {"plan": [{"phase": "gan", "minutes": 2}], "init_sha256": "a" * 64, "init_run_folder": True}
+    facts = modelcard.from_run("idgan_s20-55.pt", "d" * 64, meta, metrics, summary,
+                               {25.0: modelcard.Measured(30.12, 24, 0.95)}, "cli", None)
+    assert "state_dict" not in facts.meta and len(facts.evals) == 2  # the first and the last only
+    assert facts.start_sha256 == "a" * 64 and facts.start_run_folder
+    card = modelcard.render(facts)
+    for row in ("| sha256 | `" + "d" * 64 + "` |", "| steps | 9069 MSE steps then 2990 GAN steps, batch",
+                "| Kodak PSNR during training (2 images) | sigma 25: 30.00 -> 29.50 dB |",
+                "| Kodak detail during training | sigma 25: 0.50 -> 0.90 |",
+                "| training time | 12.5 s at 0.7 it/s |", "| hardware | NVIDIA H200, torch 2.11, fp32 |",
+                "| Kodak24 PSNR (CPU, `python -m denoisers.evaluate`) | sigma 25: 30.12 dB, detail 0.95 (24 images) |",
+                f"| started from | the generator with sha256 `{'a' * 64}` (its float32 weights"):
+        assert row in card, row
+    path = modelcard.write(tmp_path, facts)
+    assert path.read_text() == card and modelcard.read(tmp_path, "idgan_s20-55.pt") == facts
+    assert modelcard.render(facts.replace(hardware="GPU X")).count("| hardware | GPU X, torch 2.11") == 1
+    assert modelcard.read(tmp_path, "idresnet_s20-55.pt") is None
+
+
+def test_the_bundled_cards_are_their_facts_rendered():
+    """Each bundled card has its facts beside it, and rendering them gives the card as shipped."""
+    from denoisers.weights import ASSETS
+
+    cards = sorted(ASSETS.glob("*.md"))
+    assert cards
+    for card in cards:
+        facts = modelcard.read(ASSETS, card.with_suffix(".pt").name)
+        assert facts is not None, card.name
+        assert modelcard.render(facts) == card.read_text(), card.name
+        assert facts.sha256 == sha256_of(card.with_suffix(".pt"))
 
 
 def test_log_orders_the_phases_of_one_job_when_they_start_in_the_same_second(tmp_path):

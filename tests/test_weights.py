@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import zipfile
 from pathlib import Path
 
@@ -131,6 +132,28 @@ def test_manifest_entries_are_complete():
         assert len(entry.sha256) == 64 and entry.license and entry.source and entry.trained_on
         assert entry.bundled or entry.sources, f"{entry.key} has no way to be fetched"
         assert isinstance(entry.arch, dict)
+
+
+def test_an_entry_round_trips_through_the_manifest(tmp_path):
+    """``to_manifest`` writes each entry as the manifest holds it, field order included, and
+    ``read_manifest`` reads back equal entries: a rewritten manifest is the same file."""
+    raw = json.loads(weights.MANIFEST.read_text())
+    entries = weights.read_manifest(weights.MANIFEST)
+    for key, entry in entries.items():
+        assert json.dumps(entry.to_manifest()) == json.dumps(raw[key]), key
+    copy = tmp_path / "manifest.json"
+    weights.write_manifest(copy, entries)
+    assert copy.read_text() == weights.MANIFEST.read_text()
+    new = weights.WeightsEntry(key="idgan_s30", method="idgan", file="idgan_s20-40.pt", sha256="a" * 64,
+                               sigma=30, arch={"blocks": 2}, license="ours", source="trained here",
+                               trained_on="CBSD432", size=10, bundled=True, sigma_range=(20.0, 40.0),
+                               init_sha256="b" * 64)
+    item = new.to_manifest()
+    assert item["sigma_range"] == [20.0, 40.0] and "sources" not in item and item["init_sha256"] == "b" * 64
+    weights.write_manifest(copy, {"idgan_s30": new})
+    assert weights.read_manifest(copy) == {"idgan_s30": new}
+    with pytest.raises(ValueError, match="holds the entry of"):
+        weights.write_manifest(copy, {"other": new})
 
 
 def test_official_weights_load_from_the_mirror(weights_mirror):

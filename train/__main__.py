@@ -19,21 +19,8 @@ from denoisers.weights import WeightsError
 
 from .checkpoint import CheckpointError
 from .config import Config, ConfigError, load_yaml, parse_override, preset
+from .data import resolve_images
 from .loop import TrainingDiverged
-
-
-def resolve_images(spec: str, limit: int | None = None, download: bool = True) -> list[Path]:
-    """A folder of images, or a dataset name of ``denoisers.datasets`` (mirror, cache, download)."""
-    path = Path(spec)
-    if path.is_dir():
-        from denoisers.io import image_files
-
-        return image_files(path)[:limit]
-    from denoisers import datasets
-
-    if spec not in datasets.DATASETS:
-        raise FileNotFoundError(f"{spec!r} is neither a folder nor a dataset name ({', '.join(datasets.DATASETS)})")
-    return datasets.files(spec, download=download, limit=limit)
 
 
 def build_config(args: argparse.Namespace) -> Config:
@@ -104,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             bench(cfg, args.phase, data, args.steps, args.warmup, args.device, not args.random_vgg,
                   args.batches, [m for m in args.compile_modes.split(",") if m])
             return 0
-        from .loop import run
+        from .loop import train_phase
 
         data = resolve_images(args.data)
         eval_paths: list[Path] = []
@@ -113,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                 eval_paths = resolve_images(args.eval_data, limit=cfg.eval_images, download=False)
             except (FileNotFoundError, RuntimeError) as exc:
                 print(f"no periodic evaluation: {exc}", file=sys.stderr)
-        run(cfg, args.command, data, args.out, init=args.init, eval_paths=eval_paths, device=args.device,
-            pretrained_vgg=not args.random_vgg, steps=args.steps)
+        train_phase(cfg, args.command, data, args.out, init=args.init, eval_paths=eval_paths, device=args.device,
+                    pretrained_vgg=not args.random_vgg, steps=args.steps)
     except (ConfigError, FileNotFoundError, CheckpointError, ImageReadError, FetchError, WeightsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -15,7 +15,9 @@ import torch
 
 from .config import Config
 from .data import ImageBank, load_bank
-from .loop import STEPS, Dist, _sync, prepare, setup_distributed
+from .distributed import Dist, setup_distributed, sync
+from .loop import prepare
+from .steps import STEPS
 from .vgg import load_vgg19
 
 
@@ -41,23 +43,23 @@ def time_setting(name: str, cfg: Config, phase: str, bank: ImageBank, info: Dist
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        run, _ = prepare(cfg, phase, bank, info, Path(tmp), None, True, None, vgg)
-    run.total_steps = warmup + steps
+        state, _ = prepare(cfg, phase, bank, info, Path(tmp), None, True, None, vgg)
+    state.total_steps = warmup + steps
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     step_fn = STEPS[phase]
 
     def one(step: int) -> None:
-        noisy, target = run.batches.make(step)
-        step_fn(run, noisy.contiguous(memory_format=fmt), target.contiguous(memory_format=fmt))
+        noisy, target = state.batches.make(step)
+        step_fn(state, noisy.contiguous(memory_format=fmt), target.contiguous(memory_format=fmt))
 
     t0 = time.perf_counter()
     for s in range(warmup):
         one(s)
-    _sync(info.device)
+    sync(info.device)
     t1 = time.perf_counter()
     for s in range(warmup, warmup + steps):
         one(s)
-    _sync(info.device)
+    sync(info.device)
     t2 = time.perf_counter()
     it_s = steps / (t2 - t1)
     peak = torch.cuda.max_memory_allocated(info.device) / 2**30 if info.device.type == "cuda" else 0.0

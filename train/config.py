@@ -15,8 +15,6 @@ from typing import Any
 
 import yaml
 
-PHASES = ("mse", "gan")
-
 
 class ConfigError(ValueError):
     """An unknown key, a bad value, or an inconsistent combination of settings."""

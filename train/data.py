@@ -102,3 +102,17 @@ def _dihedral(x: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
     x = torch.where(flips[:, 0, None, None, None], x.flip(2), x)
     x = torch.where(flips[:, 1, None, None, None], x.flip(3), x)
     return torch.where(flips[:, 2, None, None, None], x.transpose(2, 3), x)
+
+
+def resolve_images(spec: str, limit: int | None = None, download: bool = True) -> list[Path]:
+    """A folder of images, or a dataset name of ``denoisers.datasets`` (mirror, cache, download)."""
+    path = Path(spec)
+    if path.is_dir():
+        from denoisers.io import image_files
+
+        return image_files(path)[:limit]
+    from denoisers import datasets
+
+    if spec not in datasets.DATASETS:
+        raise FileNotFoundError(f"{spec!r} is neither a folder nor a dataset name ({', '.join(datasets.DATASETS)})")
+    return datasets.files(spec, download=download, limit=limit)

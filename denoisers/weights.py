@@ -67,7 +67,8 @@ class WeightsEntry:
             if value == _DEFAULTS.get(name, object()):
                 continue
             if name == "sources":
-                value = [{"url": s.url, **({"member": s.member} if s.member else {})} for s in value]
+                value = [{"url": s.url, **({"member": s.member} if s.member else {}),
+                          **({"sha256": s.sha256} if s.sha256 else {})} for s in value]
             elif name == "sigma_range":
                 value = list(value)
             elif name == "arch":

@@ -200,7 +200,8 @@ class Denoiser(ABC):
                                    "not a whole number >= 0 and one >= 1")
             window = context_window((top, left, height, width), int(margin), int(align), noisy.shape)
         w_top, w_left, w_bottom, w_right = window
-        out = self._run(lambda x, s: self._denoise_window(x, s, window), noisy, sigma)
+        box = (top, left, height, width)
+        out = self._run(lambda x, s: self._denoise_window(x, s, window, box), noisy, sigma)
         out = self._checked_output(out, (w_bottom - w_top, w_right - w_left, 3))
         return np.ascontiguousarray(out[top - w_top: top - w_top + height, left - w_left: left - w_left + width])
 
@@ -210,10 +211,12 @@ class Denoiser(ABC):
         network's receptive radius) says so here. Called once the method is ready."""
         return self.region_margin, self.region_align
 
-    def _denoise_window(self, noisy: np.ndarray, sigma: float, window: tuple[int, int, int, int]) -> np.ndarray:
-        """The output for ``window = (top, left, bottom, right)`` of the validated whole input:
-        by default ``_denoise`` of that part alone. A method with statistics taken over the
-        whole image (CBM3D's colour transform) overrides it to take them from ``noisy``."""
+    def _denoise_window(self, noisy: np.ndarray, sigma: float, window: tuple[int, int, int, int],
+                        box: tuple[int, int, int, int]) -> np.ndarray:
+        """The output for ``window = (top, left, bottom, right)`` of the validated whole input,
+        which holds ``box``: by default ``_denoise`` of that part alone. A method with statistics
+        taken over the whole image (CBM3D's colour transform) overrides it to take them from
+        ``noisy``."""
         top, left, bottom, right = window
         return self._denoise(noisy[top:bottom, left:right], sigma)
 

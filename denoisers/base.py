@@ -5,6 +5,11 @@ scale, NOT clipped (additive noise strays outside [0, 1]), any H, W >= 16; and `
 the noise standard deviation on the 0-255 scale, in (0, 100]. It returns an HxWx3 float32
 array clipped to [0, 1]. A denoiser that is not ready (missing weights, say) raises
 ``NotReadyError`` from ``denoise``; it never returns its input or noise as a result.
+
+``Denoiser.denoise_region(noisy, sigma, box)`` takes the same input and ``box = (top, left,
+height, width)`` inside it, and returns that region of the output (height x width x 3 float32,
+clipped): what ``denoise`` would give there, computed from the region plus the context a
+method declares (``region_margin``), or from the whole image when it declares none.
 """
 from __future__ import annotations
 
@@ -83,6 +88,45 @@ def check_input(noisy: np.ndarray, sigma: float) -> float:
     return check_sigma(sigma)
 
 
+BOX_FORM = ("(top, left, height, width): four whole numbers, height and width at least 1, "
+            "the box inside the image")
+
+
+def check_box(box: object, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """Validate a region ``box`` for an image of ``shape`` (H, W, ...); returns it as four ints.
+    Raises ``ValueError`` naming the accepted form."""
+    try:
+        values = tuple(box)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError(f"box must be {BOX_FORM}; got {box!r}") from None
+    if len(values) != 4 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+                                   for v in values):
+        raise ValueError(f"box must be {BOX_FORM}; got {box!r}")
+    top, left, height, width = (int(v) for v in values)
+    image_h, image_w = shape[:2]
+    if height < 1 or width < 1 or top < 0 or left < 0 or top + height > image_h or left + width > image_w:
+        raise ValueError(f"box {(top, left, height, width)} is not inside the {image_w}x{image_h} image "
+                         f"(width x height); box must be {BOX_FORM}")
+    return top, left, height, width
+
+
+def context_window(box: tuple[int, int, int, int], margin: int, align: int,
+                   shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """The window ``(top, left, bottom, right)`` (ends excluded) run to get ``box``: the box
+    plus ``margin`` pixels each side, clamped to the image, starting at multiples of ``align``
+    and at least ``MIN_SIZE`` a side (the contract's smallest input)."""
+    spans = []
+    for start, length, size in ((box[0], box[2], shape[0]), (box[1], box[3], shape[1])):
+        low = max(start - margin, 0) // align * align
+        high = min(start + length + margin, size)
+        if high - low < MIN_SIZE:
+            high = min(low + MIN_SIZE, size)
+            low = min(low, (high - MIN_SIZE) // align * align)
+        spans.append((low, high))
+    (top, bottom), (left, right) = spans
+    return top, left, bottom, right
+
+
 def same_output(a_u8: np.ndarray, b_u8: np.ndarray, bit_exact: bool = True) -> bool:
     """Whether two 8-bit outputs of one method on one input agree: identical, or for a method
     that is not ``bit_exact``, at most one step apart in under 0.5% of the values."""
@@ -109,6 +153,13 @@ class Denoiser(ABC):
     #: ``_denoise`` never writes into its input, so it needs no copy of it (a method of one's
     #: own gets one, so that a write cannot change what the next method is given).
     leaves_input_alone: ClassVar[bool] = False
+    #: Pixels of context on each side that one output pixel depends on: ``denoise_region`` runs
+    #: the region plus this much. None (the default, a method that declares none): the whole
+    #: image is run and the region cut out of it, which is correct but not faster.
+    region_margin: ClassVar[int | None] = None
+    #: The window ``denoise_region`` runs starts at multiples of this (2 for a method on a 2x2
+    #: pixel-unshuffled grid, whose output changes if the grid moves by one pixel).
+    region_align: ClassVar[int] = 1
 
     def readiness(self, sigma: float | None = None) -> Readiness:
         """Whether ``denoise`` can run (at ``sigma``, if given), and why not. Never downloads."""
@@ -131,22 +182,70 @@ class Denoiser(ABC):
         """See the module docstring for the contract."""
         return self._checked(noisy, sigma, self._denoise)
 
+    def denoise_region(self, noisy: np.ndarray, sigma: float, box: tuple[int, int, int, int]) -> np.ndarray:
+        """The output of ``denoise(noisy, sigma)`` in ``box = (top, left, height, width)``,
+        computed from the window ``context_window`` gives (the whole image when the method
+        declares no margin); height x width x 3 float32 on [0, 1]. ``ValueError`` for a bad
+        input or box, ``NotReadyError`` as ``denoise``."""
+        sigma = check_input(noisy, sigma)
+        top, left, height, width = check_box(box, noisy.shape)
+        self._require_ready(sigma)
+        margin, align = self.region_context(sigma)
+        if margin is None:
+            window = (0, 0, *noisy.shape[:2])
+        else:
+            if not (isinstance(margin, (int, np.integer)) and margin >= 0
+                    and isinstance(align, (int, np.integer)) and align >= 1):
+                raise RuntimeError(f"{self.label}: region_context gave margin {margin!r} and align {align!r}, "
+                                   "not a whole number >= 0 and one >= 1")
+            window = context_window((top, left, height, width), int(margin), int(align), noisy.shape)
+        w_top, w_left, w_bottom, w_right = window
+        box = (top, left, height, width)
+        out = self._run(lambda x, s: self._denoise_window(x, s, window, box), noisy, sigma)
+        out = self._checked_output(out, (w_bottom - w_top, w_right - w_left, 3))
+        return np.ascontiguousarray(out[top - w_top: top - w_top + height, left - w_left: left - w_left + width])
+
+    def region_context(self, sigma: float) -> tuple[int | None, int]:
+        """``(margin, align)`` that ``denoise_region`` uses at ``sigma``: by default the class's
+        ``region_margin`` and ``region_align``; a method whose reach depends on its model (a
+        network's receptive radius) says so here. Called once the method is ready."""
+        return self.region_margin, self.region_align
+
+    def _denoise_window(self, noisy: np.ndarray, sigma: float, window: tuple[int, int, int, int],
+                        box: tuple[int, int, int, int]) -> np.ndarray:
+        """The output for ``window = (top, left, bottom, right)`` of the validated whole input,
+        which holds ``box``: by default ``_denoise`` of that part alone. A method with statistics
+        taken over the whole image (CBM3D's colour transform) overrides it to take them from
+        ``noisy``."""
+        top, left, bottom, right = window
+        return self._denoise(noisy[top:bottom, left:right], sigma)
+
     def _checked(self, noisy: np.ndarray, sigma: float, run) -> np.ndarray:
         """Validate, check readiness, ``run(noisy, sigma)`` (on a copy of ``noisy`` unless
         ``leaves_input_alone``), check the output and clip it."""
         sigma = check_input(noisy, sigma)
+        self._require_ready(sigma)
+        return self._checked_output(self._run(run, noisy, sigma), noisy.shape)
+
+    def _require_ready(self, sigma: float) -> None:
         status = self.readiness(sigma)
         if not status.ready:
             raise NotReadyError(f"{self.label} is not ready: {status.reason}")
+
+    def _run(self, run, noisy: np.ndarray, sigma: float):
+        """``run(noisy, sigma)`` on a copy of ``noisy`` unless ``leaves_input_alone``."""
         try:
-            out = run(noisy if self.leaves_input_alone else noisy.copy(), sigma)
+            return run(noisy if self.leaves_input_alone else noisy.copy(), sigma)
         except SystemExit as exc:  # it would end the caller (a CLI, the app's server) without a word
             raise RuntimeError(f"{self.label} called sys.exit({exc.code!r}) instead of returning") from None
+
+    def _checked_output(self, out: object, shape: tuple[int, ...]) -> np.ndarray:
+        """``out`` checked to be a finite float array of ``shape`` near [0, 1], then clipped."""
         expected = "an HxWx3 float array on the [0, 1] scale"
         if not isinstance(out, np.ndarray):
             raise RuntimeError(f"{self.label} returned {type(out).__name__}, not {expected}")
-        if out.shape != noisy.shape:
-            raise RuntimeError(f"{self.label} returned shape {out.shape} for input {noisy.shape}")
+        if out.shape != tuple(shape):
+            raise RuntimeError(f"{self.label} returned shape {out.shape} for input {tuple(shape)}")
         if not np.issubdtype(out.dtype, np.floating):
             raise RuntimeError(f"{self.label} returned {out.dtype} values, not {expected}")
         if not np.isfinite(out).all():  # clipping would pass NaN on, and 8 bits would make it black
@@ -253,8 +352,13 @@ class TorchDenoiser(Denoiser):
             return self._models[key]
 
     def margin(self, model: torch.nn.Module) -> int:
+        """Context each side of a tile or region: the receptive radius, rounded up to 8."""
         radius = int(getattr(model, "receptive_radius", 32))
         return int(math.ceil(radius / 8) * 8)
+
+    def region_context(self, sigma: float) -> tuple[int | None, int]:
+        # The same margin and alignment as the tiles: the region equals the whole run there.
+        return self.margin(self.model(sigma)), self.tile_align
 
     def _denoise(self, noisy: np.ndarray, sigma: float, tile: int | None = None) -> np.ndarray:
         model = self.model(sigma)

@@ -73,10 +73,10 @@ def image_id(image: np.ndarray) -> str:
     return pixels_sha256(image)
 
 
-def shown(value: object, limit: int = 40) -> str:
-    """``repr(value)`` for a message, cut to ``limit`` characters: a message never echoes a
-    long value back whole."""
-    text = repr(value)
+def shown(value: object, limit: int = 40, quoted: bool = True) -> str:
+    """``repr(value)`` (``str`` unless ``quoted``) for a message, cut to ``limit`` characters:
+    a message never echoes a long value back whole."""
+    text = repr(value) if quoted else str(value)
     return text if len(text) <= limit else f"{text[:limit - 1]}…"
 
 

@@ -314,6 +314,12 @@ class Engine:
                 self._abandon(key, future, lambda f, n=name, k=key: (
                     self._finish(n, k, f, clean_u8, clean_energy, sigma, seed), self._forget(k, f)))
 
+    def under_way(self) -> list[tuple[bool, int]]:
+        """The results being computed now, each as (started, how many comparisons wait on it):
+        a read-only look for monitoring and tests."""
+        with self._inflight_lock:
+            return [(future.running() or future.done(), count) for future, count in self._inflight.values()]
+
     def _shared(self, key: str | None, submit) -> Future:
         """The future computing ``key`` if one is under way, or finished and not yet forgotten
         (one more comparison waits on it), else ``submit()``."""

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from . import crops
-from .handlers import Comparison, fmt_psnr, metrics_rows, panels
+from .views import Comparison, fmt_psnr, metrics_rows, panels
 
 _BG = (255, 255, 255)
 _FG = (0, 0, 0)

@@ -20,7 +20,8 @@ from denoisers.metrics import estimate_noise_sigma
 from . import kodak
 from .convert import InputError, check_seed, check_sigma, image_id, load_image
 from .engine import Engine, synthetic_noisy
-from .handlers import Comparison, best_method
+from .text import plain
+from .views import Comparison, best_method
 
 
 @dataclass
@@ -112,7 +113,7 @@ def summary(comparison: Comparison, seconds: float) -> str:
         text = f"Done: {len(done)} of {len(comparison.methods)} methods in {seconds:.1f} s"
     if cached:
         text += f" ({cached} from the cache)"
-    text += f" on {comparison.source}, σ {comparison.sigma:g}" + (
+    text += f" on {plain(comparison.source)}, σ {comparison.sigma:g}" + (
         "" if comparison.seed is None else f", seed {comparison.seed}")  # the page names its input nowhere else
     best = best_method(comparison)
     if best:
@@ -133,8 +134,10 @@ def api_compare(engine: Engine, image: str | Path | bytes | None, sigma: object,
                 methods: list[str] | str | None, max_pixels: int) -> tuple[dict, Comparison]:
     """The ``/compare`` endpoint's work: the JSON record and the finished comparison.
 
-    ``methods`` is a list (what the endpoint's multiselect dropdown passes on) or a
-    comma-separated string (gradio passes a lone choice sent as a plain string as is).
+    ``methods`` is a list of method names, e.g. ``["dncnn", "ffdnet"]``. Through the endpoint
+    a single name may also come as a plain string (``"dncnn"``: its dropdown passes a lone
+    choice on as is), but a comma-separated string is refused there ("dncnn,ffdnet" is not one
+    of its choices); called directly, a string is split at commas.
     """
     if isinstance(methods, str):
         methods = [m.strip() for m in methods.split(",") if m.strip()]

@@ -2,7 +2,8 @@
 
 ``?image=kodim05&sigma=25&seed=0&x=384&y=256&crop=96&zoom=4&methods=dncnn,ffdnet`` (and
 ``&errors=1`` when the error maps are shown).
-Unknown or out-of-range values fall back to defaults and are reported, never trusted.
+Unknown or out-of-range values fall back to defaults and are reported (cut short, never
+whole), never trusted. The reports are plain text: ``text.plain`` makes them safe to show.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Mapping
 from urllib.parse import urlencode
 
 from . import crops
-from .convert import InputError, SIGMA_MAX, SIGMA_MIN, check_seed, check_sigma
+from .convert import InputError, SIGMA_MAX, SIGMA_MIN, check_seed, check_sigma, shown
 
 SIGMA_DEFAULT = 25.0
 QUERY_KEYS = ("image", "sigma", "seed", "x", "y", "crop", "zoom", "methods", "errors")  # what a link can set
@@ -64,7 +65,7 @@ def from_query(query: Mapping[str, str], known_images: list[str], known_methods:
         if stem in known_images:
             state = replace(state, image=stem)
         else:
-            problems.append(f"unknown image {image!r}")
+            problems.append(f"unknown image {shown(image)}")
     if "sigma" in query:
         try:
             state = replace(state, sigma=check_sigma(query["sigma"]))
@@ -81,7 +82,7 @@ def from_query(query: Mapping[str, str], known_images: list[str], known_methods:
         if query["errors"] in ("0", "1"):
             state = replace(state, errors=query["errors"] == "1")
         else:
-            problems.append(f"bad errors {query['errors']!r} (0 or 1)")
+            problems.append(f"bad errors {shown(query['errors'])} (0 or 1)")
     if "x" in query and "y" in query:
         try:
             x, y = int(query["x"]), int(query["y"])
@@ -89,21 +90,21 @@ def from_query(query: Mapping[str, str], known_images: list[str], known_methods:
                 raise ValueError
             state = replace(state, x=x, y=y)
         except ValueError:
-            problems.append(f"bad crop centre x={query['x']!r}, y={query['y']!r}")
+            problems.append(f"bad crop centre x={shown(query['x'])}, y={shown(query['y'])}")
     for name, clamp in (("crop", crops.clamp_size), ("zoom", crops.clamp_zoom)):
         if name in query:
             try:
                 value = clamp(query[name])
                 state = replace(state, **{name: value})
                 if value != round(float(query[name])):
-                    problems.append(f"{name} {query[name]} is out of range; using {value}")
+                    problems.append(f"{name} {shown(query[name], quoted=False)} is out of range; using {value}")
             except (TypeError, ValueError, OverflowError):
-                problems.append(f"bad {name} {query[name]!r}")
+                problems.append(f"bad {name} {shown(query[name])}")
     if query.get("methods"):  # "methods=" (empty) keeps the defaults: a link never unticks everything
         wanted = [m for m in query["methods"].split(",") if m]
         unknown = [m for m in wanted if m not in known_methods]
         if unknown:
-            problems.append(f"unknown methods {', '.join(unknown)}")
+            problems.append(f"unknown methods {shown(', '.join(unknown), quoted=False)}")
         chosen = tuple(m for m in known_methods if m in wanted)
         if chosen:  # none known: the defaults stay
             state = replace(state, methods=chosen)

@@ -50,13 +50,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_app(root, **options) -> Iterator[str]:
-    """The app on a free local port (results and cache under ``root``); yields its URL."""
+def running_app(root, engines: list | None = None, **options) -> Iterator[str]:
+    """The app on a free local port (results and cache under ``root``); yields its URL. Its
+    engine is added to ``engines`` when given (a test can then wait for its work to end)."""
     from app.convert import MAX_UPLOAD_MB
     from app.server import MAX_SESSIONS, create, launch_kwargs
 
     sessions = options.pop("max_sessions", None)
     demo, engine, exports = create(results_root=root / "results", cache_dir=root / "cache", **options)
+    if engines is not None:
+        engines.append(engine)
     port = free_port()
     launch = launch_kwargs(options.get("max_upload_mb", MAX_UPLOAD_MB), sessions or MAX_SESSIONS)
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch)

@@ -156,3 +156,28 @@ def test_the_server_keeps_the_views_of_a_bounded_number_of_sessions(tmp_path):
         demo.close()
         engine.close()
         exports.close()
+
+
+def test_an_upload_that_never_ran_a_comparison_leaves_the_server_s_cache(tmp_path, monkeypatch):
+    """gradio keeps uploads in its cache folder; the app's clean-up removes them once old,
+    whether or not anything ran on them (here after 1 s, checked every second)."""
+    import json
+    import time
+
+    from app import ui
+
+    monkeypatch.setattr(ui, "CACHE_CLEANUP", (1, 1))
+    boundary = "x7d1b0d"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"left.png\"\r\n"
+            "Content-Type: image/png\r\n\r\n").encode() + png_bytes(smooth_image(48, 48)) + \
+        f"\r\n--{boundary}--\r\n".encode()
+    with running_app(tmp_path) as url:
+        request = urllib.request.Request(url + "gradio_api/upload", data=body, method="POST",
+                                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            [stored] = json.loads(answer.read())
+        assert os.path.exists(stored)
+        deadline = time.monotonic() + 30
+        while os.path.exists(stored):
+            assert time.monotonic() < deadline, "the upload was still in the cache after 30 s"
+            time.sleep(0.2)

@@ -1,10 +1,13 @@
 """The engine and session steps with the real fast methods on small images."""
+import time
+
 import numpy as np
+import psutil
 import pytest
 
 import denoisers
 from app import engine as engine_module
-from app import handlers, session
+from app import session, views
 from app.cache import ResultCache
 from app.convert import InputError, image_id
 from app.engine import Engine, synthetic_noisy
@@ -18,6 +21,20 @@ def engine(tmp_path_factory):
     e = Engine(ResultCache(tmp_path_factory.mktemp("cache"), max_bytes=10**8))
     yield e
     e.close()
+
+
+def wait_until(condition, what: str, seconds: float = 30) -> None:
+    """Wait for ``condition()``; fail, saying ``what`` never happened, after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not happen within {seconds} s"
+        time.sleep(0.01)
+
+
+def _workers() -> list[psutil.Process]:
+    """This process's worker processes (the pool's spawned children)."""
+    return [p for p in psutil.Process().children(recursive=True)
+            if p.is_running() and "spawn_main" in " ".join(p.cmdline())]
 
 
 def source(h=48, w=64, seed=0):
@@ -61,9 +78,8 @@ def test_results_match_running_the_denoiser_directly_and_are_cached(engine, monk
     def no_work(*args, **kwargs):
         raise AssertionError("a cached result was computed again")
 
-    with monkeypatch.context() as m:  # nothing may be submitted to the threads or processes
-        m.setattr(engine._threads, "submit", no_work)
-        m.setattr(engine, "_process_pool", no_work)
+    with monkeypatch.context() as m:  # no network may run
+        m.setattr(engine_module, "timed", no_work)
         list(session.run(engine, again, noisy2))
     for name in ("dncnn", "ffdnet"):
         assert again.results[name].cached
@@ -121,7 +137,7 @@ def test_a_waiting_run_beats_so_a_cancelled_caller_ends_at_once_and_its_network_
         assert next(run) is None and time.perf_counter() - start < 0.5  # a beat, long before the result
         run.close()  # the caller goes away (Stop)
         assert "ffdnet" not in comp.results
-        time.sleep(1.5)  # the running method reaches its first layer meanwhile, and stops
+        wait_until(lambda: e.under_way() == [], "the abandoned work being let go")  # it stops at its next layer
         again, noisy2 = session.new_comparison(e, src, 25, 0, False, ["ffdnet"])
         list(session.run(e, again, noisy2))
         assert not again.results["ffdnet"].cached and again.results["ffdnet"].output is not None
@@ -137,7 +153,7 @@ def test_a_method_outside_its_training_range_says_so_fresh_and_cached(engine):
         list(session.run(engine, comp, noisy))
         assert comp.results["dncnn"].note == "not trained for sigma 70: trained for sigma 0-55"
         assert comp.results["ffdnet"].note == ""  # trained up to 75
-        rows = {row[0]: row[-1] for row in handlers.scores_table(comp)}
+        rows = {row[0]: row[-1] for row in views.scores_table(comp)}
         assert "not trained for sigma 70" in rows["DnCNN"] and "not trained" not in rows["FFDNet"]
     assert comp.results["dncnn"].cached
     record, _ = session.api_compare(engine, png_bytes(src.image), 70, 0, ["dncnn"], 10**6)
@@ -168,10 +184,10 @@ def test_a_result_under_way_is_shared_not_computed_twice(tmp_path, monkeypatch):
         results = []
         waiter = threading.Thread(target=lambda: results.extend(session.run(e, second, noisy2)))
         waiter.start()
-        _time.sleep(0.2)
+        wait_until(lambda: e.under_way() == [(True, 2)], "the second comparison joining the work")
         abandoned.close()  # the first page went away: the computation goes on for the second
         waiter.join(10)
-        assert calls == ["ffdnet"]
+        assert not waiter.is_alive() and calls == ["ffdnet"]
         assert second.results["ffdnet"].output is not None and not second.results["ffdnet"].cached
         third, noisy3 = session.new_comparison(e, src, 25, 0, False, ["ffdnet"])
         list(session.run(e, third, noisy3))
@@ -186,16 +202,22 @@ def test_a_queued_result_left_by_one_comparison_still_reaches_the_other(tmp_path
     import threading
 
     calls = []
+    gate = threading.Event()
 
     def quick(d, noisy, sigma):
-        calls.append(d.__self__.name)
+        if sigma == 30:  # the comparison that keeps the one worker busy
+            gate.wait(30)
+        calls.append((d.__self__.name, sigma))
         return to_uint8(np.clip(noisy, 0, 1)), 0.1
 
     monkeypatch.setattr(engine_module, "timed", quick)
     e = Engine(ResultCache(tmp_path, max_bytes=10**8), methods=["ffdnet"], thread_workers=1)
-    gate = threading.Event()
     try:
-        e._threads.submit(gate.wait)  # the one worker is busy: ffdnet's work stays queued
+        busy_src = source(seed=12)
+        busy, busy_noisy = session.new_comparison(e, busy_src, 30, 0, False, ["ffdnet"])
+        busy_run = session.run(e, busy, busy_noisy, heartbeat=0.05)
+        assert next(busy_run) is None
+        wait_until(lambda: e.under_way() == [(True, 1)], "the busy comparison's start")
         src = source(seed=10)
         first, noisy = session.new_comparison(e, src, 25, 0, False, ["ffdnet"])
         left = session.run(e, first, noisy, heartbeat=0.05)
@@ -204,26 +226,28 @@ def test_a_queued_result_left_by_one_comparison_still_reaches_the_other(tmp_path
         results = []
         waiter = threading.Thread(target=lambda: results.extend(session.run(e, second, noisy2)))
         waiter.start()
-        for _ in range(100):  # until the second comparison has joined the queued work
-            if e._inflight and next(iter(e._inflight.values()))[1] == 2:
-                break
-            threading.Event().wait(0.01)
+        wait_until(lambda: (False, 2) in e.under_way(), "the second comparison joining the queued work")
         left.close()
         gate.set()
         waiter.join(10)
+        assert not waiter.is_alive()
         r = second.results["ffdnet"]
-        assert r.error is None and r.output is not None and calls == ["ffdnet"]
-        assert e._inflight == {}  # forgotten once cached
+        assert r.error is None and r.output is not None and calls.count(("ffdnet", 25)) == 1
+        list(busy_run)
+        wait_until(lambda: e.under_way() == [], "the finished work being forgotten")  # read from the cache now
         # Left alone, queued work is dropped, and nothing waits on it afterwards.
-        e._threads.submit(gate.clear)
-        blocker = threading.Event()
-        e._threads.submit(blocker.wait)
+        gate.clear()
+        busy, busy_noisy = session.new_comparison(e, source(seed=13), 30, 0, False, ["ffdnet"])
+        busy_run = session.run(e, busy, busy_noisy, heartbeat=0.05)
+        assert next(busy_run) is None
         third, noisy3 = session.new_comparison(e, source(seed=11), 25, 0, False, ["ffdnet"])
         gone = session.run(e, third, noisy3, heartbeat=0.05)
         assert next(gone) is None
         gone.close()
-        blocker.set()
-        assert e._inflight == {} and calls == ["ffdnet"]
+        gate.set()
+        list(busy_run)
+        wait_until(lambda: e.under_way() == [], "the dropped work being forgotten")
+        assert calls.count(("ffdnet", 25)) == 1  # the third comparison's work never ran
     finally:
         gate.set()
         e.close()
@@ -263,7 +287,7 @@ def test_cbm3d_runs_in_its_own_process_beside_the_networks(engine):
     assert r.error is None and r.output.shape == (40, 40, 3)
     direct = denoisers.get("cbm3d").denoise(add_noise(to_float(src.image), 25, 0), 25)
     assert r.psnr == pytest.approx(score(src.image, direct)[0])
-    assert engine._pool is not None  # it went through the process pool
+    assert _workers(), "no worker process ran it"  # it went through the process pool
     assert len(order) == len(methods)
     assert "Best PSNR" in session.summary(comp, 1.0)
 
@@ -290,15 +314,9 @@ def test_a_caller_leaving_at_a_cached_result_still_leaves_no_work_behind(tmp_pat
         run = e.run(src.image, noisy, src.image_id, 25, 0, ["dncnn", "ffdnet"], heartbeat=0.1)
         first = next(run)  # dncnn is submitted; ffdnet comes from the cache
         assert first.name == "ffdnet" and first.cached
-        deadline = time.monotonic() + 30
-        while not any(f.running() for f, _ in e._inflight.values()):  # running (a queued one is dropped)
-            assert time.monotonic() < deadline, "dncnn never started"
-            time.sleep(0.01)
+        wait_until(lambda: e.under_way() == [(True, 1)], "dncnn's start")  # running (a queued one is dropped)
         run.close()
-        deadline = time.monotonic() + 30
-        while e._inflight and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not e._inflight  # dncnn was stopped and is no longer under way
+        wait_until(lambda: e.under_way() == [], "dncnn being stopped")  # and no longer under way
         monkeypatch.setattr(engine_module, "timed", real)
         again = {r.name: r for r in e.run(src.image, noisy, src.image_id, 25, 0, ["dncnn"])}
         assert not again["dncnn"].cached and again["dncnn"].output is not None  # computed afresh
@@ -324,21 +342,22 @@ def test_a_result_that_cannot_be_cached_is_still_shown(tmp_path, monkeypatch):
 
 
 def test_a_worker_process_that_died_is_replaced(tmp_path):
-    from denoisers.parallel import stop_workers
-
     e = Engine(ResultCache(tmp_path, max_bytes=10**8), methods=["cbm3d"])
     if not e.denoisers["cbm3d"].readiness(25).ready:
         pytest.skip("bm3d not installed")
     try:
+        before = {p.pid for p in _workers()}
         e.start()
-        pool = e._pool
-        pool.submit(sum, [1, 2]).result(timeout=120)  # the worker is up
-        stop_workers(pool)  # as if it had been killed (out of memory, a crash in native code)
-        with pytest.raises(Exception):
-            pool.submit(sum, [1, 2]).result(timeout=120)  # that pool is broken now
+        wait_until(lambda: {p.pid for p in _workers()} - before, "the worker's start", 60)
+        [worker] = [p for p in _workers() if p.pid not in before]
+        worker.kill()  # as if it had been killed (out of memory, a crash in native code)
+        worker.wait(30)
         src = source(40, 40)
-        [r] = list(e.run(src.image, synthetic_noisy(src.image, 25, 0), src.image_id, 25, 0, ["cbm3d"]))
-        assert r.error is None and r.output.shape == (40, 40, 3) and e._pool is not pool
+        # A job sent before the pool has noticed its loss fails, and says so; the next one runs.
+        [first] = list(e.run(src.image, synthetic_noisy(src.image, 25, 0), src.image_id, 25, 0, ["cbm3d"]))
+        assert first.error is None or "BrokenProcessPool" in first.error
+        [r] = list(e.run(src.image, synthetic_noisy(src.image, 25, 1), src.image_id, 25, 1, ["cbm3d"]))
+        assert r.error is None and r.output.shape == (40, 40, 3)
     finally:
         e.close()
 

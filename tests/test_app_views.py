@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from app import crops, errormap, export, handlers
+from app import crops, errormap, export, views
 from app.engine import MethodResult
 from app_support import smooth_image
 from denoisers.metrics import detail_ratio, psnr, ssim
@@ -28,7 +28,7 @@ def shifted(clean, amount, seed):
 def comp():
     clean = smooth_image(64, 96)
     noisy = shifted(clean, 25, 0)
-    c = handlers.Comparison("kodim01", "id", clean, result("noisy", clean, noisy), 25.0, 0, ["dncnn", "ffdnet", "cbm3d"])
+    c = views.Comparison("kodim01", "id", clean, result("noisy", clean, noisy), 25.0, 0, ["dncnn", "ffdnet", "cbm3d"])
     c.results["dncnn"] = result("dncnn", clean, shifted(clean, 6, 1), 2.0)
     c.results["ffdnet"] = result("ffdnet", clean, shifted(clean, 3, 2), 0.5, cached=True)
     c.results["cbm3d"] = MethodResult("cbm3d", "CBM3D", None, error="not ready: bm3d missing")
@@ -36,9 +36,9 @@ def comp():
 
 
 def test_best_is_the_highest_psnr(comp):
-    assert handlers.best_method(comp) == "ffdnet"
-    labels = {p.key: p.label for p in handlers.panels(comp)}
-    assert handlers.BEST_MARK in labels["ffdnet"] and handlers.BEST_MARK not in labels["dncnn"]
+    assert views.best_method(comp) == "ffdnet"
+    labels = {p.key: p.label for p in views.panels(comp)}
+    assert views.BEST_MARK in labels["ffdnet"] and views.BEST_MARK not in labels["dncnn"]
     r = comp.results["ffdnet"]
     assert f"{r.psnr:.2f} dB" in labels["ffdnet"] and f"SSIM {r.ssim:.3f}" in labels["ffdnet"]
     assert "0.5 s (cached)" in labels["ffdnet"] and "2.0 s" in labels["dncnn"]
@@ -46,8 +46,8 @@ def test_best_is_the_highest_psnr(comp):
     assert "bm3d missing" in labels["cbm3d"]
     assert f"{comp.noisy.psnr:.2f} dB" in labels["noisy"]
     # The full views (four to a row) carry only the name and PSNR; the scores table has the rest.
-    short = {p.key: p.short for p in handlers.panels(comp)}
-    assert short["ffdnet"] == f"FFDNET · {r.psnr:.2f} dB {handlers.BEST_MARK}"
+    short = {p.key: p.short for p in views.panels(comp)}
+    assert short["ffdnet"] == f"FFDNET · {r.psnr:.2f} dB {views.BEST_MARK}"
     assert short["dncnn"] == f"DNCNN · {comp.results['dncnn'].psnr:.2f} dB"
     assert short["noisy"] == f"Noisy (σ=25, seed 0) · {comp.noisy.psnr:.2f} dB"
     assert short["cbm3d"] == labels["cbm3d"] and short["clean"] == "Ground truth"  # errors in full
@@ -55,7 +55,7 @@ def test_best_is_the_highest_psnr(comp):
 
 def test_the_scores_table_says_when_a_network_ran_in_bf16(comp):
     comp.results["dncnn"].numerics = "bf16 on cpu"
-    notes = {row[0]: row[-1] for row in handlers.scores_table(comp)}
+    notes = {row[0]: row[-1] for row in views.scores_table(comp)}
     assert "bf16 on cpu" in notes["DNCNN"] and "fp32" not in notes["FFDNET"]
 
 
@@ -75,9 +75,9 @@ def test_a_stopped_comparison_says_what_was_not_run(comp):
 
 def test_panel_order_and_pending(comp):
     comp.methods.insert(0, "idgan")
-    keys = [p.key for p in handlers.panels(comp)]
+    keys = [p.key for p in views.panels(comp)]
     assert keys == ["clean", "noisy", "idgan", "dncnn", "ffdnet", "cbm3d"]
-    pending = handlers.panels(comp)[2]
+    pending = views.panels(comp)[2]
     assert pending.image is None and "running" in pending.label
 
 
@@ -87,29 +87,29 @@ def test_without_ground_truth_there_are_no_scores(comp):
     for r in comp.results.values():
         r.psnr = r.ssim = r.detail = None
     comp.noisy = MethodResult("noisy", "Noisy", comp.noisy.output)
-    panels = handlers.panels(comp)
+    panels = views.panels(comp)
     assert [p.key for p in panels][0] == "noisy" and "already noisy" in panels[0].label
-    assert handlers.best_method(comp) is None
+    assert views.best_method(comp) is None
     assert "dB" not in " ".join(p.label for p in panels) and "detail" not in " ".join(p.label for p in panels)
-    assert handlers.error_views(comp) == ({}, 1.0)
+    assert views.error_views(comp) == ({}, 1.0)
 
 
 def test_every_crop_is_taken_at_the_same_place(comp):
     box = crops.crop_box((70, 10), 32, comp.shape)
-    for p in handlers.panels(comp):
+    for p in views.panels(comp):
         if p.image is None:
-            assert handlers.crop_view(p.image, box, 3) is None
+            assert views.crop_view(p.image, box, 3) is None
             continue
-        c = handlers.crop_view(p.image, box, 3)
+        c = views.crop_view(p.image, box, 3)
         assert c.shape == (96, 96, 3)
         assert np.array_equal(c[::3, ::3], p.image[box.y0:box.y1, box.x0:box.x1])
-        full = handlers.full_view(p.image, box)
+        full = views.full_view(p.image, box)
         assert np.array_equal(full[box.y0:box.y1, box.x0:box.x1], p.image[box.y0:box.y1, box.x0:box.x1])
         assert not np.array_equal(full, p.image)  # the box is drawn
 
 
 def test_error_maps_share_one_scale(comp):
-    maps, vmax = handlers.error_views(comp)
+    maps, vmax = views.error_views(comp)
     assert set(maps) == {"noisy", "dncnn", "ffdnet"}
     err_d = errormap.abs_error(comp.clean, comp.results["dncnn"].output)
     assert vmax == errormap.shared_scale([err_d, errormap.abs_error(comp.clean, comp.results["ffdnet"].output)])
@@ -135,13 +135,13 @@ def test_the_error_legend_carries_its_ramp_and_numbers():
 
 
 def test_slider(comp):
-    keys = [k for _, k in handlers.slider_choices(comp)]
+    keys = [k for _, k in views.slider_choices(comp)]
     assert keys == ["clean", "noisy", "dncnn", "ffdnet"]  # cbm3d failed: not offered
-    a, b = handlers.slider_pair(comp, "clean", "ffdnet")
+    a, b = views.slider_pair(comp, "clean", "ffdnet")
     assert a is comp.clean and b is comp.results["ffdnet"].output
-    assert handlers.slider_pair(comp, "clean", "cbm3d") is None
+    assert views.slider_pair(comp, "clean", "cbm3d") is None
     box = crops.crop_box((10, 12), 8, comp.clean.shape)
-    a, b = handlers.slider_pair(comp, "noisy", "ffdnet", box, 3)  # the zoomed crops, as the crop panels
+    a, b = views.slider_pair(comp, "noisy", "ffdnet", box, 3)  # the zoomed crops, as the crop panels
     assert np.array_equal(a, crops.zoomed_crop(comp.noisy.output, box, 3)) and a.shape == (24, 24, 3)
     assert np.array_equal(b, crops.zoomed_crop(comp.results["ffdnet"].output, box, 3))
 
@@ -165,7 +165,7 @@ def test_zip_has_full_resolution_outputs_and_the_numbers(comp):
 def test_figure_has_the_reference_and_every_crop(comp):
     box = crops.crop_box((20, 20), 32, comp.shape)
     fig = export.figure(comp, box, tile=128)
-    shown = [p for p in handlers.panels(comp) if p.image is not None]
+    shown = [p for p in views.panels(comp) if p.image is not None]
     ref_w = round(96 * 128 / 64)
     assert fig.dtype == np.uint8 and fig.shape[0] > 128
     assert fig.shape[1] == ref_w + len(shown) * (128 + 6) + 6
@@ -176,7 +176,7 @@ def test_figure_has_the_reference_and_every_crop(comp):
     assert Image.open(io.BytesIO(export.png_bytes(fig))).format == "PNG"
     # A 96 px crop in a 256 px figure is magnified 3x, not 2.67x: every pixel an even block.
     box96 = crops.crop_box((48, 32), 96, (256, 256, 3))
-    big = handlers.Comparison("kodim01", "id", np.zeros((256, 256, 3), np.uint8), comp.noisy, 25.0, 0, [])
+    big = views.Comparison("kodim01", "id", np.zeros((256, 256, 3), np.uint8), comp.noisy, 25.0, 0, [])
     rng = np.random.default_rng(0)
     big.noisy = dataclasses.replace(comp.noisy, output=rng.integers(0, 256, (256, 256, 3), dtype=np.uint8))
     big.clean = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
@@ -208,14 +208,14 @@ def test_the_figure_names_its_image_and_noise_and_fits_long_captions(comp):
 
 def test_scores_table_holds_the_captions_numbers(comp):
     comp.methods.insert(0, "idgan")  # requested, not finished yet
-    rows = {r[0]: r for r in handlers.scores_table(comp)}
+    rows = {r[0]: r for r in views.scores_table(comp)}
     assert list(rows) == ["Noisy input", "IDGAN", "DNCNN", "FFDNET", "CBM3D"]  # pending: named as when done
-    assert [c for c in handlers.SCORE_COLUMNS] == ["method", "PSNR (dB)", "SSIM", "detail", "seconds", "note"]
+    assert [c for c in views.SCORE_COLUMNS] == ["method", "PSNR (dB)", "SSIM", "detail", "seconds", "note"]
     d = comp.results["dncnn"]
     assert rows["DNCNN"][1:5] == [round(d.psnr, 2), round(d.ssim, 3), round(d.detail, 2), 2.0]
-    assert rows["FFDNET"][5] == f"{handlers.BEST_MARK}; cached" and rows["DNCNN"][5] == ""
+    assert rows["FFDNET"][5] == f"{views.BEST_MARK}; cached" and rows["DNCNN"][5] == ""
     assert rows["IDGAN"][5] == "running…" and rows["CBM3D"][5] == "not ready: bm3d missing"
-    assert [p.label for p in handlers.panels(comp) if p.key == "idgan"] == ["IDGAN · running…"]
+    assert [p.label for p in views.panels(comp) if p.key == "idgan"] == ["IDGAN · running…"]
     assert rows["CBM3D"][1] is None and rows["Noisy input"][3] is None
     assert rows["Noisy input"][1] == round(comp.noisy.psnr, 2)
 

@@ -1,4 +1,4 @@
-"""Pure functions behind the compare view: the per-session comparison and what each panel shows.
+"""View models of the compare view: the per-session comparison and what each panel shows.
 
 A ``Comparison`` is one user's current result set (kept in that user's ``gr.State``). The
 render functions take it plus the view settings and return uint8 arrays and labels; they
@@ -32,7 +32,8 @@ class Comparison:
     seed: int | None  # None when the upload was already noisy
     methods: list[str] = field(default_factory=list)  # requested, in display order
     results: dict[str, MethodResult] = field(default_factory=dict)
-    elapsed: float | None = None  # wall time of the whole run, once every method has finished
+    done: bool = False  # every method has finished, or Stop ended the run: the summary replaces the progress
+    elapsed: float | None = None  # wall time of the whole run (seconds), once done; 0 after a Stop
     stopped: tuple[str, ...] = ()  # methods that Stop left unfinished (no longer in ``methods``)
     note: str = ""  # a preview's status line ("Loaded kodim05 ... Press Compare."), which its render writes
 
@@ -210,3 +211,12 @@ def metrics_rows(comparison: Comparison) -> list[dict]:
                      "seconds": r.seconds, "cached": r.cached, "error": r.error, "weights": r.weights,
                      "numerics": r.numerics, "note": r.note or None})
     return rows
+
+
+class Props(dict):
+    """New properties for one component (``value``, ``visible``, ``label``...): what an event
+    returns for a component whose other properties change too; the wiring hands it to gradio
+    as an update. A plain value sets only the component's value."""
+
+
+HIDDEN = Props(value=None, visible=False)

@@ -1,0 +1,211 @@
+"""The page's components, placed: ``place(...)`` returns them by name (the names the events
+return values for). No behaviour here: ``ui`` wires the components to ``events``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from . import benchmark, crops, kodak, views
+from .convert import SIGMA_MAX, SIGMA_MIN, downscale_label
+from .render import SCORES_LABEL
+from .widgets import LenientSlider
+
+STATIC = Path(__file__).with_name("static")
+OWN_NOTE = "trained by this project, briefly so far (its model card says how long)"
+#: Results kept per session for this long after the last update (seconds).
+STATE_TTL = 3600
+INTRO = ("# Denoiser comparison\nEvery method side by side on Kodak24 or your own image. "
+         "Numbers follow one protocol: PSNR/SSIM on the clipped, rounded 8-bit output against the "
+         "8-bit ground truth, computed on the server; *detail* is an output's high-frequency "
+         "energy over the ground truth's (1 = as much fine texture, below 1 = smoothed away, "
+         "above 1 = noise left in or texture invented). Images are lossless PNG.")
+
+
+def static_text(name: str) -> str:
+    """A file of ``app/static`` (the page's CSS and scripts)."""
+    return (STATIC / name).read_text(encoding="utf-8")
+
+
+class Page(dict):
+    """The components by name; also readable as attributes (``page.status``)."""
+
+    def __getattr__(self, name: str):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def place(page: Page, engine, settings, thumbs) -> None:
+    """Every component of the page, in ``page``; call inside ``gr.Blocks``."""
+    page.update(comparison=gr.State(None, time_to_live=STATE_TTL), source=gr.State(None, time_to_live=STATE_TTL),
+                centre=gr.State(None), autorun=gr.State(False),
+                # Counters whose change renders the view: one bumped by new results and inputs, one
+                # by crop moves and view settings (each only ever written by its own events).
+                results_changed=gr.State(0), view_changed=gr.State(0),
+                shown=gr.State(None),  # what renders last wrote: {"centre": (x, y)}
+                ab_shown=gr.State(None),  # what the A/B slider shows: (image, sigma, seed, left, right, results, crop)
+                ab_pinned=gr.State(None),  # (image, sigma, seed) whose A/B right side the user chose
+                ab_left=gr.State(None))  # the left side the user chose last: shown again once it exists
+    gr.Markdown(INTRO)
+    with gr.Tabs() as page["tabs"]:
+        with gr.Tab("Compare", id="compare"):
+            with gr.Row():
+                with gr.Column(scale=3, min_width=320):
+                    _input_column(page, settings, thumbs)
+                with gr.Column(scale=2, min_width=280):
+                    _settings_column(page, engine)
+                with gr.Column(scale=2, min_width=280):
+                    _crop_column(page)
+            _panels(page, 2 + len(engine.names()))
+            _ab_slider(page)
+            _exports(page)
+        with gr.Tab("Benchmark", id="benchmark"):
+            _benchmark(page)
+    _api(page, engine.names())
+
+
+def _input_column(page: Page, settings, thumbs) -> None:
+    page["gallery"] = gr.Gallery(value=thumbs or None, label="Kodak24 (click to pick)", columns=8, height=250,
+                                 allow_preview=False, format="png", elem_id="kodak", visible=bool(thumbs), buttons=[])
+    page["kodak_note"] = gr.Markdown("" if thumbs else kodak.where_to_get(), elem_id="kodak-note")
+    page["get_kodak"] = gr.Button("Download Kodak24 (sha256-checked)", visible=not thumbs, size="sm")
+    page["upload"] = gr.File(label=f"…or upload an image (PNG, JPEG, TIFF, BMP, WebP; at most "
+                                   f"{settings.max_upload_mb} MB)", type="filepath", file_types=["image"],
+                             elem_id="upload", height=140)
+    with gr.Row():
+        page["downscale"] = gr.Checkbox(False, label=downscale_label(settings.max_pixels))
+        page["already_noisy"] = gr.Checkbox(False, label="My image is already noisy", elem_id="already-noisy",
+                                            info="no ground truth, no PSNR; σ is estimated")
+
+
+def _settings_column(page: Page, engine) -> None:
+    page["sigma"] = LenientSlider(SIGMA_MIN, SIGMA_MAX, value=25, step=1, label="Noise σ (0-255 scale)",
+                                  elem_id="sigma")
+    page["seed"] = gr.Number(0, precision=0, minimum=0, label="Seed", elem_id="seed")
+    readiness = engine.readiness()  # not ready: why; generators: the sigmas they were trained for
+    boxes = []
+    with gr.Group():
+        for name in engine.names():
+            ready = readiness[name]
+            info = "; ".join(t for t in (OWN_NOTE if engine.denoisers[name].trained_here else "", ready.reason) if t)
+            boxes.append(gr.Checkbox(ready.ready, label=engine.label(name), interactive=ready.ready,
+                                     info=info or None, elem_id=f"method-{name}"))
+            page[f"method_{name}"] = boxes[-1]
+    page["boxes"] = boxes
+    with gr.Row():
+        page["run"] = gr.Button("Compare", variant="primary", elem_id="run", scale=3)
+        page["stop"] = gr.Button("Stop", variant="secondary", elem_id="stop", scale=1, min_width=60)
+    page["status"] = gr.Markdown("Pick a Kodak24 image or upload one, then press Compare.", elem_id="status")
+
+
+def _crop_column(page: Page) -> None:
+    page["crop_size"] = LenientSlider(crops.CROP_MIN, crops.CROP_MAX, value=crops.CROP_DEFAULT, step=8,
+                                      label="Crop size (px)", elem_id="crop-size")
+    page["zoom"] = LenientSlider(crops.ZOOM_MIN, crops.ZOOM_MAX, value=crops.ZOOM_DEFAULT, step=1,
+                                 label="Magnification of the crop files (nearest neighbour; on screen a crop "
+                                       "fills its panel)", elem_id="zoom")
+    page["centre_text"] = gr.Textbox(label="Crop (click any full view, or type its centre below and press Enter)",
+                                     interactive=False, elem_id="centre")
+    with gr.Row():  # the keyboard's way to move the crop (arrow keys step it; Enter applies)
+        # No minimum/maximum: a number outside the image is moved inside it (and the box shows
+        # where), not refused. Hidden while no image is shown: gradio shows 0 in an empty box.
+        page["centre_x"] = gr.Number(label="Crop centre x", precision=0, step=8, min_width=100, visible=False,
+                                     elem_id="centre-x")
+        page["centre_y"] = gr.Number(label="Crop centre y", precision=0, step=8, min_width=100, visible=False,
+                                     elem_id="centre-y")
+    page["show_errors"] = gr.Checkbox(False, label="Show error maps |output − ground truth|",
+                                      info="one colour scale for every map", elem_id="errors")
+    page["error_bar"] = gr.Image(label="Error scale", show_label=False, format="png", interactive=False,
+                                 visible=False, elem_id="error-bar", buttons=[])
+    # ``link`` holds the query string (written by the render); the page turns it into the
+    # address bar's URL and the full link shown here, so the copy button copies something a
+    # browser can open.
+    page["link"] = gr.Textbox(visible=False, elem_id="link-query")
+    page["link_url"] = gr.Textbox(label="Link to this view (also in the address bar)", interactive=False,
+                                  elem_id="link", buttons=["copy"])
+
+
+def _panels(page: Page, slots: int) -> None:
+    page["scores"] = gr.Dataframe(headers=views.SCORE_COLUMNS, label=SCORES_LABEL, interactive=False,
+                                  visible=False, elem_id="scores")
+    gr.Markdown("### Full views (the green box is the crop; click to move it)")
+    page["fulls"] = _grid(page, slots, "full", "panel", height=300)
+    gr.Markdown("### Zoomed crops")
+    # A fixed height: crops below the fold load lazily, and the page must not jump as they do.
+    page["crops"] = _grid(page, slots, "crop", "crop", height=400, per_row=3)
+
+
+def _grid(page: Page, n: int, prefix: str, css_class: str, height: int | None, per_row: int = 4) -> list:
+    items = []
+    for start in range(0, n, per_row):
+        with gr.Row(equal_height=True, elem_classes=["panel-row"]):
+            for i in range(start, min(n, start + per_row)):
+                items.append(gr.Image(format="png", interactive=False, visible=False, height=height,
+                                      elem_id=f"{prefix}-{i}", elem_classes=[css_class], show_label=True,
+                                      buttons=["download", "fullscreen"], min_width=200))
+                page[f"{prefix}_{i}"] = items[-1]
+    return items
+
+
+def _ab_slider(page: Page) -> None:
+    with gr.Accordion("A/B slider (lossless)", open=False):
+        with gr.Row():
+            page["ab_a"] = gr.Dropdown(label="Left", choices=[], elem_id="ab-a")
+            page["ab_b"] = gr.Dropdown(label="Right", choices=[], elem_id="ab-b")
+            page["ab_region"] = gr.Radio([("Whole image", "full"), ("Zoomed crop", "crop")], value="full",
+                                         label="Show", elem_id="ab-region",
+                                         info="the images (not error maps); the crop follows the crop box and zoom")
+        page["slider"] = gr.ImageSlider(label="A/B", format="png", type="numpy", max_height=800, elem_id="slider")
+        # the divider can be dragged, or set here (also from the keyboard)
+        page["ab_position"] = LenientSlider(0, 100, value=50, step=1, label="Move the divider to (%)",
+                                            elem_id="ab-position")
+
+
+def _exports(page: Page) -> None:
+    with gr.Row():
+        page["fig_btn"] = gr.Button("Export paper-style figure (PNG)", size="sm")
+        page["zip_btn"] = gr.Button("Export all outputs + CSV (zip)", size="sm")
+    with gr.Row():
+        # Shown once there is a file: two empty drop zones took 400 px of the page.
+        page["fig_file"] = gr.File(label="Figure", interactive=False, height=80, visible=False)
+        page["zip_file"] = gr.File(label="Outputs", interactive=False, height=80, visible=False)
+
+
+def _benchmark(page: Page) -> None:
+    page["bench_set"] = gr.Dropdown(list(benchmark.DATASETS), value="kodak24", label="Test set")
+    page["bench_notes"] = gr.Markdown()
+    page["bench_table"] = gr.Dataframe(label="Mean PSNR (dB): ours beside the paper's Table 1 and the FFDNet "
+                                             "paper's table (see the notes above)", interactive=False)
+    page["bench_plot"] = gr.Plot(label="PSNR against σ")
+    with gr.Row():
+        page["bench_detail"] = gr.Dataframe(
+            label="Detail: the outputs' high-frequency energy over the clean images' (1 = as much fine texture "
+                  "as the ground truth, below 1 = smoothed away, above 1 = noise left in or texture invented)",
+            interactive=False, elem_id="bench-detail")
+        page["bench_tradeoff"] = gr.Plot(label="PSNR against detail")
+    page["bench_paired"] = gr.Dataframe(label="Paired against the best mean at each σ (same images, same "
+                                              "noise): is the lead consistent?", interactive=False,
+                                        elem_id="bench-paired")
+    with gr.Row():
+        page["bench_sigma"] = gr.Dropdown(list(benchmark.TABLE_SIGMAS), value=25, label="σ for per-image PSNR")
+    page["per_image"] = gr.Dataframe(label="Per-image PSNR, largest spread between methods first "
+                                           "(click a Kodak image name to open it)", interactive=False,
+                                     elem_id="per-image")
+
+
+def _api(page: Page, names: list[str]) -> None:
+    """Hidden components behind the ``/compare`` endpoint. Not ``gr.api``: its generic
+    component hands a function the client's file payload as it came (no ``type="filepath"``,
+    no check that the file was uploaded here) and returns paths as plain strings, which the
+    client would not download as files, so ``Client.predict(handle_file(...), ...)`` as the
+    README shows it would change. ``gr.File``/``gr.Files`` do that file handling."""
+    with gr.Row(visible=False):
+        page["api_image"] = gr.File(label="image", type="filepath")
+        page["api_sigma"] = gr.Number(25, label="sigma")
+        page["api_seed"] = gr.Number(0, label="seed")  # no rounding: 1.5 is refused, not taken as 2
+        page["api_methods"] = gr.Dropdown(choices=names, multiselect=True, value=[], label="methods")
+        page["api_json"] = gr.JSON(label="result")
+        page["api_files"] = gr.Files(label="outputs")
+        page["api_btn"] = gr.Button("compare")

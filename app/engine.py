@@ -22,6 +22,7 @@ import torch
 import denoisers
 from denoisers.base import model_id
 from denoisers.io import to_float, to_uint8
+from denoisers import metrics
 from denoisers.metrics import add_noise, detail_ratio, high_frequency_energy, psnr, ssim
 from denoisers.fetch import FetchError
 from denoisers.parallel import denoise_by_name, process_pool, stop_workers
@@ -51,6 +52,7 @@ class MethodResult:
     weights: str | None = None  # the exact model (``Denoiser.weights_id``: a sha256, a package version)
     numerics: str | None = None  # how a network ran: "bf16 on cpu", "fp32 on cuda" (None: not a network)
     note: str = ""  # e.g. that the method ran outside its training range
+    lpips: float | None = None  # LPIPS (AlexNet) to the ground truth, lower is closer; None without one
 
 
 class Stopped(Exception):
@@ -119,6 +121,25 @@ def numerics(d: denoisers.Denoiser) -> str | None:
     if not isinstance(d, denoisers.TorchDenoiser):
         return None
     return f"{'bf16' if d.uses_bf16 else 'fp32'} on {d.device.type}"
+
+
+def perceptual_distance(clean_u8: np.ndarray | None, out: np.ndarray) -> float | None:
+    """LPIPS (AlexNet) of ``out`` to the ground truth: None without one, for an image under
+    the metric's 32x32, or where its weights cannot be had (said once in the log; the PSNR and
+    the panel stand without it)."""
+    if clean_u8 is None or min(clean_u8.shape[:2]) < 32:
+        return None
+    try:
+        return metrics.lpips(clean_u8, out)
+    except (WeightsError, FetchError, OSError) as exc:
+        global _lpips_warned
+        if not _lpips_warned:
+            log.warning("LPIPS is not shown: %s", exc)
+            _lpips_warned = True
+        return None
+
+
+_lpips_warned = False
 
 
 def synthetic_noisy(clean_u8: np.ndarray, sigma: float, seed: int) -> np.ndarray:
@@ -289,7 +310,9 @@ class Engine:
                                        hit.meta.get("seconds"), cached=True,
                                        detail=None if clean_u8 is None else detail_ratio(clean_u8, hit.image,
                                                                                          clean_energy),
-                                       weights=weights, numerics=how, note=notes.get(name, ""))
+                                       weights=weights, numerics=how, note=notes.get(name, ""),
+                                       lpips=hit.meta["lpips"] if hit.meta.get("lpips") is not None
+                                       else perceptual_distance(clean_u8, hit.image))
                     continue
                 if d.separate_process:
                     future = self._shared(key, lambda: self._submit_to_process(timed_denoise_by_name, name, noisy,
@@ -380,11 +403,12 @@ class Engine:
         p = s = detail = None
         if clean_u8 is not None:
             p, s, detail = psnr(clean_u8, out), ssim(clean_u8, out), detail_ratio(clean_u8, out, clean_energy)
+        lp = perceptual_distance(clean_u8, out)
         if self.cache and key:
-            meta = {"psnr": p, "ssim": s, "seconds": seconds, "method": name, "sigma": sigma, "seed": seed,
+            meta = {"psnr": p, "ssim": s, "lpips": lp, "seconds": seconds, "method": name, "sigma": sigma, "seed": seed,
                     "weights": weights, "numerics": how}
             try:
                 self.cache.put(key, out, meta)
             except OSError as exc:  # a full or read-only disk: the result is still good, only not kept
                 log.warning("result not cached: %s", exc)
-        return MethodResult(name, label, out, p, s, seconds, detail=detail, weights=weights, numerics=how)
+        return MethodResult(name, label, out, p, s, seconds, detail=detail, weights=weights, numerics=how, lpips=lp)

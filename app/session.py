@@ -160,9 +160,9 @@ def api_compare(engine: Engine, image: str | Path | bytes | None, sigma: object,
     }
     for name in comparison.methods:
         r = comparison.results[name]
-        entry = {"psnr": _json_number(r.psnr), "ssim": r.ssim, "detail": r.detail, "seconds": r.seconds,
+        entry = {"psnr": _json_number(r.psnr), "ssim": r.ssim, "lpips": r.lpips, "detail": r.detail, "seconds": r.seconds,
                  "cached": r.cached, "weights": r.weights, "numerics": r.numerics, "note": r.note}
         if r.error:
-            entry = {"psnr": None, "ssim": None, "detail": None, "seconds": None, "error": r.error}
+            entry = {"psnr": None, "ssim": None, "lpips": None, "detail": None, "seconds": None, "error": r.error}
         record["methods"][name] = entry
     return record, comparison

@@ -86,6 +86,8 @@ def result_label(result: MethodResult, best: bool = False) -> str:
     parts = [result.label]
     if result.psnr is not None:
         parts += [fmt_psnr(result.psnr), f"SSIM {result.ssim:.3f}"]
+    if result.lpips is not None:
+        parts.append(f"LPIPS {result.lpips:.3f}")
     if result.detail is not None:
         parts.append(f"detail {result.detail:.2f}")
     if result.seconds is not None:
@@ -163,8 +165,8 @@ def slider_pair(comparison: Comparison, a: str, b: str, box: crops.Box | None = 
     return crops.zoomed_crop(images[a], box, zoom), crops.zoomed_crop(images[b], box, zoom)
 
 
-SCORE_COLUMNS = ["method", "PSNR (dB)", "SSIM", "detail", "seconds", "note"]
-SCORE_FORMATS = {"PSNR (dB)": ".2f", "SSIM": ".3f", "detail": ".2f", "seconds": ".1f"}  # as rounded
+SCORE_COLUMNS = ["method", "PSNR (dB)", "SSIM", "LPIPS ↓", "detail", "seconds", "note"]
+SCORE_FORMATS = {"PSNR (dB)": ".2f", "SSIM": ".3f", "LPIPS ↓": ".3f", "detail": ".2f", "seconds": ".1f"}  # as rounded
 
 
 def scores_table(comparison: Comparison) -> list[list]:
@@ -179,18 +181,18 @@ def scores_table(comparison: Comparison) -> list[list]:
     rows = []
     if comparison.has_truth:
         n = comparison.noisy
-        rows.append(["Noisy input", rounded(n.psnr, 2), rounded(n.ssim, 3), None, None, ""])
+        rows.append(["Noisy input", rounded(n.psnr, 2), rounded(n.ssim, 3), None, None, None, ""])
     for name in comparison.methods:
         r = comparison.results.get(name)
         if r is None:
-            rows.append([registry.label(name), None, None, None, None, "running…"])
+            rows.append([registry.label(name), None, None, None, None, None, "running…"])
             continue
         if r.error:
-            rows.append([r.label, None, None, None, None, r.error])
+            rows.append([r.label, None, None, None, None, None, r.error])
             continue
         low = r.numerics if r.numerics and not r.numerics.startswith("fp32") else ""  # bf16: say so
         note = "; ".join(t for t in (BEST_MARK if name == best else "", "cached" if r.cached else "", low, r.note) if t)
-        rows.append([r.label, rounded(r.psnr, 2), rounded(r.ssim, 3), rounded(r.detail, 2),
+        rows.append([r.label, rounded(r.psnr, 2), rounded(r.ssim, 3), rounded(r.lpips, 3), rounded(r.detail, 2),
                      rounded(r.seconds, 1), note])
     return rows
 
@@ -201,13 +203,13 @@ def metrics_rows(comparison: Comparison) -> list[dict]:
     common = {"image": comparison.source, "sigma": comparison.sigma, "seed": comparison.seed}
     if comparison.has_truth:
         rows.append({**common, "method": NOISY, "psnr": comparison.noisy.psnr, "ssim": comparison.noisy.ssim,
-                     "detail": None, "seconds": None, "cached": None, "error": None, "weights": None,
+                     "lpips": None, "detail": None, "seconds": None, "cached": None, "error": None, "weights": None,
                      "numerics": None, "note": None})
     for name in comparison.methods:
         r = comparison.results.get(name)
         if r is None:
             continue
-        rows.append({**common, "method": name, "psnr": r.psnr, "ssim": r.ssim, "detail": r.detail,
+        rows.append({**common, "method": name, "psnr": r.psnr, "ssim": r.ssim, "lpips": r.lpips, "detail": r.detail,
                      "seconds": r.seconds, "cached": r.cached, "error": r.error, "weights": r.weights,
                      "numerics": r.numerics, "note": r.note or None})
     return rows

@@ -63,6 +63,9 @@ def test_compare_matches_the_denoisers_run_directly(client, tmp_path):
         direct = denoisers.get(name).denoise(noisy, 30)
         p, s = score(clean, direct)
         assert record["methods"][name]["psnr"] == pytest.approx(p, abs=1e-9)
+        if min(clean.shape[:2]) >= 32:  # LPIPS beside PSNR, of the same output
+            lp = denoisers.metrics.lpips(clean, to_uint8(direct))
+            assert record["methods"][name]["lpips"] == pytest.approx(lp, abs=1e-6)
         assert record["methods"][name]["ssim"] == pytest.approx(s, abs=1e-9)
         assert record["methods"][name]["detail"] == pytest.approx(detail_ratio(clean, to_uint8(direct)))
         assert record["methods"][name]["seconds"] > 0

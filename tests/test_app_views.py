@@ -210,13 +210,16 @@ def test_scores_table_holds_the_captions_numbers(comp):
     comp.methods.insert(0, "idgan")  # requested, not finished yet
     rows = {r[0]: r for r in views.scores_table(comp)}
     assert list(rows) == ["Noisy input", "IDGAN", "DNCNN", "FFDNET", "CBM3D"]  # pending: named as when done
-    assert [c for c in views.SCORE_COLUMNS] == ["method", "PSNR (dB)", "SSIM", "detail", "seconds", "note"]
+    assert [c for c in views.SCORE_COLUMNS] == ["method", "PSNR (dB)", "SSIM", "LPIPS ↓", "detail", "seconds", "note"]
     d = comp.results["dncnn"]
-    assert rows["DNCNN"][1:5] == [round(d.psnr, 2), round(d.ssim, 3), round(d.detail, 2), 2.0]
-    assert rows["FFDNET"][5] == f"{views.BEST_MARK}; cached" and rows["DNCNN"][5] == ""
-    assert rows["IDGAN"][5] == "running…" and rows["CBM3D"][5] == "not ready: bm3d missing"
+    d.lpips = 0.12345
+    rows = {r[0]: r for r in views.scores_table(comp)}
+    assert rows["DNCNN"][1:6] == [round(d.psnr, 2), round(d.ssim, 3), 0.123, round(d.detail, 2), 2.0]
+    assert "LPIPS 0.123" in views.result_label(d)
+    assert rows["FFDNET"][6] == f"{views.BEST_MARK}; cached" and rows["DNCNN"][6] == ""
+    assert rows["IDGAN"][6] == "running…" and rows["CBM3D"][6] == "not ready: bm3d missing"
     assert [p.label for p in views.panels(comp) if p.key == "idgan"] == ["IDGAN · running…"]
-    assert rows["CBM3D"][1] is None and rows["Noisy input"][3] is None
+    assert rows["CBM3D"][1] is None and rows["Noisy input"][3] is None and rows["Noisy input"][4] is None
     assert rows["Noisy input"][1] == round(comp.noisy.psnr, 2)
 
 

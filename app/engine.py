@@ -247,6 +247,36 @@ class Engine:
     def names(self) -> list[str]:
         return list(self.denoisers)
 
+    #: Settings of a method family (the dial ``idgan@A``) kept built at once; the oldest goes.
+    FAMILY_KEPT = 8
+
+    def resolve(self, names: list[str]) -> list[str]:
+        """``names`` as this engine knows them: a family member such as ``idgan@0.30`` is built
+        on first use and kept under its canonical name (``idgan@0.3``). ValueError naming
+        the unknown ones and the accepted forms."""
+        resolved, unknown = [], []
+        for name in names:
+            if name in self.denoisers:
+                resolved.append(name)
+                continue
+            try:
+                canonical = denoisers.registry.canonical(name)
+            except ValueError as exc:
+                unknown.append((name, str(exc)))
+                continue
+            with self._inflight_lock:
+                if canonical not in self.denoisers:
+                    family = [n for n in self.denoisers if "@" in n]
+                    if len(family) >= self.FAMILY_KEPT:
+                        del self.denoisers[family[0]]
+                    self.denoisers[canonical] = denoisers.get(canonical)
+            resolved.append(canonical)
+        if unknown:
+            reasons = "; ".join(reason for name, reason in unknown if "@" in name)
+            raise ValueError(f"unknown methods: {', '.join(name for name, _ in unknown)}; known: "
+                             f"{', '.join(self.names())}" + (f" ({reasons})" if reasons else ""))
+        return list(dict.fromkeys(resolved))
+
     def label(self, name: str) -> str:
         return self.denoisers[name].label if name in self.denoisers else name
 

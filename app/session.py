@@ -80,9 +80,10 @@ def new_comparison(engine: Engine, source: Source, sigma: object, seed: object, 
         seed_value = check_seed(seed)
         clean = source.image
         noisy = synthetic_noisy(clean, sigma, seed_value)
-    unknown = [m for m in methods if m not in engine.names()]
-    if unknown:
-        raise InputError(f"unknown methods: {', '.join(unknown)}; known: {', '.join(engine.names())}")
+    try:
+        methods = engine.resolve(methods)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     ordered = [m for m in engine.names() if m in methods]
     noisy_result = engine.noisy_result(clean, noisy)
     comparison = Comparison(source.name, source.image_id, clean, noisy_result, sigma, seed_value, ordered)

@@ -372,6 +372,20 @@ def test_api_methods_that_are_not_a_list_of_names_are_input_errors(engine, metho
         session.api_compare(engine, png_bytes(smooth_image()), 25, 0, methods, 10**6)
 
 
+@needs_nets
+def test_the_dial_works_through_the_api_under_its_canonical_name(engine):
+    image = smooth_image(48, 64, 3)
+    record, comp = session.api_compare(engine, png_bytes(image), 25, 0, ["idgan@0.50", "idresnet"], 10**6)
+    assert list(record["methods"]) == ["idresnet", "idgan@0.5"]
+    dial = record["methods"]["idgan@0.5"]
+    assert dial.get("error") is None and dial["weights"].endswith("@0.5")
+    noisy = synthetic_noisy(image, 25, 0)
+    direct = to_uint8(denoisers.get("idgan@0.5").denoise(noisy, 25))
+    assert np.array_equal(comp.results["idgan@0.5"].output, direct)
+    with pytest.raises(InputError, match="from 0 to 1"):
+        session.api_compare(engine, png_bytes(image), 25, 0, ["idgan@1.5"], 10**6)
+
+
 def test_weights_that_cannot_be_had_are_said_without_the_servers_folders(tmp_path, monkeypatch, caplog):
     from denoisers.weights import WeightsError
 

@@ -19,6 +19,8 @@ def _at_least_one(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from denoisers.registry import add_plugin_argument
+
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                         help="address to serve on (default: $GRADIO_SERVER_NAME, else 127.0.0.1; "
@@ -36,8 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-sessions", type=_at_least_one, default=None, metavar="N",
                         help="visitors' views kept in memory, the least recently used dropped beyond it "
                              "(default: 300; about 10 MB each for Kodak24, up to 100 MB for a 4 MP upload)")
-    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
-                        help="a module (or .py file) of your own denoisers, shown beside the others (repeatable)")
+    add_plugin_argument(parser)
     args = parser.parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from denoisers.base import check_precision_env

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from denoisers.base import check_precision_env
-from denoisers.registry import load_plugins, parse_methods
+from denoisers.registry import add_plugin_argument, load_plugins, parse_methods
 
 from . import kodak, session
 from .convert import InputError, check_sigma
@@ -32,8 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="the app's --cache-dir, if it is given one "
                              "(default: <DENOISERS_CACHE or ~/.cache/denoiser-compare>/results)")
-    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
-                        help="a module (or .py file) of your own denoisers, as given to the app (repeatable)")
+    add_plugin_argument(parser)
     args = parser.parse_args(argv)
     try:
         check_precision_env()

@@ -89,7 +89,8 @@ def _settings_column(page: Page, engine) -> None:
     with gr.Group():
         for name in engine.names():
             ready = readiness[name]
-            info = "; ".join(t for t in (OWN_NOTE if engine.denoisers[name].trained_here else "", ready.reason) if t)
+            d = engine.denoisers[name]
+            info = "; ".join(t for t in (OWN_NOTE if d.trained_here else "", d.licence_note, ready.reason) if t)
             boxes.append(gr.Checkbox(ready.ready, label=engine.label(name), interactive=ready.ready,
                                      info=info or None, elem_id=f"method-{name}"))
             page[f"method_{name}"] = boxes[-1]

@@ -147,6 +147,8 @@ class Denoiser(ABC):
     separate_process: ClassVar[bool] = False
     #: Weights trained by this project (its model cards), not a method's published ones.
     trained_here: ClassVar[bool] = False
+    #: A restriction of the method's licence that a user must see beside it (the app says it).
+    licence_note: ClassVar[str] = ""
     #: Two runs on one input give the same bits. False for CBM3D (multi-threaded sums): its runs
     #: may differ by one 8-bit step in a few values; ``same_output`` says what is allowed.
     bit_exact: ClassVar[bool] = True

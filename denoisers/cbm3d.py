@@ -46,6 +46,7 @@ class CBM3D(Denoiser):
     label = "CBM3D"
     separate_process = True
     bit_exact = False  # bm3d's multi-threaded aggregation (see the module docstring)
+    licence_note = "licence: non-commercial use only (the bm3d package, Tampere University)"
     region_margin = REGION_MARGIN
     region_align = REGION_ALIGN
 

@@ -91,11 +91,12 @@ def test_a_link_restores_its_view(events):
 def test_method_boxes_say_what_a_generator_was_trained_for(tiny_generators):
     from app.ui import build
 
-    engine = Engine(None, methods=["idresnet", "ffdnet"])
+    engine = Engine(None, methods=["idresnet", "ffdnet", "cbm3d"])
     demo, exports = build(engine, Settings(results_root=os.devnull))
     try:
         boxes = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", "") in
-                 ("method-idresnet", "method-ffdnet")}
+                 ("method-idresnet", "method-ffdnet", "method-cbm3d")}
+        assert boxes["method-cbm3d"].info.startswith("licence: non-commercial use only")
         assert boxes["method-idresnet"].info == "trained by this project, briefly so far (its model card says how long); trained for sigma 25, 50"
         assert boxes["method-idresnet"].value
         assert boxes["method-ffdnet"].info.startswith("trained for sigma 0-75")  # the FFDNet paper's range

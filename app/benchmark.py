@@ -187,6 +187,28 @@ def per_image(df: pd.DataFrame | None, sigma: float) -> pd.DataFrame:
     return wide
 
 
+PLANE = "kodak24-c256-dial"  # the folder of scripts/perception_distortion.py's plane.csv
+
+
+def plane_chart(root: Path) -> go.Figure:
+    """The perception-distortion plane of the idgan@A dial against the baselines, from
+    ``root/PLANE/plane.csv``; a figure that says how to make it where the file is missing."""
+    path = Path(root) / PLANE / "plane.csv"
+    try:
+        table = pd.read_csv(path)
+        figure = report.plane_figure(table)
+    except (OSError, ValueError, KeyError) as exc:
+        figure = go.Figure()
+        figure.add_annotation(text=f"no perception-distortion plane yet ({path.name}: {type(exc).__name__}); "
+                                   "scripts/perception_distortion.py makes it", showarrow=False,
+                              xref="paper", yref="paper", x=0.5, y=0.5)
+        return figure
+    figure.update_layout(width=None, autosize=True, height=460,
+                         title="Perception-distortion plane, Kodak24 256x256 centres: the idgan@A dial "
+                               "(network and pixel blend) against the baselines")
+    return figure
+
+
 def labelled_table(table: pd.DataFrame) -> pd.DataFrame:
     """``table`` with methods named as the Compare tab names them (DnCNN, not dncnn): in the
     method and against columns, and as column names (the per-image table's)."""

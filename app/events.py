@@ -293,7 +293,8 @@ class Events:
                 "bench_detail": tables.fixed(named(benchmark.detail_table(df))),
                 "bench_tradeoff": benchmark.labelled_figure(benchmark.tradeoff_chart(df, dataset)),
                 "bench_paired": tables.fixed(named(benchmark.paired_table(df)), {"ΔPSNR (dB)": "+.2f"}),
-                "per_image": tables.fixed(named(benchmark.per_image(df, sigma)))}
+                "per_image": tables.fixed(named(benchmark.per_image(df, sigma))),
+                "bench_plane": benchmark.plane_chart(self.settings.results_root)}
 
     def api_compare(self, image, sigma, seed, methods) -> tuple[dict, list[str]]:
         """Denoise ``image`` with synthetic noise (sigma on 0-255, seed) by every method in

@@ -200,7 +200,7 @@ def _wire_exports_and_benchmark(page: Page, events: Events):
     page.zip_btn.click(handler(page, events.export_zip), [page.comparison], [page.zip_file], **PRIVATE)
     bench_inputs = names(page, "bench_set", "bench_sigma")
     bench_outputs = names(page, "bench_notes", "bench_table", "bench_plot", "bench_detail", "bench_tradeoff",
-                          "bench_paired", "per_image")
+                          "bench_paired", "per_image", "bench_plane")
     show = handler(page, events.show_benchmark)
     page.bench_set.change(show, bench_inputs, bench_outputs, **PRIVATE)
     page.bench_sigma.change(show, bench_inputs, bench_outputs, **PRIVATE)

@@ -241,6 +241,38 @@ def psnr_figure(results: pd.DataFrame | None, dataset: str, title: str):
     return fig
 
 
+def plane_figure(table: pd.DataFrame):
+    """The perception-distortion plane (``scripts/perception_distortion.py``'s ``plane.csv``):
+    PSNR against LPIPS, one panel per sigma, the idgan@A dial as a curve (network blend, and the
+    pixel blend of its two ends dotted), the baselines as points."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    sigmas = sorted(table["sigma"].unique())
+    fig = make_subplots(rows=1, cols=len(sigmas), subplot_titles=[f"sigma {s:g}" for s in sigmas],
+                        horizontal_spacing=0.06)
+    styles = {"network blend (dial)": dict(mode="lines+markers", line=dict(color="#c0392b")),
+              "pixel blend": dict(mode="lines+markers", line=dict(color="#7f8c8d", dash="dot"))}
+    for col, sigma in enumerate(sigmas, start=1):
+        at = table[table["sigma"] == sigma]
+        for name, style in styles.items():
+            part = at[at["family"] == name].sort_values("alpha")
+            fig.add_trace(go.Scatter(x=part["lpips"], y=part["psnr"], name=name, legendgroup=name,
+                                     showlegend=col == 1, text=[f"A={a:g}" for a in part["alpha"]],
+                                     hovertemplate="%{text}<br>LPIPS %{x:.4f}<br>PSNR %{y:.2f} dB", **style),
+                          row=1, col=col)
+        base = at[at["family"] == "baseline"]
+        fig.add_trace(go.Scatter(x=base["lpips"], y=base["psnr"], mode="markers+text", text=base["method"],
+                                 textposition="top center", name="baselines", legendgroup="baselines",
+                                 showlegend=col == 1, marker=dict(size=9, color="#2c3e50")), row=1, col=col)
+        fig.update_xaxes(title_text="LPIPS (alex), lower is better", row=1, col=col)
+    fig.update_yaxes(title_text="PSNR (dB)", row=1, col=1)
+    fig.update_layout(width=420 * len(sigmas), height=460, template="plotly_white",
+                      title="Perception-distortion plane: the idgan@A dial and the baselines",
+                      legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
 CHART_OFFLINE = ("This chart draws with plotly.js from cdn.plot.ly, which could not be loaded "
                  "(offline?). The same numbers are in table.md and results.csv beside this file.")
 

@@ -174,3 +174,27 @@ def test_the_tab_names_methods_as_the_compare_tab_does(tmp_path):
     assert "DnCNN (ours)" in names and "IDResNet (paper)" in names
     [trace, _] = benchmark.labelled_figure(benchmark.tradeoff_chart(df)).data
     assert trace.name == "DnCNN" and trace.hovertemplate.startswith("DnCNN %{text}")
+
+
+def test_the_plane_chart_draws_the_dial_and_the_baselines_or_says_how_to_make_it(tmp_path):
+    import pandas as pd
+
+    from app import benchmark
+
+    assert "scripts/perception_distortion.py" in benchmark.plane_chart(tmp_path).layout.annotations[0].text
+    rows = []
+    for sigma in (25.0, 50.0):
+        for family, methods in (("network blend (dial)", ["idresnet", "idgan@0.5", "idgan"]),
+                                ("pixel blend", ["pixel@0.5"]), ("baseline", ["dncnn", "cbm3d"])):
+            for i, m in enumerate(methods):
+                alpha = {"idresnet": 0.0, "idgan": 1.0}.get(m, 0.5 if "@" in m else float("nan"))
+                rows.append({"sigma": sigma, "method": m, "psnr": 30 - i, "lpips": 0.1 + i / 100, "family": family,
+                             "alpha": alpha})
+    (tmp_path / benchmark.PLANE).mkdir()
+    pd.DataFrame(rows).to_csv(tmp_path / benchmark.PLANE / "plane.csv", index=False)
+    figure = benchmark.plane_chart(tmp_path)
+    names = {t.name for t in figure.data}
+    assert names == {"network blend (dial)", "pixel blend", "baselines"}
+    dial = [t for t in figure.data if t.name == "network blend (dial)"]
+    assert len(dial) == 2 and list(dial[0].x) == pytest.approx([0.1, 0.11, 0.12])  # one panel per sigma, in A order
+    assert [t for t in figure.data if t.name == "baselines"][0].text.tolist() == ["dncnn", "cbm3d"]

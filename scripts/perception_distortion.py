@@ -1,0 +1,226 @@
+"""The perception-distortion plane of the idgan@A dial against every baseline.
+
+Reads an evaluation folder written by ``python -m denoisers.evaluate ... --save-images DIR``
+that holds ``idresnet``, ``idgan``, ``idgan@A`` for several A, and any baselines, then:
+
+1. scores every saved output with LPIPS (AlexNet) and DISTS (``perceptual.csv``; a rerun
+   scores only what is missing);
+2. builds the pixel-space blend ``(1 - A) * IDResNet(x) + A * IDGAN(x)`` of the two saved end
+   outputs at every A of the dial, and scores it the same way (``pixel_blend.csv``);
+3. writes the means per sigma and method (``plane.csv``), the plane as an interactive chart
+   (``plane.html``) and, where Playwright and chromium are installed, as ``plane.png``, and
+   what the numbers say (``plane.md``), computed here, never typed.
+
+    python scripts/perception_distortion.py RESULTS_DIR --images DIR --data CLEAN_DIR
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from denoisers import metrics  # noqa: E402
+from denoisers.files import write_text  # noqa: E402
+from denoisers.io import read_image  # noqa: E402
+from denoisers.report import plane_figure, read_results, summary  # noqa: E402
+
+DIAL = re.compile(r"^idgan@([0-9.]+)$")
+KEY = ["image", "method", "sigma", "seed"]
+ENDS = {"idresnet": 0.0, "idgan": 1.0}
+
+
+def dial_alpha(method: str) -> float | None:
+    """A of a dial setting, 0 and 1 for its ends, None for any other method."""
+    if method in ENDS:
+        return ENDS[method]
+    found = DIAL.match(method)
+    return float(found.group(1)) if found else None
+
+
+def output_path(images: Path, row) -> Path:
+    return images / f"sigma{row.sigma:g}_seed{int(row.seed)}" / row.method / row.image
+
+
+NAMES: tuple[str, ...] = ("lpips", "dists")  # what to score (``--no-dists`` leaves DISTS out)
+
+
+def perceptual_scores(clean: np.ndarray, out: np.ndarray) -> dict[str, float]:
+    return {name: getattr(metrics, name)(clean, out) for name in NAMES}
+
+
+def score_outputs(results: pd.DataFrame, images: Path, data: Path, done: pd.DataFrame) -> pd.DataFrame:
+    """LPIPS and DISTS of every row of ``results`` not yet in ``done``."""
+    have = set(map(tuple, done[KEY].astype(str).values)) if not done.empty else set()
+    rows = []
+    for row in results.itertuples():
+        if tuple(str(getattr(row, k)) for k in KEY) in have:
+            continue
+        out = read_image(output_path(images, row))
+        rows.append({**{k: getattr(row, k) for k in KEY},
+                     **perceptual_scores(read_image(data / row.image), out)})
+    return pd.concat([done, pd.DataFrame(rows)], ignore_index=True) if rows else done
+
+
+def pixel_blends(results: pd.DataFrame, images: Path, data: Path, done: pd.DataFrame) -> pd.DataFrame:
+    """The pixel-space blend of the saved IDResNet and IDGAN outputs at every A of the dial,
+    scored like the networks' outputs (method ``pixel@A``); rows of ``done`` that hold every
+    metric are kept, not scored again."""
+    ready = done.dropna(subset=[*NAMES]) if not done.empty and set(NAMES) <= set(done.columns) else done.iloc[0:0]
+    have = set(map(tuple, ready[KEY].astype(str).values))
+    alphas = sorted({a for m in results["method"].unique() if (a := dial_alpha(m)) is not None and 0 < a < 1})
+    ends = results[results["method"].isin(ENDS)]
+    rows = []
+    for (image, sigma, seed), pair in ends.groupby(["image", "sigma", "seed"]):
+        if set(pair["method"]) != set(ENDS):
+            continue
+        first = pair.iloc[0]
+        base = images / f"sigma{sigma:g}_seed{int(seed)}"
+        low = read_image(base / "idresnet" / image).astype(np.float64)
+        high = read_image(base / "idgan" / image).astype(np.float64)
+        clean = read_image(data / image)
+        for alpha in alphas:
+            key = (str(image), f"pixel@{alpha:g}", str(sigma), str(seed))
+            if key in have:
+                continue
+            out = np.clip(np.rint((1 - alpha) * low + alpha * high), 0, 255).astype(np.uint8)
+            rows.append({"image": image, "method": f"pixel@{alpha:g}", "sigma": sigma, "seed": seed,
+                         "psnr": metrics.psnr(clean, out), "ssim": metrics.ssim(clean, out),
+                         "hf": metrics.high_frequency_energy(out), "hf_clean": first["hf_clean"],
+                         **perceptual_scores(clean, out)})
+    return pd.concat([ready, pd.DataFrame(rows)], ignore_index=True) if rows else ready
+
+
+def means(results: pd.DataFrame, perceptual: pd.DataFrame, blends: pd.DataFrame) -> pd.DataFrame:
+    scored = results.drop(columns=[c for c in NAMES if c in results.columns]).merge(perceptual, on=KEY, how="left")
+    everything = pd.concat([scored, blends], ignore_index=True)
+    table = summary(everything)  # means of PSNR, SSIM, detail, LPIPS and DISTS per (sigma, method)
+    table["family"] = [family(m) for m in table["method"]]
+    table["alpha"] = [a if (a := dial_alpha(m)) is not None else
+                      (float(m.split("@")[1]) if m.startswith("pixel@") else np.nan) for m in table["method"]]
+    return table.sort_values(["sigma", "family", "alpha", "method"]).reset_index(drop=True)
+
+
+def family(method: str) -> str:
+    if method.startswith("pixel@"):
+        return "pixel blend"
+    return "network blend (dial)" if dial_alpha(method) is not None else "baseline"
+
+
+def findings(table: pd.DataFrame) -> list[str]:
+    """What the plane shows, per sigma, from the numbers."""
+    lines = []
+    for sigma, at in table.groupby("sigma"):
+        dial = at[at["family"] == "network blend (dial)"].sort_values("alpha")
+        pixel = at[at["family"] == "pixel blend"].set_index("alpha")
+        resnet = dial[dial["method"] == "idresnet"].iloc[0]
+        baselines = at[(at["family"] == "baseline")]
+        best_base = baselines.loc[baselines["lpips"].idxmin()] if not baselines.empty else None
+        keeps = dial.iloc[(dial["detail"] - 1).abs().argsort()[:1]].iloc[0]
+        lines.append(f"- sigma {sigma:g}: detail is nearest 1 at A = {keeps['alpha']:g} (detail {keeps['detail']:.2f}, "
+                     f"LPIPS {keeps['lpips']:.4f}, PSNR {keeps['psnr']:.2f} dB, {resnet['psnr'] - keeps['psnr']:.2f} dB "
+                     "below IDResNet).")
+        if best_base is not None:
+            cheap = dial[(resnet["psnr"] - dial["psnr"] < 0.5) & (dial["lpips"] < best_base["lpips"])]
+            if cheap.empty:
+                lines.append(f"  No A beats the best baseline's LPIPS ({best_base['method']}, {best_base['lpips']:.4f}) "
+                             "at a PSNR cost under 0.5 dB against IDResNet.")
+            else:
+                top = cheap.loc[cheap["lpips"].idxmin()]
+                lines.append(f"  A = {top['alpha']:g} beats every baseline in LPIPS ({top['lpips']:.4f} against "
+                             f"{best_base['method']}'s {best_base['lpips']:.4f}) for {resnet['psnr'] - top['psnr']:.2f} dB "
+                             "against IDResNet.")
+        inner = [r for r in dial.itertuples() if 0 < r.alpha < 1 and r.alpha in pixel.index]
+        if inner:
+            dpsnr = np.mean([r.psnr - pixel.loc[r.alpha, "psnr"] for r in inner])
+            dlpips = np.mean([r.lpips - pixel.loc[r.alpha, "lpips"] for r in inner])
+            # On the plane: the pixel blend's LPIPS at each dial point's PSNR (between its own points).
+            curve = pixel.sort_values("psnr")
+            at_same = [r.lpips - np.interp(r.psnr, curve["psnr"], curve["lpips"]) for r in inner
+                       if curve["psnr"].min() <= r.psnr <= curve["psnr"].max()]
+            lines.append(f"  Network minus pixel blend at the same A, mean over A in (0, 1): {dpsnr:+.3f} dB PSNR, "
+                         f"{dlpips:+.4f} LPIPS.")
+            if at_same:
+                gap = float(np.mean(at_same))
+                better = "pixel blending" if gap > 0 else "network interpolation"
+                lines.append(f"  At equal PSNR the network blend's LPIPS is {gap:+.4f} against the pixel blend's "
+                             f"(mean over {len(at_same)} settings): {better} gives the better trade-off here.")
+    return lines
+
+
+def write_png(fig, png_path: Path) -> bool:
+    """Render ``fig`` with chromium (Playwright), plotly.js embedded so that no network is
+    needed, to ``png_path``; False where Playwright or chromium is missing."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return False
+    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    if not Path(chromium).exists():
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        page_path = Path(tmp) / "plane.html"
+        page_path.write_text(fig.to_html(include_plotlyjs=True, config={"staticPlot": True}))
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium,
+                                        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            page = browser.new_page(viewport={"width": int(fig.layout.width) + 20, "height": int(fig.layout.height) + 20})
+            page.goto(page_path.as_uri())
+            page.wait_for_selector(".main-svg", timeout=30000)
+            page.locator(".plotly-graph-div").first.screenshot(path=str(png_path))
+            browser.close()
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python scripts/perception_distortion.py", description=__doc__.split("\n")[0])
+    parser.add_argument("results", type=Path, help="an evaluation folder (its results.csv)")
+    parser.add_argument("--images", type=Path, required=True, help="the --save-images folder of that evaluation")
+    parser.add_argument("--data", type=Path, required=True, help="the clean images it was run on")
+    parser.add_argument("--sigma", type=float, action="append", help="only these sigmas (default: all)")
+    parser.add_argument("--no-dists", action="store_true", help="LPIPS only (DISTS is about 10x slower)")
+    args = parser.parse_args(argv)
+    global NAMES
+    NAMES = ("lpips",) if args.no_dists else ("lpips", "dists")
+    results = read_results(args.results / "results.csv")
+    if results.empty or not (set(ENDS) <= set(results["method"])):
+        parser.error(f"{args.results / 'results.csv'} has no idresnet and idgan rows: run the evaluation first")
+    results = results[results["method"].map(lambda m: not m.startswith("pixel@"))]
+    if args.sigma:
+        results = results[results["sigma"].isin(args.sigma)]
+    counts = results.groupby(["sigma", "method"])["image"].transform("nunique")
+    whole = counts == results.groupby("sigma")["image"].transform("nunique")
+    if not whole.all():  # a method run on part of the images would not be comparable
+        left = sorted({f"{m} at {s:g}" for m, s in zip(results.loc[~whole, "method"], results.loc[~whole, "sigma"])})
+        print(f"left out, not run on every image: {', '.join(left)}", file=sys.stderr)
+        results = results[whole]
+    done_path = args.results / "perceptual.csv"
+    done = pd.read_csv(done_path) if done_path.exists() else pd.DataFrame(columns=[*KEY, *NAMES])
+    perceptual = score_outputs(results, args.images, args.data, done)
+    write_text(done_path, perceptual.to_csv(index=False))
+    blend_path = args.results / "pixel_blend.csv"
+    earlier = pd.read_csv(blend_path) if blend_path.exists() else pd.DataFrame(columns=KEY)
+    blends = pixel_blends(results, args.images, args.data, earlier)
+    write_text(blend_path, blends.to_csv(index=False))
+    table = means(results, perceptual, blends)
+    write_text(args.results / "plane.csv", table.to_csv(index=False, float_format="%.4f"))
+    fig = plane_figure(table)
+    html_path = args.results / "plane.html"
+    write_text(html_path, fig.to_html(include_plotlyjs="cdn", div_id="plane"))
+    png = write_png(fig, args.results / "plane.png")
+    text = "\n".join(findings(table))
+    write_text(args.results / "plane.md", text + "\n")
+    print(text)
+    print(f"wrote {done_path}, pixel_blend.csv, plane.csv, plane.html{', plane.png' if png else ''} in {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""scripts/perception_distortion.py on a tiny evaluation: perceptual scores, pixel blends of
+the dial's ends, the means and what they say, and a rerun that scores nothing twice."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import denoisers
+from denoisers.io import write_png
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def script(monkeypatch):
+    spec = importlib.util.spec_from_file_location("perception_distortion", ROOT / "scripts" / "perception_distortion.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    calls = []
+
+    def fake(reference, image, **_):  # stands in for LPIPS and DISTS (tested on their own)
+        calls.append(1)
+        return float(np.mean(np.abs(reference.astype(float) - image.astype(float)))) / 255
+
+    monkeypatch.setattr(denoisers.metrics, "lpips", fake)
+    monkeypatch.setattr(denoisers.metrics, "dists", fake)
+    monkeypatch.setattr(module, "write_png", lambda fig, path: False)  # no browser here
+    return module, calls
+
+
+def test_the_plane_blends_scores_and_compares(script, tmp_path):
+    module, calls = script
+    rng = np.random.default_rng(0)
+    data, images, out = tmp_path / "data", tmp_path / "saved", tmp_path / "out"
+    outputs = {"idresnet": 6, "idgan": 12, "idgan@0.5": 8, "dncnn": 20}  # noise left in each output
+    rows = []
+    for name in ("a.png", "b.png"):
+        clean = rng.integers(40, 200, (40, 48, 3)).astype(np.uint8)
+        write_png(clean, data / name)
+        for method, level in outputs.items():
+            output = np.clip(clean + rng.normal(0, level, clean.shape), 0, 255).astype(np.uint8)
+            write_png(output, images / "sigma25_seed0" / method / name)
+            rows.append({"image": name, "method": method, "sigma": 25.0, "seed": 0,
+                         "psnr": denoisers.metrics.psnr(clean, output), "ssim": 0.9, "seconds": 1.0, "weights": "w",
+                         "hf": 1.0, "hf_clean": 1.0})
+    out.mkdir()
+    pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
+    assert module.main([str(out), "--images", str(images), "--data", str(data)]) == 0
+    blends = pd.read_csv(out / "pixel_blend.csv")
+    assert set(blends["method"]) == {"pixel@0.5"} and len(blends) == 2
+    plane = pd.read_csv(out / "plane.csv").set_index("method")
+    assert plane.loc["idgan@0.5", "family"] == "network blend (dial)" and plane.loc["dncnn", "family"] == "baseline"
+    assert plane.loc["pixel@0.5", "alpha"] == 0.5 and plane["lpips"].notna().all()
+    text = (out / "plane.md").read_text()
+    assert "sigma 25: detail is nearest 1" in text and "Network minus pixel blend" in text
+    first = len(calls)
+    assert module.main([str(out), "--images", str(images), "--data", str(data)]) == 0
+    assert len(calls) == first  # everything was scored already
+
+
+def test_results_without_both_ends_of_the_dial_are_refused(script, tmp_path):
+    module, _ = script
+    (tmp_path / "results.csv").write_text("image,method,sigma,seed,psnr,ssim,weights\na.png,dncnn,25,0,30,0.9,w\n")
+    with pytest.raises(SystemExit):
+        module.main([str(tmp_path), "--images", str(tmp_path), "--data", str(tmp_path)])

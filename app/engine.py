@@ -21,6 +21,7 @@ import torch
 
 import denoisers
 from denoisers.base import model_id
+from denoisers.registry import MethodError, status_and_model
 from denoisers.io import to_float, to_uint8
 from denoisers import metrics
 from denoisers.metrics import add_noise, detail_ratio, high_frequency_energy, psnr, ssim
@@ -316,14 +317,13 @@ class Engine:
                     continue
                 d = self.denoisers[name]
                 try:  # a method of one's own (a plugin) may fail here; the others still run
-                    status = d.readiness(sigma)
-                    weights = model_id(d, sigma) if status.ready else ""
+                    status, weights = status_and_model(d, sigma)
                 except (WeightsError, FetchError) as exc:  # its text names the server's folders
                     log.warning("%s: %s", name, exc)
                     yield MethodResult(name, d.label, None, error=WEIGHTS_UNAVAILABLE)
                     continue
-                except (Exception, SystemExit) as exc:
-                    yield MethodResult(name, d.label, None, error=f"{type(exc).__name__}: {exc}")
+                except MethodError as exc:
+                    yield MethodResult(name, d.label, None, error=exc.reason)
                     continue
                 if not status.ready:
                     yield MethodResult(name, d.label, None, error=f"not ready: {status.reason}")

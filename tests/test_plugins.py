@@ -262,7 +262,8 @@ def test_the_app_runs_the_other_methods_when_one_fails_to_say_what_it_is(tmp_pat
     finally:
         for cls in (Unnamed, Identity):
             del registry._REGISTRY[cls.name]
-    assert results["unnamed"].error == error and results["unnamed"].output is None
+    said = results["unnamed"].error
+    assert said == f"could not say whether it is ready or which model it is: {error}" and results["unnamed"].output is None
     assert results["identity"].error is None and results["identity"].psnr == pytest.approx(psnr(clean, to_uint8(noisy)))
 
 

@@ -650,3 +650,9 @@ def test_ctrl_c_ends_the_jobs_running_in_worker_processes():
         assert isinstance(running.exception(timeout=60), BrokenProcessPool)  # ended, not waited for
     finally:
         pool.shutdown(cancel_futures=True)
+
+
+def test_published_values_stand_only_beside_the_sets_they_were_measured_on():
+    assert evaluate.report.references("kodak24")[1] and evaluate.report.references("kodak24-crop500")[1]
+    assert evaluate.report.references("kodak24-c256") == ({}, {})
+    assert evaluate.report.references("cbsd68") == ({}, {})

@@ -43,7 +43,8 @@ from .parallel import process_pool, stop_workers, terminate_as_interrupt
 from .registry import (MethodError, add_plugin_argument, get, load_plugins, names, parse_methods, plugins,
                        status_and_model)
 from .resume import resume
-from .scoring import DEFAULT_METRICS, METRICS, fill_from_saved, load_perceptual, parse_metrics, perceptual_scores
+from .scoring import (DEFAULT_METRICS, METRICS, fill_from_saved, fit_to_sizes, load_perceptual, parse_metrics,
+                      perceptual_scores)
 
 
 @dataclass(frozen=True)
@@ -427,6 +428,7 @@ def evaluate(args: argparse.Namespace, held: contextlib.ExitStack | None = None)
     images = list_images(args.data, args.limit)
     check_save_images(args, images, methods)
     digests = check_images(images)
+    perceptual = fit_to_sizes(perceptual, images, explicit=args.metrics != DEFAULT_METRICS)
     every = plan(images, methods, args.sigma, args.seed, args.save_images, perceptual)
     for note in outside_training((m, s) for m in methods for s in args.sigma):  # scored, but not a fair test
         print(f"outside its training range: {note}", file=sys.stderr)

@@ -3,6 +3,8 @@ DISTS when asked (``--metrics``), and how a metric added to a finished run is co
 outputs that ``--save-images`` kept instead of running the methods again."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -63,3 +65,31 @@ def fill_from_saved(existing: pd.DataFrame, jobs: list, names: tuple[str, ...], 
         for name, value in perceptual_scores(clean[row.image], read_image(saved(row)), names).items():
             existing.loc[row.Index, name] = value
     return existing, len(lacking)
+
+
+MIN_SIDE = 32  # LPIPS and DISTS: AlexNet's last layer is empty below about 31 pixels
+
+
+def fit_to_sizes(names: tuple[str, ...], images: list, explicit: bool) -> tuple[str, ...]:
+    """The perceptual metrics this run can record on ``images``: none where an image is under
+    ``MIN_SIDE`` pixels a side. Asked for by name (``explicit``), that stops the run, naming
+    the images; by default the run goes on without them and says so."""
+    from PIL import Image
+
+    if not names:
+        return names
+    small = []
+    for path in images:
+        with Image.open(path) as image:
+            if min(image.size) < MIN_SIDE:
+                small.append(Path(path).name)
+    if not small:
+        return names
+    listed = ", ".join(small[:3]) + (" ..." if len(small) > 3 else "")
+    what = "/".join(names)
+    if explicit:
+        raise SystemExit(f"--metrics {what}: needs images of at least {MIN_SIDE}x{MIN_SIDE} pixels; {listed} "
+                         f"{'is' if len(small) == 1 else 'are'} smaller (leave {what} out, or those images)")
+    print(f"{what} not recorded in this run: it needs images of at least {MIN_SIDE}x{MIN_SIDE} pixels and "
+          f"{listed} {'is' if len(small) == 1 else 'are'} smaller", file=sys.stderr)
+    return ()

@@ -12,11 +12,11 @@ from PIL import Image
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import denoisers  # noqa: E402
-from app import crops  # noqa: E402
+from app import crops, views  # noqa: E402
 from app_support import needs_kodak, needs_nets, running_app  # noqa: E402
 from denoisers import datasets  # noqa: E402
 from denoisers.io import read_image, to_float, to_uint8  # noqa: E402
-from denoisers.metrics import add_noise, detail_ratio, psnr  # noqa: E402
+from denoisers.metrics import add_noise, detail_ratio, lpips, psnr  # noqa: E402
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 playwright = pytest.importorskip("playwright.sync_api")
@@ -107,11 +107,12 @@ def test_click_moves_every_crop(server, page, tmp_path):
     page.click("#run")
     page.wait_for_function("document.querySelector('#status').innerText.includes('Done: 2 of 2')",
                            timeout=120_000)
-    scores = [[page.locator(f"#scores [data-testid='cell-{row}-{col}']").inner_text().strip() for col in (0, 1, 3)]
+    columns = [views.SCORE_COLUMNS.index(c) for c in ("method", "PSNR (dB)", "LPIPS ↓", "detail")]
+    scores = [[page.locator(f"#scores [data-testid='cell-{row}-{col}']").inner_text().strip() for col in columns]
               for row in range(3)]
     ffdnet = expected_full["ffdnet"]
     assert scores[0][0] == "Noisy input" and scores[2] == [
-        "FFDNet", f"{psnr(clean, ffdnet):.2f}", f"{detail_ratio(clean, ffdnet):.2f}"]
+        "FFDNet", f"{psnr(clean, ffdnet):.2f}", f"{lpips(clean, ffdnet):.3f}", f"{detail_ratio(clean, ffdnet):.2f}"]
 
     # Click the FFDNet full view (slot 3: truth, noisy, dncnn, ffdnet) at a known spot.
     img = page.locator("#full-3 img").first

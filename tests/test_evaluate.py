@@ -656,3 +656,16 @@ def test_published_values_stand_only_beside_the_sets_they_were_measured_on():
     assert evaluate.report.references("kodak24")[1] and evaluate.report.references("kodak24-crop500")[1]
     assert evaluate.report.references("kodak24-c256") == ({}, {})
     assert evaluate.report.references("cbsd68") == ({}, {})
+
+
+def test_images_under_32_pixels_are_scored_without_lpips_unless_it_is_asked_for(tmp_path, weights_mirror, capsys):
+    data = tmp_path / "small"
+    data.mkdir()
+    Image.fromarray(np.full((24, 40, 3), 120, np.uint8)).save(data / "tiny.png")
+    out = tmp_path / "out"
+    assert evaluate.main(["--data", str(data), "--sigma", "25", "--methods", "ffdnet", "--out", str(out)]) == 0
+    assert "lpips not recorded in this run" in capsys.readouterr().err
+    assert pd.read_csv(out / "results.csv")["psnr"].notna().all()
+    with pytest.raises(SystemExit, match="at least 32x32 pixels; tiny.png is smaller"):
+        evaluate.main(["--data", str(data), "--sigma", "25", "--methods", "ffdnet", "--out", str(out),
+                       "--metrics", "psnr,lpips"])

@@ -341,6 +341,15 @@ def test_a_result_that_cannot_be_cached_is_still_shown(tmp_path, monkeypatch):
         e.close()
 
 
+def _ended(process) -> bool:
+    import psutil
+
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def test_a_worker_process_that_died_is_replaced(tmp_path):
     e = Engine(ResultCache(tmp_path, max_bytes=10**8), methods=["cbm3d"])
     if not e.denoisers["cbm3d"].readiness(25).ready:
@@ -351,7 +360,9 @@ def test_a_worker_process_that_died_is_replaced(tmp_path):
         wait_until(lambda: {p.pid for p in _workers()} - before, "the worker's start", 60)
         [worker] = [p for p in _workers() if p.pid not in before]
         worker.kill()  # as if it had been killed (out of memory, a crash in native code)
-        worker.wait(30)
+        # Seen dead, not reaped: the pool must reap it itself (a worker reaped by someone else
+        # looks alive to multiprocessing for ever, and its shutdown at exit would never end).
+        wait_until(lambda: _ended(worker), "the worker's end", 30)
         src = source(40, 40)
         # A job sent before the pool has noticed its loss fails, and says so; the next one runs.
         [first] = list(e.run(src.image, synthetic_noisy(src.image, 25, 0), src.image_id, 25, 0, ["cbm3d"]))

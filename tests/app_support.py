@@ -69,3 +69,12 @@ def running_app(root, engines: list | None = None, **options) -> Iterator[str]:
         demo.close()
         engine.close()
         exports.close()
+
+
+def as_at_a_terminal() -> None:
+    """``preexec_fn`` for a command a test interrupts with SIGINT: SIGINT as at a terminal.
+    A shell starts background jobs with SIGINT ignored, and children inherit that, so a suite
+    run in the background would otherwise see every Ctrl-C test's command ignore its Ctrl-C."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from app_support import as_at_a_terminal
 from denoisers import cluster, report
 from denoisers.io import read_image, write_png
 
@@ -203,7 +204,8 @@ def test_ctrl_c_on_the_cluster_keeps_whole_rows_and_the_same_command_resumes(das
     for mark in (dask_cluster.folder / "marks").iterdir():
         mark.unlink()
     dask_cluster.sleep(1.5)
-    process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    process = subprocess.Popen(command, cwd=ROOT, env=_env(), preexec_fn=as_at_a_terminal,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     _wait_for_marks(dask_cluster, process, 3)  # two jobs done or nearly, the next ones running
     asked = time.monotonic()

@@ -16,6 +16,7 @@ import psutil
 import pytest
 from PIL import Image
 
+from app_support import as_at_a_terminal
 from denoisers import report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +89,8 @@ def test_ctrl_c_at_any_point_keeps_every_earlier_row(tmp_path):
     delays = [1.0, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.5]
     while delays:
         delay = delays.pop(0)
-        process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        process = subprocess.Popen(command, cwd=ROOT, env=_env(), preexec_fn=as_at_a_terminal,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True)
         time.sleep(delay)
         process.send_signal(signal.SIGINT)

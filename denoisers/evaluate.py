@@ -11,7 +11,12 @@ a Dask cluster's workers instead (``denoisers.cluster``, docs/cluster.md). Rows 
 With ``--save-images DIR`` every output scored is kept as the 8-bit PNG the scores were taken
 on (``DIR/sigma25_seed0/ffdnet/kodim01.png``), with the noisy inputs clipped and rounded to 8
 bits (``DIR/sigma25_seed0/noisy/``; the methods got them unclipped), for other metrics or a closer look;
-rows whose PNG is missing there are recomputed rather than kept.
+rows whose PNG is missing there are recomputed rather than kept. ``--metrics`` adds LPIPS (the
+default) and DISTS (``denoisers.scoring``).
+
+This file runs a little over 450 lines on purpose: the checks of a run's options, its plan,
+its local and cluster runs and its outputs read in one place, in the order a run does them;
+what stands on its own lives beside it (``resume``, ``scoring``, ``cluster``, ``report``).
 """
 from __future__ import annotations
 

@@ -49,15 +49,13 @@ def output_path(images: Path, row) -> Path:
     return images / f"sigma{row.sigma:g}_seed{int(row.seed)}" / row.method / row.image
 
 
-NAMES: tuple[str, ...] = ("lpips", "dists")  # what to score (``--no-dists`` leaves DISTS out)
+def perceptual_scores(clean: np.ndarray, out: np.ndarray, names: tuple[str, ...]) -> dict[str, float]:
+    return {name: getattr(metrics, name)(clean, out) for name in names}
 
 
-def perceptual_scores(clean: np.ndarray, out: np.ndarray) -> dict[str, float]:
-    return {name: getattr(metrics, name)(clean, out) for name in NAMES}
-
-
-def score_outputs(results: pd.DataFrame, images: Path, data: Path, done: pd.DataFrame) -> pd.DataFrame:
-    """LPIPS and DISTS of every row of ``results`` not yet in ``done``."""
+def score_outputs(results: pd.DataFrame, images: Path, data: Path, done: pd.DataFrame,
+                  names: tuple[str, ...]) -> pd.DataFrame:
+    """The perceptual metrics ``names`` of every row of ``results`` not yet in ``done``."""
     have = set(map(tuple, done[KEY].astype(str).values)) if not done.empty else set()
     rows = []
     for row in results.itertuples():
@@ -65,15 +63,16 @@ def score_outputs(results: pd.DataFrame, images: Path, data: Path, done: pd.Data
             continue
         out = read_image(output_path(images, row))
         rows.append({**{k: getattr(row, k) for k in KEY},
-                     **perceptual_scores(read_image(data / row.image), out)})
+                     **perceptual_scores(read_image(data / row.image), out, names)})
     return pd.concat([done, pd.DataFrame(rows)], ignore_index=True) if rows else done
 
 
-def pixel_blends(results: pd.DataFrame, images: Path, data: Path, done: pd.DataFrame) -> pd.DataFrame:
+def pixel_blends(results: pd.DataFrame, images: Path, data: Path, done: pd.DataFrame,
+                 names: tuple[str, ...]) -> pd.DataFrame:
     """The pixel-space blend of the saved IDResNet and IDGAN outputs at every A of the dial,
     scored like the networks' outputs (method ``pixel@A``); rows of ``done`` that hold every
     metric are kept, not scored again."""
-    ready = done.dropna(subset=[*NAMES]) if not done.empty and set(NAMES) <= set(done.columns) else done.iloc[0:0]
+    ready = done.dropna(subset=[*names]) if not done.empty and set(names) <= set(done.columns) else done.iloc[0:0]
     have = set(map(tuple, ready[KEY].astype(str).values))
     alphas = sorted({a for m in results["method"].unique() if (a := dial_alpha(m)) is not None and 0 < a < 1})
     ends = results[results["method"].isin(ENDS)]
@@ -94,12 +93,12 @@ def pixel_blends(results: pd.DataFrame, images: Path, data: Path, done: pd.DataF
             rows.append({"image": image, "method": f"pixel@{alpha:g}", "sigma": sigma, "seed": seed,
                          "psnr": metrics.psnr(clean, out), "ssim": metrics.ssim(clean, out),
                          "hf": metrics.high_frequency_energy(out), "hf_clean": first["hf_clean"],
-                         **perceptual_scores(clean, out)})
+                         **perceptual_scores(clean, out, names)})
     return pd.concat([ready, pd.DataFrame(rows)], ignore_index=True) if rows else ready
 
 
-def means(results: pd.DataFrame, perceptual: pd.DataFrame, blends: pd.DataFrame) -> pd.DataFrame:
-    scored = results.drop(columns=[c for c in NAMES if c in results.columns]).merge(perceptual, on=KEY, how="left")
+def means(results: pd.DataFrame, perceptual: pd.DataFrame, blends: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
+    scored = results.drop(columns=[c for c in names if c in results.columns]).merge(perceptual, on=KEY, how="left")
     everything = pd.concat([scored, blends], ignore_index=True)
     table = summary(everything)  # means of PSNR, SSIM, detail, LPIPS and DISTS per (sigma, method)
     table["family"] = [family(m) for m in table["method"]]
@@ -187,8 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sigma", type=float, action="append", help="only these sigmas (default: all)")
     parser.add_argument("--no-dists", action="store_true", help="LPIPS only (DISTS is about 10x slower)")
     args = parser.parse_args(argv)
-    global NAMES
-    NAMES = ("lpips",) if args.no_dists else ("lpips", "dists")
+    names = ("lpips",) if args.no_dists else ("lpips", "dists")
     results = read_results(args.results / "results.csv")
     if results.empty or not (set(ENDS) <= set(results["method"])):
         parser.error(f"{args.results / 'results.csv'} has no idresnet and idgan rows: run the evaluation first")
@@ -202,14 +200,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"left out, not run on every image: {', '.join(left)}", file=sys.stderr)
         results = results[whole]
     done_path = args.results / "perceptual.csv"
-    done = pd.read_csv(done_path) if done_path.exists() else pd.DataFrame(columns=[*KEY, *NAMES])
-    perceptual = score_outputs(results, args.images, args.data, done)
+    done = pd.read_csv(done_path) if done_path.exists() else pd.DataFrame(columns=[*KEY, *names])
+    perceptual = score_outputs(results, args.images, args.data, done, names)
     write_text(done_path, perceptual.to_csv(index=False))
     blend_path = args.results / "pixel_blend.csv"
     earlier = pd.read_csv(blend_path) if blend_path.exists() else pd.DataFrame(columns=KEY)
-    blends = pixel_blends(results, args.images, args.data, earlier)
+    blends = pixel_blends(results, args.images, args.data, earlier, names)
     write_text(blend_path, blends.to_csv(index=False))
-    table = means(results, perceptual, blends)
+    table = means(results, perceptual, blends, names)
     write_text(args.results / "plane.csv", table.to_csv(index=False, float_format="%.4f"))
     fig = plane_figure(table)
     html_path = args.results / "plane.html"

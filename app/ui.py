@@ -114,6 +114,14 @@ def _wire_inputs(page: Page, events: Events) -> None:
                          **PRIVATE)
 
 
+def _hint(page: Page, events: Events) -> tuple:
+    """The settings-changed hint's handler and inputs (it writes the status line)."""
+    def settings_changed(comparison, sigma, seed, *flags):
+        return events.settings_changed(comparison, sigma, seed, flags)
+
+    return handler(page, settings_changed), names(page, "comparison", "sigma", "seed") + page.boxes
+
+
 def _wire_compare(demo: gr.Blocks, page: Page, events: Events, settings: Settings, show_benchmark) -> None:
     """Compare (pressed, or asked for by the link the page opened), Stop, another input ending
     a comparison, and the settings-changed hint."""
@@ -130,11 +138,7 @@ def _wire_compare(demo: gr.Blocks, page: Page, events: Events, settings: Setting
                _wire_link(demo, page, events, show_benchmark).success(compare, compare_inputs, compare_outputs,
                                                                       **heavy)]
 
-    def settings_changed(comparison, sigma, seed, *flags):
-        return events.settings_changed(comparison, sigma, seed, flags)
-
-    hint = handler(page, settings_changed)
-    hint_inputs = names(page, "comparison", "sigma", "seed") + page.boxes
+    hint, hint_inputs = _hint(page, events)
     # σ and the seed on .change, so that values set by a load (a link's) are compared too.
     for control in (page.sigma, page.seed):
         control.change(hint, hint_inputs, [page.status], **QUIET)
@@ -158,9 +162,13 @@ def _wire_view(page: Page, events: Events) -> None:
                        "show_errors", "shown"))
     # One render at a time per page, the latest last: a slow render of an input left behind,
     # or of a result, cannot land after the render of a later input or crop move.
-    gr.on([page.results_changed.change, page.view_changed.change], handler(page, render),
-          names(page, "comparison", "centre", "crop_size", "zoom", "show_errors", "shown", "sigma", "seed")
-          + page.boxes, outputs, trigger_mode="always_last", **QUIET)
+    rendered = gr.on([page.results_changed.change, page.view_changed.change], handler(page, render),
+                     names(page, "comparison", "centre", "crop_size", "zoom", "show_errors", "shown", "sigma",
+                           "seed") + page.boxes, outputs, trigger_mode="always_last", **QUIET)
+    # The render read σ, the seed and the ticks when it started; a change made while it ran
+    # wrote its hint, which the render's status line then covered. Say it again from the
+    # settings as they are now.
+    rendered.then(*_hint(page, events), [page.status], **QUIET)
 
     def click_crop(comparison, view_changed, evt: gr.SelectData):
         return events.click_crop(comparison, evt.index, view_changed)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 CROP_MIN, CROP_MAX, CROP_DEFAULT = 32, 256, 96
-ZOOM_MIN, ZOOM_MAX, ZOOM_DEFAULT = 2, 8, 4
+ZOOM_MIN, ZOOM_MAX, ZOOM_DEFAULT = 1, 8, 2
 BOX_COLOUR = (0, 255, 64)  # bright green inside a black ring: visible on any image
 BOX_RING = (0, 0, 0)
 

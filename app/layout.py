@@ -15,7 +15,7 @@ STATIC = Path(__file__).with_name("static")
 OWN_NOTE = "trained by this project, briefly so far (its model card says how long)"
 #: Results kept per session for this long after the last update (seconds).
 STATE_TTL = 3600
-INTRO = ("# Denoiser comparison\nEvery method side by side on Kodak24 or your own image. "
+INTRO = ("Every method side by side on Kodak24 or your own image. "
          "Numbers follow one protocol: PSNR/SSIM on the clipped, rounded 8-bit output against the "
          "8-bit ground truth, computed on the server; *detail* is an output's high-frequency "
          "energy over the ground truth's (1 = as much fine texture, below 1 = smoothed away, "
@@ -48,16 +48,19 @@ def place(page: Page, engine, settings, thumbs) -> None:
                 ab_shown=gr.State(None),  # what the A/B slider shows: (image, sigma, seed, left, right, results, crop)
                 ab_pinned=gr.State(None),  # (image, sigma, seed) whose A/B right side the user chose
                 ab_left=gr.State(None))  # the left side the user chose last: shown again once it exists
-    gr.Markdown(INTRO)
+    # The controls live in a sidebar, so that the compare view opens on the results: the
+    # locator and every method's crop side by side, inside one desktop screen.
+    with gr.Sidebar(width=340, elem_id="controls", label="Controls"):
+        gr.Markdown("# Denoiser comparison", elem_id="title")
+        _input_column(page, settings, thumbs)
+        _settings_column(page, engine)
+        gr.Markdown(INTRO, elem_id="intro")
     with gr.Tabs() as page["tabs"]:
         with gr.Tab("Compare", id="compare"):
-            with gr.Row():
-                with gr.Column(scale=3, min_width=320):
-                    _input_column(page, settings, thumbs)
-                with gr.Column(scale=2, min_width=280):
-                    _settings_column(page, engine)
-                with gr.Column(scale=2, min_width=280):
-                    _crop_column(page)
+            page["status"] = gr.Markdown("Pick a Kodak24 image or upload one (in the sidebar), then press Compare.",
+                                         elem_id="status")
+            _crop_strip(page, 2 + len(engine.names()))
+            _crop_controls(page)
             _panels(page, 2 + len(engine.names()))
             _ab_slider(page)
             _exports(page)
@@ -67,13 +70,13 @@ def place(page: Page, engine, settings, thumbs) -> None:
 
 
 def _input_column(page: Page, settings, thumbs) -> None:
-    page["gallery"] = gr.Gallery(value=thumbs or None, label="Kodak24 (click to pick)", columns=8, height=250,
+    page["gallery"] = gr.Gallery(value=thumbs or None, label="Kodak24 (click to pick)", columns=6, height=230,
                                  allow_preview=False, format="png", elem_id="kodak", visible=bool(thumbs), buttons=[])
     page["kodak_note"] = gr.Markdown("" if thumbs else kodak.where_to_get(), elem_id="kodak-note")
     page["get_kodak"] = gr.Button("Download Kodak24 (sha256-checked)", visible=not thumbs, size="sm")
     page["upload"] = gr.File(label=f"…or upload an image (PNG, JPEG, TIFF, BMP, WebP; at most "
                                    f"{settings.max_upload_mb} MB)", type="filepath", file_types=["image"],
-                             elem_id="upload", height=140)
+                             elem_id="upload", height=110)
     with gr.Row():
         page["downscale"] = gr.Checkbox(False, label=downscale_label(settings.max_pixels))
         page["already_noisy"] = gr.Checkbox(False, label="My image is already noisy", elem_id="already-noisy",
@@ -98,34 +101,43 @@ def _settings_column(page: Page, engine) -> None:
     with gr.Row():
         page["run"] = gr.Button("Compare", variant="primary", elem_id="run", scale=3)
         page["stop"] = gr.Button("Stop", variant="secondary", elem_id="stop", scale=1, min_width=60)
-    page["status"] = gr.Markdown("Pick a Kodak24 image or upload one, then press Compare.", elem_id="status")
 
 
-def _crop_column(page: Page) -> None:
-    page["crop_size"] = LenientSlider(crops.CROP_MIN, crops.CROP_MAX, value=crops.CROP_DEFAULT, step=8,
-                                      label="Crop size (px)", elem_id="crop-size")
-    page["zoom"] = LenientSlider(crops.ZOOM_MIN, crops.ZOOM_MAX, value=crops.ZOOM_DEFAULT, step=1,
-                                 label="Magnification of the crop files (nearest neighbour; on screen a crop "
-                                       "fills its panel)", elem_id="zoom")
-    page["centre_text"] = gr.Textbox(label="Crop (click any full view, or type its centre below and press Enter)",
-                                     interactive=False, elem_id="centre")
-    with gr.Row():  # the keyboard's way to move the crop (arrow keys step it; Enter applies)
-        # No minimum/maximum: a number outside the image is moved inside it (and the box shows
+def _crop_strip(page: Page, slots: int) -> None:
+    """The locator (one full image with the crop box; click it to move the crop) beside every
+    panel's zoomed crop, shown at the chosen zoom, captions under the images."""
+    with gr.Row(elem_id="strip", elem_classes=["strip"]):
+        page["locator"] = gr.Image(format="png", interactive=False, visible=False, elem_id="locator",
+                                   label="Locator: click to move the crop", show_label=True, buttons=[],
+                                   elem_classes=["locator"], min_width=160)
+        page["crops"] = []
+        for i in range(slots):
+            page["crops"].append(gr.Image(format="png", interactive=False, visible=False, elem_id=f"crop-{i}",
+                                          elem_classes=["crop"], show_label=True,
+                                          buttons=["download", "fullscreen"], min_width=64))
+            page[f"crop_{i}"] = page["crops"][-1]
+
+
+def _crop_controls(page: Page) -> None:
+    with gr.Row(elem_id="crop-controls", equal_height=True):
+        page["crop_size"] = LenientSlider(crops.CROP_MIN, crops.CROP_MAX, value=crops.CROP_DEFAULT, step=8,
+                                          label="Crop size (image px)", elem_id="crop-size", min_width=180)
+        page["zoom"] = LenientSlider(crops.ZOOM_MIN, crops.ZOOM_MAX, value=crops.ZOOM_DEFAULT, step=1,
+                                     label="Zoom (×; files too)", elem_id="zoom",
+                                     min_width=180)
+        # The keyboard's way to move the crop (arrow keys step it; Enter applies). No
+        # minimum/maximum: a number outside the image is moved inside it (and the box shows
         # where), not refused. Hidden while no image is shown: gradio shows 0 in an empty box.
-        page["centre_x"] = gr.Number(label="Crop centre x", precision=0, step=8, min_width=100, visible=False,
+        page["centre_x"] = gr.Number(label="Crop centre x", precision=0, step=8, min_width=90, visible=False,
                                      elem_id="centre-x")
-        page["centre_y"] = gr.Number(label="Crop centre y", precision=0, step=8, min_width=100, visible=False,
+        page["centre_y"] = gr.Number(label="Crop centre y", precision=0, step=8, min_width=90, visible=False,
                                      elem_id="centre-y")
-    page["show_errors"] = gr.Checkbox(False, label="Show error maps |output − ground truth|",
-                                      info="one colour scale for every map", elem_id="errors")
+        page["show_errors"] = gr.Checkbox(False, label="Error maps |output − ground truth|",
+                                          info="one colour scale for every map", elem_id="errors", min_width=180)
+    page["centre_text"] = gr.Textbox(label="Crop (click the locator or any full view, or type its centre above "
+                                           "and press Enter)", interactive=False, elem_id="centre", lines=1)
     page["error_bar"] = gr.Image(label="Error scale", show_label=False, format="png", interactive=False,
-                                 visible=False, elem_id="error-bar", buttons=[])
-    # ``link`` holds the query string (written by the render); the page turns it into the
-    # address bar's URL and the full link shown here, so the copy button copies something a
-    # browser can open.
-    page["link"] = gr.Textbox(visible=False, elem_id="link-query")
-    page["link_url"] = gr.Textbox(label="Link to this view (also in the address bar)", interactive=False,
-                                  elem_id="link", buttons=["copy"])
+                                 visible=False, elem_id="error-bar", buttons=[], height=60)
 
 
 def _panels(page: Page, slots: int) -> None:
@@ -133,9 +145,12 @@ def _panels(page: Page, slots: int) -> None:
                                   visible=False, elem_id="scores")
     gr.Markdown("### Full views (the green box is the crop; click to move it)")
     page["fulls"] = _grid(page, slots, "full", "panel", height=300)
-    gr.Markdown("### Zoomed crops")
-    # A fixed height: crops below the fold load lazily, and the page must not jump as they do.
-    page["crops"] = _grid(page, slots, "crop", "crop", height=400, per_row=3)
+    # ``link`` holds the query string (written by the render); the page turns it into the
+    # address bar's URL and the full link shown here, so the copy button copies something a
+    # browser can open.
+    page["link"] = gr.Textbox(visible=False, elem_id="link-query")
+    page["link_url"] = gr.Textbox(label="Link to this view (also in the address bar)", interactive=False,
+                                  elem_id="link", buttons=["copy"])
 
 
 def _grid(page: Page, n: int, prefix: str, css_class: str, height: int | None, per_row: int = 4) -> list:

@@ -59,7 +59,7 @@ class Renderer:
     def nothing(self) -> dict:
         """No input (a refused upload, say): no panels, and no link either, rather than the last input's."""
         out = {f"full_{i}": HIDDEN for i in range(self.slots)} | {f"crop_{i}": HIDDEN for i in range(self.slots)}
-        return out | {"error_bar": HIDDEN, "centre_text": "", "link": "", "scores": Props(visible=False),
+        return out | {"locator": HIDDEN, "error_bar": HIDDEN, "centre_text": "", "link": "", "scores": Props(visible=False),
                       "centre_x": HIDDEN, "centre_y": HIDDEN, "shown": {}}
 
     def render(self, comp: Comparison | None, centre, size, zoom, errors: bool, last: dict | None = None,
@@ -117,7 +117,11 @@ class Renderer:
             crop = export.png_file(folder, f"{name}_crop_x{box.x0}_y{box.y0}_{box.width}px_{zoom}x.png",
                                    views.crop_view(image, box, zoom))
             out[f"full_{i}"] = Props(value=full, label=p.short + mapped, visible=True)
-            out[f"crop_{i}"] = Props(value=crop, label=p.label + mapped, visible=True)
+            label = p.label if maps is not None else views.crop_label(p, comp.clean, box)
+            out[f"crop_{i}"] = Props(value=crop, label=label + mapped, visible=True)
+        # the locator: the first panel (the ground truth, or the input) with the crop box
+        out["locator"] = HIDDEN if not panels else Props(
+            value=out["full_0"]["value"], visible=True, label=f"Locator: {panels[0].title} (click to move the crop)")
         return out
 
     @staticmethod

@@ -76,7 +76,7 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
     exports = ExportDir()
     events = Events(engine, settings, exports)
     page = Page()
-    with gr.Blocks(title="Denoiser comparison", delete_cache=CACHE_CLEANUP) as demo:
+    with gr.Blocks(title="Denoiser comparison", delete_cache=CACHE_CLEANUP, fill_width=True) as demo:
         place(page, engine, settings, kodak.thumbnails())
         _wire_inputs(page, events)
         _wire_view(page, events)
@@ -158,7 +158,7 @@ def _wire_view(page: Page, events: Events) -> None:
         return events.render(comparison, centre, size, zoom, errors, shown, sigma, seed, flags)
 
     outputs = (page.fulls + page.crops
-               + names(page, "error_bar", "centre_text", "link", "status", "scores", "centre_x", "centre_y",
+               + names(page, "locator", "error_bar", "centre_text", "link", "status", "scores", "centre_x", "centre_y",
                        "show_errors", "shown"))
     # One render at a time per page, the latest last: a slow render of an input left behind,
     # or of a result, cannot land after the render of a later input or crop move.
@@ -173,7 +173,7 @@ def _wire_view(page: Page, events: Events) -> None:
     def click_crop(comparison, view_changed, evt: gr.SelectData):
         return events.click_crop(comparison, evt.index, view_changed)
 
-    for full in page.fulls:
+    for full in [page.locator, *page.fulls]:
         full.select(handler(page, click_crop), names(page, "comparison", "view_changed"),
                     names(page, "centre", "view_changed"), **QUIET)
     typed = handler(page, events.type_centre)

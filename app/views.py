@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from denoisers import registry
+from denoisers import metrics, registry
 
 from . import crops, errormap
-from .engine import NOISY, MethodResult
+from .engine import NOISY, MethodResult, perceptual_distance
 
 CLEAN = "clean"
 BEST_MARK = "★ best"
@@ -57,6 +57,9 @@ class Panel:
     label: str  # name with numbers, for the panel caption
     image: np.ndarray | None  # full-size uint8, None while pending or on error
     short: str = ""  # name and PSNR only, for the narrow full views (the scores table has the rest)
+    psnr: float | None = None  # the whole image's, against the ground truth
+    lpips: float | None = None
+    best: bool = False
 
     def __post_init__(self) -> None:
         if not self.short:
@@ -109,7 +112,9 @@ def panels(comparison: Comparison) -> list[Panel]:
         noisy_label = f"{noisy_short} · SSIM {noisy.ssim:.3f}"
     else:
         noisy_label = noisy_short = f"Input, already noisy (σ={comparison.sigma:g} used)"
-    out.append(Panel(NOISY, "Noisy" if comparison.has_truth else "Input", noisy_label, noisy.output, noisy_short))
+    out.append(Panel(NOISY, "Noisy" if comparison.has_truth else "Input", noisy_label, noisy.output, noisy_short,
+                     noisy.psnr, perceptual_distance(comparison.clean, noisy.output) if noisy.psnr is not None
+                     else None))
     for name in comparison.methods:
         result = comparison.results.get(name)
         if result is None:
@@ -119,8 +124,26 @@ def panels(comparison: Comparison) -> list[Panel]:
         short = ""
         if result.output is not None and not result.error and result.psnr is not None:
             short = f"{result.label} · {fmt_psnr(result.psnr)}" + (f" {BEST_MARK}" if best == name else "")
-        out.append(Panel(name, result.label, result_label(result, best == name), result.output, short))
+        out.append(Panel(name, result.label, result_label(result, best == name), result.output, short,
+                         result.psnr, result.lpips, best == name))
     return out
+
+
+def crop_label(panel: Panel, clean: np.ndarray | None, box: crops.Box) -> str:
+    """A crop's caption: its name, then PSNR and LPIPS of the crop and of the whole image, each
+    labelled (one line each); a panel without numbers (the ground truth, a running or failed
+    method, an input without ground truth) keeps its own caption."""
+    if clean is None or panel.image is None or panel.psnr is None:
+        return panel.label
+    truth, shown = crops.crop(clean, box), crops.crop(panel.image, box)
+    crop_lpips = perceptual_distance(truth, shown)
+
+    def scores(p: float | None, lp: float | None) -> str:
+        return fmt_psnr(p) + ("" if lp is None else f" · LPIPS {lp:.3f}")
+
+    title = panel.title + (f" {BEST_MARK}" if panel.best else "")
+    return (f"{title}\ncrop {scores(metrics.psnr(truth, shown), crop_lpips)}"
+            f"\nimage {scores(panel.psnr, panel.lpips)}")
 
 
 def full_view(image: np.ndarray | None, box: crops.Box) -> np.ndarray | None:

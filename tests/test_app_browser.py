@@ -148,7 +148,10 @@ def test_click_moves_every_crop(server, page, tmp_path):
                               lambda im: (im[box.y0 - 1, box.x0:box.x1] == crops.BOX_COLOUR).all())
         assert np.array_equal(crops.crop(full, box), crops.crop(expected_full[key], box))
         assert (full[box.y0 - 1, box.x0:box.x1] == crops.BOX_COLOUR).all()  # box drawn there
-    assert "dB" in labels["ffdnet"] and "SSIM" in labels["ffdnet"]
+    # The crop's caption gives the crop's PSNR and the whole image's, each labelled.
+    crop_psnr = psnr(crops.crop(expected_full["clean"], box), crops.crop(expected_full["ffdnet"], box))
+    whole_psnr = psnr(expected_full["clean"], expected_full["ffdnet"])
+    assert f"crop {crop_psnr:.2f} dB" in labels["ffdnet"] and f"image {whole_psnr:.2f} dB" in labels["ffdnet"], labels
     # For screen readers: each image's text alternative is its caption; the status line is read out.
     page.wait_for_function("document.querySelector('#crop-3 img').alt.includes('FFDNet')", timeout=30_000)
     assert page.locator("#crop-3 img").first.get_attribute("alt") == labels["ffdnet"].strip()

@@ -234,3 +234,19 @@ def test_tables_show_fixed_decimals_and_keep_the_values():
     shown = gr.Dataframe().postprocess(tables.fixed(frame, {"detail": ".3f"}))
     assert shown.metadata["display_value"] == [["a", "30.80", "0.700", "24"], ["b", "31.83 (15/24)", "", "3"]]
     assert shown.data[0][1] == 30.8 and shown.data[0][2] == 0.7  # the numbers themselves are unchanged
+
+
+def test_a_crop_caption_gives_the_crop_s_scores_beside_the_whole_image_s(comp):
+    """PSNR of the crop region, then of the whole image, each labelled; a panel without
+    numbers keeps its caption. (LPIPS needs 32x32 at least: this 16x16 crop has none.)"""
+    box = crops.crop_box((20, 30), 16, comp.shape)
+    by_key = {p.key: p for p in views.panels(comp)}
+    out = comp.results["ffdnet"].output
+    caption = views.crop_label(by_key["ffdnet"], comp.clean, box)
+    crop_psnr = psnr(crops.crop(comp.clean, box), crops.crop(out, box))
+    assert caption.splitlines() == [f"FFDNET {views.BEST_MARK}", f"crop {crop_psnr:.2f} dB",
+                                    f"image {comp.results['ffdnet'].psnr:.2f} dB"]
+    assert abs(crop_psnr - comp.results["ffdnet"].psnr) > 0.01  # the two numbers are not the same one
+    assert views.crop_label(by_key["clean"], comp.clean, box) == "Ground truth"
+    assert views.crop_label(by_key["cbm3d"], comp.clean, box) == by_key["cbm3d"].label
+    assert views.crop_label(by_key["ffdnet"], None, box) == by_key["ffdnet"].label

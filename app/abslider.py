@@ -39,8 +39,21 @@ def update(comp: Comparison | None, a, b, region="full", centre=None, size=None,
     pair = views.slider_pair(comp, a, b, box, zoom) if a and b else None
     key = (comp.image_id, comp.sigma, comp.seed, a, b, tuple(m for m in comp.methods if m in comp.results),
            (box, zoom))
+    slider = pair if pair is None else Props(value=pair, label=sides(comp, a, b))
     return {"ab_a": Props(choices=choices, value=a), "ab_b": Props(choices=choices, value=b),
-            "slider": pair, "ab_shown": key}
+            "slider": slider, "ab_shown": key}
+
+
+def sides(comp: Comparison, a: str, b: str) -> str:
+    """The slider's caption: which image is on which side, with its scores."""
+    by_key = {p.key: p for p in views.panels(comp)}
+
+    def side(key: str) -> str:
+        p = by_key[key]
+        lp = "" if p.lpips is None else f" · LPIPS {p.lpips:.3f}"
+        return (p.short or p.title) + lp
+
+    return f"◀ left: {side(a)}   |   right: {side(b)} ▶"
 
 
 def follow(comp, a, b, shown, pinned, region="full", centre=None, size=None, zoom=None, chosen_left=None) -> dict:

@@ -139,6 +139,10 @@ def paired_table(df: pd.DataFrame | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+SIGMA_SHAPES = ("circle", "square", "diamond", "triangle-up")
+SHAPE_GLYPHS = {"circle": "●", "square": "■", "diamond": "◆", "triangle-up": "▲"}
+
+
 def tradeoff_chart(df: pd.DataFrame | None, dataset: str = "kodak24") -> go.Figure:
     """Mean PSNR against detail, one line per method through its sigmas: smoothing moves a
     method left (less texture than the clean images, which sit at detail 1), noise moves it
@@ -146,14 +150,19 @@ def tradeoff_chart(df: pd.DataFrame | None, dataset: str = "kodak24") -> go.Figu
     figure = go.Figure()
     means = report.summary(df).dropna(subset=["detail"]) if df is not None and not df.empty else None
     if means is not None and not means.empty:
-        # Methods' points lie close together: each method puts its sigma labels on another side.
-        sides = ("middle right", "middle left", "top center", "bottom center")
-        for i, method in enumerate(report.display_order(means["method"])):
+        # The methods' points lie close together: text beside each point piled up into an
+        # unreadable heap, so the sigma is the marker's shape (said once, in the subtitle).
+        sigmas = sorted(means["sigma"].unique())
+        shapes = dict(zip(sigmas, SIGMA_SHAPES * (len(sigmas) // len(SIGMA_SHAPES) + 1)))
+        for method in report.display_order(means["method"]):
             rows = means[means["method"] == method].sort_values("sigma")
             figure.add_trace(go.Scatter(
-                x=rows["detail"], y=rows["psnr"], mode="lines+markers+text", name=method,
-                text=[f"σ={s:g}" for s in rows["sigma"]], textposition=sides[i % len(sides)],
+                x=rows["detail"], y=rows["psnr"], mode="lines+markers", name=method,
+                marker={"symbol": [shapes[s] for s in rows["sigma"]], "size": 9},
+                text=[f"σ={s:g}" for s in rows["sigma"]],
                 hovertemplate=method + " %{text}: detail %{x:.2f}, %{y:.2f} dB<extra></extra>"))
+        figure.add_annotation(text="markers: " + ", ".join(f"{SHAPE_GLYPHS[shapes[s]]} σ={s:g}" for s in sigmas),
+                              showarrow=False, xref="paper", yref="paper", x=0, y=1.07, xanchor="left")
     if not figure.data:  # empty axes would look like a chart of nothing
         figure.add_annotation(text=f"no detail measured for {dataset} yet", showarrow=False,
                               xref="paper", yref="paper", x=0.5, y=0.5)

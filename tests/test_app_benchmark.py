@@ -133,7 +133,12 @@ def test_tradeoff_chart_places_each_method_by_detail_and_psnr(tmp_path):
     assert list(traces["dncnn"].y) == pytest.approx(list(dncnn))
     assert list(traces["dncnn"].text) == ["σ=25", "σ=50"]
     assert "dncnn σ=%{text}" not in traces["dncnn"].hovertemplate  # the text already says "σ="
-    assert traces["dncnn"].textposition != traces["ffdnet"].textposition  # labels do not pile up
+    # no text beside the points (it piled up): the sigma is the marker's shape, said once
+    assert "text" not in traces["dncnn"].mode
+    assert list(traces["dncnn"].marker.symbol) == ["circle", "square"]
+    assert list(traces["ffdnet"].marker.symbol) == ["circle", "square"]
+    [key] = benchmark.tradeoff_chart(df).layout.annotations[:1]
+    assert "● σ=25" in key.text and "■ σ=50" in key.text
     old = df.drop(columns=["hf", "hf_clean"])  # results from before the measure: nothing to place
     assert benchmark.tradeoff_chart(old).data == () and benchmark.tradeoff_chart(None).data == ()
 

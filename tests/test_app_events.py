@@ -246,18 +246,22 @@ def test_the_ab_slider_can_show_the_zoomed_crop_and_follows_it():
 
     comp = comparison(psnrs={"ffdnet": 30.0})
     out = abslider.follow(comp, None, None, None, None)
-    assert out["slider"][0] is comp.clean
+    assert out["slider"]["value"][0] is comp.clean
+    # each side is named, with its scores
+    ffdnet = comp.results["ffdnet"]
+    assert out["slider"]["label"] == (f"◀ left: Ground truth   |   right: {ffdnet.label} · {ffdnet.psnr:.2f} dB "
+                                      f"{views.BEST_MARK} ▶")
     shown = out["ab_shown"]
     # A crop move changes nothing on a slider showing the whole images: nothing is sent.
     assert nothing_sent(abslider.follow(comp, "clean", "ffdnet", shown, None, "full", (20, 20), 32, 2))
     out = abslider.follow(comp, "clean", "ffdnet", shown, None, "crop", (20, 20), 32, 2)
     box = crops.crop_box((20, 20), 32, comp.shape)
-    assert np.array_equal(out["slider"][0], crops.zoomed_crop(comp.clean, box, 2))
-    assert np.array_equal(out["slider"][1], crops.zoomed_crop(comp.results["ffdnet"].output, box, 2))
+    assert np.array_equal(out["slider"]["value"][0], crops.zoomed_crop(comp.clean, box, 2))
+    assert np.array_equal(out["slider"]["value"][1], crops.zoomed_crop(comp.results["ffdnet"].output, box, 2))
     assert nothing_sent(abslider.follow(comp, "clean", "ffdnet", out["ab_shown"], None, "crop", (20, 20), 32, 2))
     moved = abslider.follow(comp, "clean", "ffdnet", out["ab_shown"], None, "crop", (40, 30), 32, 3)
-    assert np.array_equal(moved["slider"][0], crops.zoomed_crop(comp.clean, crops.crop_box((40, 30), 32, comp.shape), 3))
-    assert abslider.update(comp, "clean", "ffdnet", "crop", None, 32, 2)["slider"][0].shape == (64, 64, 3)  # centred
+    assert np.array_equal(moved["slider"]["value"][0], crops.zoomed_crop(comp.clean, crops.crop_box((40, 30), 32, comp.shape), 3))
+    assert abslider.update(comp, "clean", "ffdnet", "crop", None, 32, 2)["slider"]["value"][0].shape == (64, 64, 3)  # centred
     # Back to whole images by hand: what that sent is recorded, so the next crop move sends nothing.
     picked = abslider.update(comp, "clean", "ffdnet", "full", (40, 30), 32, 3)["ab_shown"]
     assert nothing_sent(abslider.follow(comp, "clean", "ffdnet", picked, None, "full", (50, 50), 32, 3))

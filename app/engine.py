@@ -284,6 +284,22 @@ class Engine:
     def readiness(self, sigma: float | None = None) -> dict[str, denoisers.Readiness]:
         return {name: d.readiness(sigma) for name, d in self.denoisers.items()}
 
+    def lookup(self, name: str, image_id: str, sigma: float, seed: int | None) -> np.ndarray | None:
+        """``name``'s output for this input if the results cache holds it; never computes (the
+        dial's instant preview blends the two ends it finds here)."""
+        d = self.denoisers.get(name)
+        if d is None or not self.cache:
+            return None
+        try:
+            status, weights = status_and_model(d, sigma)
+        except (WeightsError, FetchError, MethodError):
+            return None
+        if not status.ready:
+            return None
+        how = numerics(d)
+        hit = self.cache.get(result_key(image_id, sigma, seed, name, weights + (f"|{how}" if how else "")))
+        return None if hit is None else hit.image
+
     # -- work ---------------------------------------------------------------------------
     def noisy_result(self, clean_u8: np.ndarray | None, noisy: np.ndarray) -> MethodResult:
         """The noisy image as displayed (clipped, rounded) and, with ground truth, its scores.

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import benchmark, crops, export, kodak, session, tables
+from . import benchmark, crops, dialview, export, kodak, session, tables
 from .convert import MAX_PIXELS, MAX_UPLOAD_MB, InputError, check_sigma
 from .engine import Engine
 from .outputs import ExportDir
@@ -49,6 +49,11 @@ class Events:
     def ticked(self, flags: Sequence[bool]) -> set[str]:
         """The methods whose boxes are ticked (``flags`` in the order of ``names``)."""
         return {n for n, f in zip(self.names, flags) if f}
+
+    def chosen(self, flags: Sequence[bool], dial: float | None = None) -> list[str]:
+        """The methods to run, in display order: the ticked ones, IDGAN at the dial's A."""
+        ticked = self.ticked(flags)
+        return [dialview.member(dial) if n == dialview.FAMILY else n for n in self.names if n in ticked]
 
     # ---- the input ------------------------------------------------------------------
     def preview(self, source: session.Source | None, sigma, seed, noisy_mode: bool, note: str = "",
@@ -183,14 +188,14 @@ class Events:
 
     # ---- a comparison ---------------------------------------------------------------
     def compare(self, source: session.Source | None, sigma, seed, noisy_mode: bool, flags: Sequence[bool],
-                results_changed: int) -> Iterator[dict]:
+                results_changed: int, dial: float | None = None) -> Iterator[dict]:
         """Run the ticked methods on ``source``, yielding the comparison as each one finishes
         (and an empty update every ``HEARTBEAT`` seconds, where a Stop can end it). Each new
         result bumps ``results_changed``, whose change renders it."""
         if source is None:
             raise InputError("Pick a Kodak24 image or upload one first. (If the page shows one, the server "
                              "has dropped this view after a long pause or when busy: reload the page.)")
-        methods = [n for n in self.names if n in self.ticked(flags)]
+        methods = self.chosen(flags, dial)
         if not methods:
             raise InputError("Tick at least one method.")
         start = time.perf_counter()
@@ -209,6 +214,51 @@ class Events:
         comp = dataclasses.replace(comp, results=dict(comp.results), done=True, elapsed=time.perf_counter() - start)
         yield {"comparison": comp, "results_changed": results_changed + 1}
 
+    # ---- the fidelity <-> detail dial ------------------------------------------------
+    def dial_preview(self, comp: Comparison | None, dial, results_changed: int) -> dict:
+        """The dial moved: the IDGAN panel shows idgan@A at once, as the pixel blend of the dial's
+        two ends where both are at hand (else as running); ``dial_run`` follows with the
+        network's. While a comparison runs, the dial waits for Compare (the hint says so)."""
+        if comp is None or not comp.done or dial is None:
+            return {}
+        alpha = float(dial)
+        ends = dialview.ends(comp, lambda name: self.engine.lookup(name, comp.image_id, comp.sigma, comp.seed))
+        moved = dialview.preview(comp, alpha, ends)
+        if moved is None:
+            return {}
+        return {"comparison": moved, "results_changed": results_changed + 1}
+
+    def dial_run(self, comp: Comparison | None, dial, count: int) -> Iterator[dict]:
+        """The network's output for the dial's setting (from the cache at once when computed
+        before), handed to ``dial_apply`` as ``dial_found`` with the input it is for: by the time
+        it is ready the dial may have moved on, or another input come."""
+        if comp is None or not comp.done or dial is None or dialview.slot(comp) is None:
+            return
+        name = dialview.member(float(dial))
+        current = comp.results.get(name)
+        if current is not None and not dialview.is_preview(current):
+            return
+        self.engine.resolve([name])
+        for result in self.engine.run(comp.clean, session.noisy_input(comp), comp.image_id, comp.sigma, comp.seed,
+                                      [name], heartbeat=HEARTBEAT):
+            if result is None:
+                yield {}
+                continue
+            count += 1
+            yield {"dial_found": (comp.image_id, comp.sigma, comp.seed, result), "dial_count": count}
+
+    def dial_apply(self, comp: Comparison | None, dial, found, results_changed: int) -> dict:
+        """The IDGAN panel takes the network's output that ``dial_run`` found, if it is still for
+        the input shown and the dial's setting (else it is dropped: a newer one follows)."""
+        if comp is None or found is None or dial is None:
+            return {}
+        image_id, sigma, seed, result = found
+        if ((image_id, sigma, seed) != (comp.image_id, comp.sigma, comp.seed) or not comp.done
+                or result.name != dialview.member(float(dial)) or dialview.slot(comp) != result.name):
+            return {}
+        return {"comparison": dialview.swap(comp, result.name, result, result.name),
+                "results_changed": results_changed + 1}
+
     def stop(self, comp: Comparison | None, results_changed: int) -> dict:
         """The comparison as it stands, without the methods still running; rendered like every
         result, so that the summary is the last thing on screen."""
@@ -219,16 +269,18 @@ class Events:
                                    results=dict(comp.results), done=True, elapsed=0.0, stopped=unfinished)
         return {"comparison": comp, "results_changed": results_changed + 1}
 
-    def settings_changed(self, comp: Comparison | None, sigma, seed, flags: Sequence[bool]) -> dict:
+    def settings_changed(self, comp: Comparison | None, sigma, seed, flags: Sequence[bool],
+                         dial: float | None = None) -> dict:
         """After σ, the seed or the methods change, the panels still show the old ones: say so
         (and once they match again, say what the panels show)."""
         if comp is None:
             return {}
-        text = status_line(comp, stale_hint(comp, sigma, seed, self.ticked(flags), self.names, self.engine.label))
+        text = status_line(comp, stale_hint(comp, sigma, seed, set(self.chosen(flags, dial)), self.engine.label))
         return {"status": text} if text else {}
 
-    def render(self, comp, centre, size, zoom, errors, last=None, sigma=None, seed=None, flags=()) -> dict:
-        return self.renderer.render(comp, centre, size, zoom, errors, last, sigma, seed, self.ticked(flags))
+    def render(self, comp, centre, size, zoom, errors, last=None, sigma=None, seed=None, flags=(),
+               dial: float | None = None) -> dict:
+        return self.renderer.render(comp, centre, size, zoom, errors, last, sigma, seed, set(self.chosen(flags, dial)))
 
     # ---- the crop -------------------------------------------------------------------
     def click_crop(self, comp: Comparison | None, index, view_changed: int) -> dict:

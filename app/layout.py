@@ -6,7 +6,11 @@ from pathlib import Path
 
 import gradio as gr
 
+import denoisers
+from denoisers.dial import FAMILY, dial_name
+
 from . import benchmark, crops, kodak, views
+from .dialview import PREVIEW_ACCURACY
 from .convert import SIGMA_MAX, SIGMA_MIN, downscale_label
 from .render import SCORES_LABEL
 from .widgets import LenientSlider
@@ -47,7 +51,9 @@ def place(page: Page, engine, settings, thumbs) -> None:
                 shown=gr.State(None),  # what renders last wrote: {"centre": (x, y)}
                 ab_shown=gr.State(None),  # what the A/B slider shows: (image, sigma, seed, left, right, results, crop)
                 ab_pinned=gr.State(None),  # (image, sigma, seed) whose A/B right side the user chose
-                ab_left=gr.State(None))  # the left side the user chose last: shown again once it exists
+                ab_left=gr.State(None),  # the left side the user chose last: shown again once it exists
+                # the dial's network output and a counter whose change applies it (events.dial_apply)
+                dial_found=gr.State(None, time_to_live=STATE_TTL), dial_count=gr.State(0))
     # The controls live in a sidebar, so that the compare view opens on the results: the
     # locator and every method's crop side by side, inside one desktop screen.
     with gr.Sidebar(width=340, elem_id="controls", label="Controls"):
@@ -98,9 +104,20 @@ def _settings_column(page: Page, engine) -> None:
                                      info=info or None, elem_id=f"method-{name}"))
             page[f"method_{name}"] = boxes[-1]
     page["boxes"] = boxes
+    _dial(page, engine)
     with gr.Row():
         page["run"] = gr.Button("Compare", variant="primary", elem_id="run", scale=3)
         page["stop"] = gr.Button("Stop", variant="secondary", elem_id="stop", scale=1, min_width=60)
+
+
+def _dial(page: Page, engine) -> None:
+    """IDGAN's fidelity <-> detail dial (idgan@A: the weights (1 - A)·IDResNet + A·IDGAN)."""
+    ready = denoisers.get(dial_name(0.5)).readiness() if FAMILY in engine.names() else None
+    why = "" if ready is None or ready.ready else f"; not available: {ready.reason}"
+    page["dial"] = gr.Slider(0, 1, value=1, step=0.05, label="IDGAN: fidelity ↔ detail (A)",
+                             info="0 = IDResNet's fidelity, 1 = IDGAN's detail; the IDGAN panel runs the blended "
+                                  "network (weights (1−A)·IDResNet + A·IDGAN). " + PREVIEW_ACCURACY + why,
+                             interactive=bool(ready and ready.ready), elem_id="dial")
 
 
 def _crop_strip(page: Page, slots: int) -> None:

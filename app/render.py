@@ -18,8 +18,7 @@ SCORES_LABEL_NO_TRUTH = ("Scores (an already-noisy input has no ground truth, so
                          "seconds: while the others ran beside it)")
 
 
-def stale_hint(comp: Comparison, sigma: object, seed: object, ticked: set[str], names: Sequence[str],
-               label: Callable[[str], str]) -> str:
+def stale_hint(comp: Comparison, sigma: object, seed: object, ticked: set[str], label: Callable[[str], str]) -> str:
     """"" while the panels show the chosen σ, seed and methods, else a hint to press Compare."""
     try:
         same = float(sigma) == comp.sigma and (comp.seed is None or float(seed) == comp.seed)
@@ -32,7 +31,7 @@ def stale_hint(comp: Comparison, sigma: object, seed: object, ticked: set[str], 
         return ""
     shown = f"σ {comp.sigma:g}" + ("" if comp.seed is None else f", seed {comp.seed}")
     if ran:
-        shown += ", " + ", ".join(label(m) for m in names if m in ran)
+        shown += ", " + ", ".join(label(m) for m in [*comp.methods, *comp.stopped])
     return f"Settings changed: press Compare to run them (the panels show {shown})."
 
 
@@ -83,7 +82,7 @@ class Renderer:
                          crop=crops.clamp_size(size), zoom=zoom, methods=tuple(comp.methods), errors=bool(maps))
         out["link"] = to_query(view)
         # "Done" is written only here, so it appears once the final panels are on screen.
-        hint = "" if sigma is None else stale_hint(comp, sigma, seed, ticked or set(), self.names, self.label)
+        hint = "" if sigma is None else stale_hint(comp, sigma, seed, ticked or set(), self.label)
         progress = status_line(comp, hint)
         if progress:
             out["status"] = progress

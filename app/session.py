@@ -84,10 +84,25 @@ def new_comparison(engine: Engine, source: Source, sigma: object, seed: object, 
         methods = engine.resolve(methods)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    ordered = [m for m in engine.names() if m in methods]
+    ordered = display_order(engine.names(), methods)
     noisy_result = engine.noisy_result(clean, noisy)
     comparison = Comparison(source.name, source.image_id, clean, noisy_result, sigma, seed_value, ordered)
     return comparison, noisy
+
+
+def display_order(names: list[str], methods: list[str]) -> list[str]:
+    """``methods`` in the order of ``names``, a family member (``idgan@0.3``) where its family
+    stands (IDGAN's place), after the family's own name."""
+    place = {n: i for i, n in enumerate(names)}
+    return sorted(dict.fromkeys(methods), key=lambda m: (place.get(m.partition("@")[0], len(place)), m))
+
+
+def noisy_input(comparison: Comparison) -> np.ndarray:
+    """The unclipped float input the methods got for ``comparison``: the seeded noise again,
+    or the already-noisy upload (shown as it came, so its 8-bit pixels are the input)."""
+    if comparison.clean is None:
+        return to_float(comparison.noisy.output)
+    return synthetic_noisy(comparison.clean, comparison.sigma, comparison.seed)
 
 
 def run(engine: Engine, comparison: Comparison, noisy: np.ndarray,

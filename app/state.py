@@ -1,7 +1,8 @@
 """The view state in the URL query string, so that a link reproduces the exact view.
 
 ``?image=kodim05&sigma=25&seed=0&x=384&y=256&crop=96&zoom=4&methods=dncnn,ffdnet`` (and
-``&errors=1`` when the error maps are shown).
+``&errors=1`` when the error maps are shown; ``idgan@0.3`` among the methods sets the
+fidelity <-> detail dial).
 Unknown or out-of-range values fall back to defaults and are reported (cut short, never
 whole), never trusted. The reports are plain text: ``text.plain`` makes them safe to show.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Mapping
 from urllib.parse import urlencode
+
+from denoisers.dial import FAMILY, parse_alpha
 
 from . import crops
 from .convert import InputError, SIGMA_MAX, SIGMA_MIN, check_seed, check_sigma, shown
@@ -29,6 +32,7 @@ class ViewState:
     zoom: int = crops.ZOOM_DEFAULT
     methods: tuple[str, ...] = field(default_factory=tuple)
     errors: bool = False  # error maps instead of the images
+    dial: float = 1.0  # the fidelity <-> detail dial's A: IDGAN runs as idgan@A ("methods=...,idgan@0.3,...")
 
     @property
     def centre(self) -> tuple[int, int] | None:
@@ -50,7 +54,7 @@ def to_query(state: ViewState) -> str:
         params["methods"] = ",".join(state.methods)
     if state.errors:
         params["errors"] = "1"
-    return urlencode(params, safe=",")
+    return urlencode(params, safe=",@")
 
 
 def from_query(query: Mapping[str, str], known_images: list[str], known_methods: list[str],
@@ -102,7 +106,15 @@ def from_query(query: Mapping[str, str], known_images: list[str], known_methods:
                 problems.append(f"bad {name} {shown(query[name])}")
     if query.get("methods"):  # "methods=" (empty) keeps the defaults: a link never unticks everything
         wanted = [m for m in query["methods"].split(",") if m]
-        unknown = [m for m in wanted if m not in known_methods]
+        for i, name in enumerate(wanted):  # the dial: idgan@A ticks IDGAN and sets A
+            family, at, argument = name.partition("@")
+            if at and family == FAMILY and family in known_methods:
+                try:
+                    state = replace(state, dial=parse_alpha(argument))
+                    wanted[i] = family
+                except ValueError as exc:
+                    problems.append(str(exc))
+        unknown = [m for m in wanted if m not in known_methods and not m.startswith(FAMILY + "@")]  # said above
         if unknown:
             problems.append(f"unknown methods {shown(', '.join(unknown), quoted=False)}")
         chosen = tuple(m for m in known_methods if m in wanted)

@@ -116,20 +116,20 @@ def _wire_inputs(page: Page, events: Events) -> None:
 
 def _hint(page: Page, events: Events) -> tuple:
     """The settings-changed hint's handler and inputs (it writes the status line)."""
-    def settings_changed(comparison, sigma, seed, *flags):
-        return events.settings_changed(comparison, sigma, seed, flags)
+    def settings_changed(comparison, sigma, seed, dial, *flags):
+        return events.settings_changed(comparison, sigma, seed, flags, dial)
 
-    return handler(page, settings_changed), names(page, "comparison", "sigma", "seed") + page.boxes
+    return handler(page, settings_changed), names(page, "comparison", "sigma", "seed", "dial") + page.boxes
 
 
 def _wire_compare(demo: gr.Blocks, page: Page, events: Events, settings: Settings, show_benchmark) -> None:
     """Compare (pressed, or asked for by the link the page opened), Stop, another input ending
     a comparison, and the settings-changed hint."""
-    def run_comparison(source, sigma, seed, noisy_mode, results_changed, *flags):
-        yield from events.compare(source, sigma, seed, noisy_mode, flags, results_changed)
+    def run_comparison(source, sigma, seed, noisy_mode, results_changed, dial, *flags):
+        yield from events.compare(source, sigma, seed, noisy_mode, flags, results_changed, dial)
 
     compare = handler(page, run_comparison)  # not named "compare": that is the API endpoint's name
-    compare_inputs = names(page, "source", "sigma", "seed", "already_noisy", "results_changed") + page.boxes
+    compare_inputs = names(page, "source", "sigma", "seed", "already_noisy", "results_changed", "dial") + page.boxes
     compare_outputs = names(page, "comparison", "results_changed", "status")
     heavy = {"concurrency_id": "heavy", "concurrency_limit": settings.heavy_limit, **QUIET}
     # always_last: Compare pressed during a run (new settings, say) runs once that one ends,
@@ -138,9 +138,21 @@ def _wire_compare(demo: gr.Blocks, page: Page, events: Events, settings: Setting
                _wire_link(demo, page, events, show_benchmark).success(compare, compare_inputs, compare_outputs,
                                                                       **heavy)]
 
+    # The dial: the IDGAN panel follows at once (a preview), then the network's output. A
+    # newer setting, Compare, Stop or another input ends a network run for an older one.
+    dialled = page.dial.change(handler(page, events.dial_preview), names(page, "comparison", "dial", "results_changed"),
+                               names(page, "comparison", "results_changed"), trigger_mode="always_last", **QUIET)
+    dial_run = dialled.then(handler(page, events.dial_run), names(page, "comparison", "dial", "dial_count"),
+                            names(page, "dial_found", "dial_count"), **heavy)
+    page.dial_count.change(handler(page, events.dial_apply),
+                           names(page, "comparison", "dial", "dial_found", "results_changed"),
+                           names(page, "comparison", "results_changed"), **QUIET)
+    running.append(dial_run)
+    page.dial.change(None, None, None, cancels=[dial_run], **PRIVATE)
+    page.run.click(None, None, None, cancels=[dial_run], **PRIVATE)
     hint, hint_inputs = _hint(page, events)
-    # σ and the seed on .change, so that values set by a load (a link's) are compared too.
-    for control in (page.sigma, page.seed):
+    # σ, the seed and the dial on .change, so that values set by a load (a link's) are compared too.
+    for control in (page.sigma, page.seed, page.dial):
         control.change(hint, hint_inputs, [page.status], **QUIET)
     for control in page.boxes:
         control.input(hint, hint_inputs, [page.status], **QUIET)
@@ -154,8 +166,8 @@ def _wire_compare(demo: gr.Blocks, page: Page, events: Events, settings: Setting
 
 def _wire_view(page: Page, events: Events) -> None:
     """The render (on new results, inputs and crop moves) and the crop's controls."""
-    def render(comparison, centre, size, zoom, errors, shown, sigma, seed, *flags):
-        return events.render(comparison, centre, size, zoom, errors, shown, sigma, seed, flags)
+    def render(comparison, centre, size, zoom, errors, shown, sigma, seed, dial, *flags):
+        return events.render(comparison, centre, size, zoom, errors, shown, sigma, seed, flags, dial)
 
     outputs = (page.fulls + page.crops
                + names(page, "locator", "error_bar", "centre_text", "link", "status", "scores", "centre_x", "centre_y",
@@ -164,7 +176,7 @@ def _wire_view(page: Page, events: Events) -> None:
     # or of a result, cannot land after the render of a later input or crop move.
     rendered = gr.on([page.results_changed.change, page.view_changed.change], handler(page, render),
                      names(page, "comparison", "centre", "crop_size", "zoom", "show_errors", "shown", "sigma",
-                           "seed") + page.boxes, outputs, trigger_mode="always_last", **QUIET)
+                           "seed", "dial") + page.boxes, outputs, trigger_mode="always_last", **QUIET)
     # The render read σ, the seed and the ticks when it started; a change made while it ran
     # wrote its hint, which the render's status line then covered. Say it again from the
     # settings as they are now.
@@ -239,7 +251,7 @@ def _wire_link(demo: gr.Blocks, page: Page, events: Events, show_benchmark):
     # The benchmark tab fills in on its own, so that restoring a link does not wait for it.
     demo.load(show, bench_inputs, bench_outputs, **PRIVATE)
     opened = names(page, "source", "comparison", "centre", "results_changed", "sigma", "seed", "crop_size", "zoom",
-                   "autorun", "status", "show_errors") + page.boxes
+                   "autorun", "status", "show_errors", "dial") + page.boxes
     return (demo.load(handler(page, open_link), [page.results_changed], opened, **PRIVATE)
             .then(only_if_linked, [page.autorun], None, **QUIET))
 

@@ -6,7 +6,10 @@ never touch gradio, files or shared state.
 """
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -88,7 +91,9 @@ def result_label(result: MethodResult, best: bool = False) -> str:
         return f"{result.label} · running…"
     parts = [result.label]
     if result.psnr is not None:
-        parts += [fmt_psnr(result.psnr), f"SSIM {result.ssim:.3f}"]
+        parts.append(fmt_psnr(result.psnr))
+    if result.ssim is not None:
+        parts.append(f"SSIM {result.ssim:.3f}")
     if result.lpips is not None:
         parts.append(f"LPIPS {result.lpips:.3f}")
     if result.detail is not None:
@@ -113,8 +118,7 @@ def panels(comparison: Comparison) -> list[Panel]:
     else:
         noisy_label = noisy_short = f"Input, already noisy (σ={comparison.sigma:g} used)"
     out.append(Panel(NOISY, "Noisy" if comparison.has_truth else "Input", noisy_label, noisy.output, noisy_short,
-                     noisy.psnr, perceptual_distance(comparison.clean, noisy.output) if noisy.psnr is not None
-                     else None))
+                     noisy.psnr, lpips_of(comparison.clean, noisy.output) if noisy.psnr is not None else None))
     for name in comparison.methods:
         result = comparison.results.get(name)
         if result is None:
@@ -129,6 +133,33 @@ def panels(comparison: Comparison) -> list[Panel]:
     return out
 
 
+_LPIPS_KEPT = 4096
+_lpips_seen: OrderedDict[bytes, float | None] = OrderedDict()
+_lpips_lock = threading.Lock()
+
+
+def lpips_of(truth: np.ndarray | None, shown: np.ndarray) -> float | None:
+    """``perceptual_distance``, remembered by content: every render shows the same crops again
+    (a new result, a dial move), and only the images that changed are scored anew."""
+    if truth is None:
+        return None
+    digest = hashlib.blake2b(digest_size=16)
+    for image in (truth, shown):
+        digest.update(str(image.shape).encode())
+        digest.update(np.ascontiguousarray(image).data)
+    key = digest.digest()
+    with _lpips_lock:
+        if key in _lpips_seen:
+            _lpips_seen.move_to_end(key)
+            return _lpips_seen[key]
+    value = perceptual_distance(truth, shown)
+    with _lpips_lock:
+        _lpips_seen[key] = value
+        while len(_lpips_seen) > _LPIPS_KEPT:
+            _lpips_seen.popitem(last=False)
+    return value
+
+
 def crop_label(panel: Panel, clean: np.ndarray | None, box: crops.Box) -> str:
     """A crop's caption: its name, then PSNR and LPIPS of the crop and of the whole image, each
     labelled (one line each); a panel without numbers (the ground truth, a running or failed
@@ -136,7 +167,7 @@ def crop_label(panel: Panel, clean: np.ndarray | None, box: crops.Box) -> str:
     if clean is None or panel.image is None or panel.psnr is None:
         return panel.label
     truth, shown = crops.crop(clean, box), crops.crop(panel.image, box)
-    crop_lpips = perceptual_distance(truth, shown)
+    crop_lpips = lpips_of(truth, shown)
 
     def scores(p: float | None, lp: float | None) -> str:
         return fmt_psnr(p) + ("" if lp is None else f" · LPIPS {lp:.3f}")

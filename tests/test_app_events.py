@@ -16,6 +16,7 @@ from app.events import INFO, WARNING, Events, Settings  # noqa: E402
 from app.outputs import EXPORT_MAX_AGE, VIEW_MAX_AGE, ExportDir  # noqa: E402
 from app_support import needs_kodak, smooth_image  # noqa: E402
 from denoisers.io import read_image  # noqa: E402
+from denoisers.metrics import psnr  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -362,6 +363,50 @@ def test_the_slider_boxes_accept_any_number_while_typed_even_after_an_update():
             assert rebuilt.get_block_name() == "slider"  # drawn as gradio's own
         assert not [b for b in demo.blocks.values() if type(b).__name__ == "Number" and not b.visible
                     and b.elem_id not in ("centre-x", "centre-y")]  # no hidden numbers carrying events
+    finally:
+        exports.close()
+        engine.close()
+
+
+def test_the_dial_previews_the_pixel_blend_at_once_then_shows_the_network_blend():
+    import denoisers
+    from app import dialview
+    from denoisers.io import to_uint8
+
+    engine = Engine(None, methods=["idresnet", "idgan"])
+    exports = ExportDir()
+    try:
+        ev = Events(engine, Settings(results_root=os.devnull), exports)
+        if not all(engine.readiness()[n].ready for n in ("idresnet", "idgan")):
+            pytest.skip("the bundled IDResNet/IDGAN weights are not here")
+        *_, last = ev.compare(upload(), 25, 0, False, [True, True], 0)
+        comp = last["comparison"]
+        assert comp.done and comp.methods == ["idresnet", "idgan"]
+        assert ev.dial_preview(dataclasses.replace(comp, done=False), 0.3, 5) == {}  # a run going on: wait
+        out = ev.dial_preview(comp, 0.3, 5)
+        moved = out["comparison"]
+        assert out["results_changed"] == 6 and moved.methods == ["idresnet", "idgan@0.3"]  # in IDGAN's place
+        ends = comp.results["idresnet"].output, comp.results["idgan"].output
+        preview = moved.results["idgan@0.3"]
+        assert dialview.is_preview(preview) and np.array_equal(preview.output, dialview.blend(*ends, 0.3))
+        assert preview.psnr == pytest.approx(psnr(comp.clean, preview.output))
+        assert "idgan" not in moved.results  # the panel shows the dial's setting only
+        *_, found = ev.dial_run(moved, 0.3, 0)
+        assert found["dial_count"] == 1
+        assert ev.dial_apply(moved, 0.35, found["dial_found"], 6) == {}  # the dial moved on: dropped
+        assert ev.dial_apply(comp, 0.3, found["dial_found"], 6) == {}  # not the panel's setting: dropped
+        final = ev.dial_apply(moved, 0.3, found["dial_found"], 6)
+        assert final["results_changed"] == 7
+        exact = final["comparison"].results["idgan@0.3"]
+        want = to_uint8(denoisers.get("idgan@0.3").denoise(session.noisy_input(comp), 25))
+        assert not dialview.is_preview(exact) and np.array_equal(exact.output, want)
+        assert exact.ssim is not None and final["comparison"].methods == ["idresnet", "idgan@0.3"]
+        view = ev.render(final["comparison"], None, 32, 2, False, None, 25, 0, [True, True], 0.3)
+        assert "methods=idresnet,idgan@0.3" in view["link"]
+        assert "status" not in view or "Settings changed" not in view["status"]  # the dial is part of the choice
+        assert list(ev.dial_run(final["comparison"], 0.3, 1)) == []  # already exact: nothing to compute
+        back = ev.dial_preview(final["comparison"], 1.0, 8)["comparison"]
+        assert back.methods == ["idresnet", "idgan"] and "idgan" not in back.results  # IDGAN's own: from its run
     finally:
         exports.close()
         engine.close()

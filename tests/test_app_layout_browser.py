@@ -123,3 +123,33 @@ def test_a_tap_on_a_full_view_brings_the_crops_into_view_on_a_phone(server, brow
                            ".startsWith('centre x=384')", timeout=30_000)  # and the crop moved there
     page.close()
 
+
+
+def test_moving_the_dial_changes_the_idgan_crop_at_once_then_to_the_network_s(server, browser, small_kodak):
+    """The fidelity <-> detail dial, moved from the keyboard: the IDGAN crop shows the pixel-blend
+    preview, then the blended network's output; the address keeps A."""
+    page = browser.new_page(viewport=DESKTOP)
+    page.goto(server)
+    page.wait_for_selector("#upload input[type=file]", state="attached", timeout=60_000)
+    page.locator("#upload input[type=file]").set_input_files(str(small_kodak))
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Loaded upload-parrots')",
+                           timeout=60_000)
+    for name in denoisers.names():
+        box = page.locator(f"#method-{name} input")
+        box.check() if name in ("idresnet", "idgan") else box.uncheck()
+    page.click("#run")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Done: 2 of 2')", timeout=300_000)
+    caption = "document.querySelector('#crop-3 [data-testid=\"block-label\"]').innerText"
+    before = page.evaluate("document.querySelector('#crop-3 img').src")
+    assert page.evaluate(caption).startswith("IDGAN")
+    slider = page.locator("#dial input[type='range']")
+    slider.focus()
+    for _ in range(14):  # 1 - 14 x 0.05 = 0.3
+        slider.press("ArrowLeft")
+    page.wait_for_function(f"document.querySelector('#crop-3 img').src !== {before!r} && "
+                           f"{caption}.startsWith('IDGAN@')", timeout=60_000)
+    page.wait_for_function(f"{caption}.startsWith('IDGAN@0.3\\n')", timeout=300_000)  # the network's, not a preview
+    assert "crop" in page.evaluate(caption) and "LPIPS" in page.evaluate(caption)
+    page.wait_for_function("location.search.includes('idgan@0.3')", timeout=30_000)
+    assert "Settings changed" not in page.locator("#status").inner_text()
+    page.close()

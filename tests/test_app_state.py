@@ -1,5 +1,6 @@
 from urllib.parse import parse_qsl
 
+from app import crops
 from app.state import ViewState, from_query, to_query
 
 IMAGES = [f"kodim{i:02d}" for i in range(1, 25)]
@@ -26,13 +27,13 @@ def test_defaults_when_empty():
 
 
 def test_bad_values_fall_back_and_are_reported():
-    state, problems = parse("image=../../etc/passwd&sigma=500&seed=-3&x=a&y=2&crop=9999&zoom=1&methods=dncnn,evil")
+    state, problems = parse("image=../../etc/passwd&sigma=500&seed=-3&x=a&y=2&crop=9999&zoom=0&methods=dncnn,evil")
     assert state.image is None and state.sigma == 25 and state.seed == 0 and state.centre is None
-    assert state.crop == 256 and state.zoom == 2  # clamped into range
+    assert state.crop == 256 and state.zoom == 1  # clamped into range
     assert state.methods == ("dncnn",)
     text = " ".join(problems)
     for word in ("unknown image", "sigma", "seed", "crop centre", "unknown methods evil",
-                 "crop 9999 is out of range; using 256", "zoom 1 is out of range; using 2"):
+                 "crop 9999 is out of range; using 256", "zoom 0 is out of range; using 1"):
         assert word in text
 
 
@@ -65,7 +66,7 @@ def test_image_with_extension_is_accepted():
 def test_non_finite_crop_and_zoom_are_reported_not_raised():
     for query in ("crop=inf&zoom=1e999", "crop=-inf&zoom=nan", "crop=1e999&zoom=-1e999"):
         state, problems = parse(query)
-        assert state.crop == 96 and state.zoom == 4  # defaults kept
+        assert (state.crop, state.zoom) == (crops.CROP_DEFAULT, crops.ZOOM_DEFAULT)  # defaults kept
         text = " ".join(problems)
         assert "bad crop" in text and "bad zoom" in text
 
@@ -83,3 +84,14 @@ def test_half_a_crop_centre_and_a_bad_errors_flag_are_reported():
     state, problems = parse("image=kodim05&x=10&errors=yes")
     assert state.centre is None and not state.errors
     assert "a crop centre needs both x and y" in problems and "bad errors 'yes' (0 or 1)" in problems
+
+
+def test_the_dial_travels_in_the_methods():
+    """``idgan@0.3`` among a link's methods ticks IDGAN and sets the dial to 0.3; a bad A is
+    reported and the dial stays at 1."""
+    known = ["idresnet", "idgan", "dncnn"]
+    state, problems = from_query({"methods": "dncnn,idgan@0.30"}, [], known)
+    assert state.methods == ("idgan", "dncnn") and state.dial == 0.3 and problems == []
+    state, problems = from_query({"methods": "idgan@1.5,dncnn,foo@1"}, [], known)
+    assert state.methods == ("dncnn",) and state.dial == 1.0
+    assert "A must be from 0 to 1" in problems[0] and "unknown methods foo@1" in problems[1]

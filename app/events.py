@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import benchmark, crops, export, kodak, session, tables
-from .convert import MAX_PIXELS, MAX_UPLOAD_MB, InputError, check_sigma
+from .convert import GREY_NOISE, GREYSCALE, MAX_PIXELS, MAX_UPLOAD_MB, InputError, check_sigma
 from .engine import Engine
 from .outputs import ExportDir
 from .render import Renderer, status_line, stale_hint
@@ -76,8 +76,10 @@ class Events:
             return {"source": None, "centre": None, "comparison": None, "results_changed": results_changed + 1,
                     "status": f"**Could not load the image:** {plain(exc)}", WARNING: (plain(exc), None)}
         note = f"Loaded {plain(source.name)} ({source.image.shape[1]}x{source.image.shape[0]})"
-        if source.note:
-            note += f", {source.note}"
+        # What the upload's conversion changed; a grey image's noise is grey unless it came noisy.
+        said = [GREY_NOISE if n == GREYSCALE and not noisy_mode else n for n in source.notes]
+        if said:
+            note += ", " + ", ".join(said)  # the tool's own words: no user text in them
         out = {}
         if noisy_mode:
             sigma, estimate = session.suggested_sigma(source)

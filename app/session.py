@@ -18,7 +18,7 @@ from denoisers.io import to_float
 from denoisers.metrics import estimate_noise_sigma
 
 from . import kodak
-from .convert import InputError, check_seed, check_sigma, image_id, load_image
+from .convert import GREYSCALE, InputError, check_seed, check_sigma, grey_noisy, image_id, load_image
 from .engine import Engine, synthetic_noisy
 from .text import plain
 from .views import Comparison, best_method
@@ -31,7 +31,18 @@ class Source:
     name: str  # "kodim05", or "upload-<file name>" (never a Kodak name: links name Kodak images only)
     image: np.ndarray  # HxWx3 uint8
     image_id: str
-    note: str = ""
+    notes: tuple[str, ...] = ()  # what the upload's conversion changed (``convert.load_image``)
+    grey: bool | None = None  # the three channels are equal (then its synthetic noise is grey too); None: find out
+
+    def __post_init__(self) -> None:
+        self.notes = tuple(self.notes)
+        if self.grey is None:
+            self.grey = is_grey(self.image)
+
+    @property
+    def note(self) -> str:
+        """The notes as one phrase, for a status line."""
+        return ", ".join(self.notes)
 
 
 def source_from_kodak(name: str) -> Source:
@@ -43,8 +54,8 @@ def source_from_upload(path: str | Path | bytes | None, max_pixels: int, downsca
                        ui_hint: bool = True) -> Source:
     if path is None:
         raise InputError("no file was uploaded")
-    image, note = load_image(path, max_pixels=max_pixels, downscale=downscale, ui_hint=ui_hint)
-    return Source(upload_name(path), image, image_id(image), note)
+    image, notes = load_image(path, max_pixels=max_pixels, downscale=downscale, ui_hint=ui_hint)
+    return Source(upload_name(path), image, image_id(image), tuple(notes), GREYSCALE in notes)
 
 
 def upload_name(path: str | Path | bytes) -> str:
@@ -68,6 +79,10 @@ def suggested_sigma(source: Source) -> tuple[float, str]:
     return chosen, note
 
 
+#: Added to a grey image's id when its noise is grey: the id is the cache key's image part.
+GREY_NOISE_KEY = "+grey-noise"
+
+
 def new_comparison(engine: Engine, source: Source, sigma: object, seed: object, already_noisy: bool,
                    methods: list[str]) -> tuple[Comparison, np.ndarray]:
     """Check the settings, make the noisy input and score it. Returns the comparison (no
@@ -79,14 +94,16 @@ def new_comparison(engine: Engine, source: Source, sigma: object, seed: object, 
     else:
         seed_value = check_seed(seed)
         clean = source.image
-        noisy = synthetic_noisy(clean, sigma, seed_value)
+        noisy = (grey_noisy if source.grey else synthetic_noisy)(clean, sigma, seed_value)
     try:
         methods = engine.resolve(methods)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     ordered = [m for m in engine.names() if m in methods]
     noisy_result = engine.noisy_result(clean, noisy)
-    comparison = Comparison(source.name, source.image_id, clean, noisy_result, sigma, seed_value, ordered)
+    # Grey noise is another input than colour noise on the same pixels: another cache key.
+    key = source.image_id + (GREY_NOISE_KEY if clean is not None and source.grey else "")
+    comparison = Comparison(source.name, key, clean, noisy_result, sigma, seed_value, ordered)
     return comparison, noisy
 
 

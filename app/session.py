@@ -14,12 +14,16 @@ import numpy as np
 
 from denoisers import registry
 from denoisers.base import GREY_NOISE_NOTE, is_grey
+from denoisers.fetch import FetchError
 from denoisers.io import to_float
-from denoisers.metrics import estimate_noise_sigma
+from denoisers.metrics import detail_ratio, estimate_noise_sigma
+from denoisers.registry import MethodError, status_and_model
+from denoisers.weights import WeightsError
 
 from . import kodak
 from .convert import GREYSCALE, InputError, check_seed, check_sigma, grey_noisy, image_id, load_image
-from .engine import Engine, synthetic_noisy
+from .cache import result_key
+from .engine import Engine, MethodResult, numerics, perceptual_distance, synthetic_noisy
 from .text import plain
 from .views import Comparison, best_method
 
@@ -105,6 +109,34 @@ def new_comparison(engine: Engine, source: Source, sigma: object, seed: object, 
     key = source.image_id + (GREY_NOISE_KEY if clean is not None and source.grey else "")
     comparison = Comparison(source.name, key, clean, noisy_result, sigma, seed_value, ordered)
     return comparison, noisy
+
+
+def cached_results(engine: Engine, comparison: Comparison) -> list[MethodResult]:
+    """The results of ``comparison.methods`` that the engine's cache already holds, as
+    ``Engine.run`` would serve them (same key); nothing is computed, and a method not ready or
+    not cached is left out."""
+    if not engine.cache:
+        return []
+    c, found = comparison, []
+    for name in c.methods:
+        d = engine.denoisers.get(name)
+        try:
+            status, weights = status_and_model(d, c.sigma) if d is not None else (None, "")
+        except (WeightsError, FetchError, MethodError):
+            continue
+        if status is None or not status.ready:
+            continue
+        how = numerics(d)
+        hit = engine.cache.get(result_key(c.image_id, c.sigma, c.seed, name, weights + (f"|{how}" if how else "")))
+        if hit is None or hit.image.shape != c.shape:
+            continue
+        lpips = hit.meta.get("lpips")
+        found.append(MethodResult(
+            name, d.label, hit.image, hit.meta.get("psnr"), hit.meta.get("ssim"), hit.meta.get("seconds"),
+            cached=True, detail=None if c.clean is None else detail_ratio(c.clean, hit.image), weights=weights,
+            numerics=how, note=status.outside_training or "",
+            lpips=lpips if lpips is not None else perceptual_distance(c.clean, hit.image)))
+    return found
 
 
 def run(engine: Engine, comparison: Comparison, noisy: np.ndarray,

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from denoisers.base import SEED_MAX
-from denoisers.io import MAX_PIXELS as HARD_MAX_PIXELS, ImageReadError, pixels_sha256, read_image
+from denoisers.base import SEED_MAX, is_grey
+from denoisers.io import MAX_PIXELS as HARD_MAX_PIXELS, ImageReadError, pixels_sha256, read_image, to_float
+from denoisers.metrics import add_noise
 
 MIN_SIDE = 32
 #: Larger uploads are refused (or downscaled on request): CBM3D takes about 15 s per 0.4 MP on a
@@ -20,6 +21,10 @@ MAX_PIXELS = 4_000_000
 #: 16-bit or RGBA, which only a compressed file then brings under the limit).
 MAX_UPLOAD_MB = 200
 SIGMA_MIN, SIGMA_MAX = 5.0, 75.0
+#: ``load_image``'s note for an image whose three channels are equal.
+GREYSCALE = "greyscale"
+#: What the status says of a grey image given synthetic noise (see ``grey_noisy``).
+GREY_NOISE = "greyscale: grey noise, replicated to RGB"
 
 
 def downscale_label(max_pixels: int) -> str:
@@ -32,33 +37,49 @@ class InputError(ValueError):
 
 
 def load_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS, downscale: bool = False,
-               ui_hint: bool = True) -> tuple[np.ndarray, str]:
-    """Read an image as HxWx3 uint8 RGB; returns (image, note).
+               ui_hint: bool = True) -> tuple[np.ndarray, list[str]]:
+    """Read an image as HxWx3 uint8 RGB; returns (image, notes).
 
     Greyscale, palette, 16-bit, CMYK, alpha (on white) and EXIF rotation are handled by
     ``denoisers.io.read_image``. Images over ``max_pixels`` are refused, or downscaled
-    (Lanczos) when ``downscale`` is true; ``note`` then says so. Images under ``MIN_SIDE``
-    pixels on a side are refused. Raises ``InputError`` with a readable message.
+    (Lanczos) when ``downscale`` is true. Images under ``MIN_SIDE`` pixels on a side are
+    refused. ``notes`` says, in a few words each, every conversion that changed what the file
+    holds: alpha flattened, 16-bit reduced, EXIF turn, downscale, and ``GREYSCALE`` for an
+    image whose three channels are equal (however the file stores it). Raises ``InputError``
+    with a readable message.
     """
+    notes: list[str] = []
     try:
-        image = read_image(source, max_pixels=HARD_MAX_PIXELS if downscale else max_pixels)
+        image = read_image(source, max_pixels=HARD_MAX_PIXELS if downscale else max_pixels, notes=notes)
     except ImageReadError as exc:
         msg = str(exc)
         if "over the limit" in msg and not downscale:  # the API has no such box: resize first
             msg += (f" (tick '{downscale_label(max_pixels)}' and upload it again, or resize it yourself)" if ui_hint
                     else " (resize it first)")
         raise InputError(_short(msg, source)) from exc
-    note = ""
+    if is_grey(image):
+        notes.append(GREYSCALE)
     h, w = image.shape[:2]
     if h * w > max_pixels:
         scale = math.sqrt(max_pixels / (h * w))
         nw, nh = max(1, int(w * scale)), max(1, int(h * scale))
         image = np.asarray(Image.fromarray(image).resize((nw, nh), Image.Resampling.LANCZOS))
-        note = f"downscaled from {w}x{h} to {nw}x{nh} to stay under {max_pixels / 1e6:g} MP"
+        notes.append(f"downscaled from {w}x{h} to {nw}x{nh} to stay under {max_pixels / 1e6:g} MP")
         h, w = nh, nw
     if h < MIN_SIDE or w < MIN_SIDE:
         raise InputError(f"the image is {w}x{h}; it must be at least {MIN_SIDE} pixels on each side")
-    return image, note
+    return image, notes
+
+
+def grey_noisy(clean_u8: np.ndarray, sigma: float, seed: int) -> np.ndarray:
+    """The protocol's noisy input for a grey image, kept grey: the noise is drawn as the
+    protocol draws it (``add_noise``, same seed) for one channel, and that one noisy channel is
+    replicated to RGB, so that the three channels carry the same noise. Not clipped."""
+    if clean_u8.ndim != 3 or clean_u8.shape[-1] != 3 or not is_grey(clean_u8):
+        raise ValueError(f"grey_noisy takes an HxWx3 image whose three channels are equal; got one of "
+                         f"shape {clean_u8.shape}" + (" with unequal channels" if clean_u8.shape[-1:] == (3,) else ""))
+    one = add_noise(to_float(clean_u8[..., :1]), sigma, seed)
+    return np.repeat(one, 3, axis=2)
 
 
 def _short(msg: str, source: object) -> str:

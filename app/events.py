@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import benchmark, crops, dialview, export, kodak, session, tables
-from .convert import MAX_PIXELS, MAX_UPLOAD_MB, InputError, check_sigma
+from .convert import GREY_NOISE, GREYSCALE, MAX_PIXELS, MAX_UPLOAD_MB, InputError, check_sigma
 from .engine import Engine
 from .outputs import ExportDir
 from .render import Renderer, status_line, stale_hint
@@ -81,8 +81,10 @@ class Events:
             return {"source": None, "centre": None, "comparison": None, "results_changed": results_changed + 1,
                     "status": f"**Could not load the image:** {plain(exc)}", WARNING: (plain(exc), None)}
         note = f"Loaded {plain(source.name)} ({source.image.shape[1]}x{source.image.shape[0]})"
-        if source.note:
-            note += f", {source.note}"
+        # What the upload's conversion changed; a grey image's noise is grey unless it came noisy.
+        said = [GREY_NOISE if n == GREYSCALE and not noisy_mode else n for n in source.notes]
+        if said:
+            note += ", " + ", ".join(said)  # the tool's own words: no user text in them
         out = {}
         if noisy_mode:
             sigma, estimate = session.suggested_sigma(source)
@@ -135,9 +137,10 @@ class Events:
         return out | {"status": note, "comparison": comp, "results_changed": results_changed + 1}
 
     def open_from_table(self, dataset: str, sigma, seed, comp: Comparison | None, row: Sequence | None,
-                        results_changed: int) -> dict:
+                        results_changed: int, flags: Sequence[bool] = ()) -> dict:
         """A row of the per-image table clicked: that Kodak24 image opens in the Compare tab at
-        the table's σ, with ground truth."""
+        the table's σ, with ground truth. The ticked methods stay ticked, and those whose result
+        for this view is cached show at once (nothing is computed: Compare runs the rest)."""
         stem = (str(row[0]) if row else "").rsplit(".", 1)[0]
         if dataset != "kodak24" or stem not in self.kodak_names:
             raise InputError("Only Kodak24 images can be opened in the Compare tab.")
@@ -150,6 +153,14 @@ class Events:
         except (TypeError, ValueError):
             sigma = 25.0
         out = self.load(lambda: session.source_from_kodak(stem), sigma, seed, False, results_changed)
+        preview, ticked = out.get("comparison"), [n for n in self.names if n in self.ticked(flags)]
+        found = [] if preview is None or not ticked else session.cached_results(
+            self.engine, dataclasses.replace(preview, methods=ticked))
+        if found:
+            shown = dataclasses.replace(preview, methods=[r.name for r in found], results={r.name: r for r in found},
+                                        done=True, elapsed=0.0, note="")
+            hint = stale_hint(shown, sigma, seed, set(ticked), self.names, self.engine.label)
+            out |= {"comparison": shown, "status": status_line(shown, hint)}
         return out | {"sigma": sigma, "already_noisy": False, "tabs": Props(selected="compare")}
 
     def open_link(self, query: dict, results_changed: int) -> dict:

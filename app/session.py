@@ -14,12 +14,16 @@ import numpy as np
 
 from denoisers import registry
 from denoisers.base import GREY_NOISE_NOTE, is_grey
+from denoisers.fetch import FetchError
 from denoisers.io import to_float
-from denoisers.metrics import estimate_noise_sigma
+from denoisers.metrics import detail_ratio, estimate_noise_sigma
+from denoisers.registry import MethodError, status_and_model
+from denoisers.weights import WeightsError
 
 from . import kodak
-from .convert import InputError, check_seed, check_sigma, image_id, load_image
-from .engine import Engine, synthetic_noisy
+from .convert import GREYSCALE, InputError, check_seed, check_sigma, grey_noisy, image_id, load_image
+from .cache import result_key
+from .engine import Engine, MethodResult, numerics, perceptual_distance, synthetic_noisy
 from .text import plain
 from .views import Comparison, best_method
 
@@ -31,7 +35,18 @@ class Source:
     name: str  # "kodim05", or "upload-<file name>" (never a Kodak name: links name Kodak images only)
     image: np.ndarray  # HxWx3 uint8
     image_id: str
-    note: str = ""
+    notes: tuple[str, ...] = ()  # what the upload's conversion changed (``convert.load_image``)
+    grey: bool | None = None  # the three channels are equal (then its synthetic noise is grey too); None: find out
+
+    def __post_init__(self) -> None:
+        self.notes = tuple(self.notes)
+        if self.grey is None:
+            self.grey = is_grey(self.image)
+
+    @property
+    def note(self) -> str:
+        """The notes as one phrase, for a status line."""
+        return ", ".join(self.notes)
 
 
 def source_from_kodak(name: str) -> Source:
@@ -43,8 +58,8 @@ def source_from_upload(path: str | Path | bytes | None, max_pixels: int, downsca
                        ui_hint: bool = True) -> Source:
     if path is None:
         raise InputError("no file was uploaded")
-    image, note = load_image(path, max_pixels=max_pixels, downscale=downscale, ui_hint=ui_hint)
-    return Source(upload_name(path), image, image_id(image), note)
+    image, notes = load_image(path, max_pixels=max_pixels, downscale=downscale, ui_hint=ui_hint)
+    return Source(upload_name(path), image, image_id(image), tuple(notes), GREYSCALE in notes)
 
 
 def upload_name(path: str | Path | bytes) -> str:
@@ -68,6 +83,10 @@ def suggested_sigma(source: Source) -> tuple[float, str]:
     return chosen, note
 
 
+#: Added to a grey image's id when its noise is grey: the id is the cache key's image part.
+GREY_NOISE_KEY = "+grey-noise"
+
+
 def new_comparison(engine: Engine, source: Source, sigma: object, seed: object, already_noisy: bool,
                    methods: list[str]) -> tuple[Comparison, np.ndarray]:
     """Check the settings, make the noisy input and score it. Returns the comparison (no
@@ -79,14 +98,16 @@ def new_comparison(engine: Engine, source: Source, sigma: object, seed: object, 
     else:
         seed_value = check_seed(seed)
         clean = source.image
-        noisy = synthetic_noisy(clean, sigma, seed_value)
+        noisy = (grey_noisy if source.grey else synthetic_noisy)(clean, sigma, seed_value)
     try:
         methods = engine.resolve(methods)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     ordered = display_order(engine.names(), methods)
     noisy_result = engine.noisy_result(clean, noisy)
-    comparison = Comparison(source.name, source.image_id, clean, noisy_result, sigma, seed_value, ordered)
+    # Grey noise is another input than colour noise on the same pixels: another cache key.
+    key = source.image_id + (GREY_NOISE_KEY if clean is not None and source.grey else "")
+    comparison = Comparison(source.name, key, clean, noisy_result, sigma, seed_value, ordered)
     return comparison, noisy
 
 
@@ -102,7 +123,36 @@ def noisy_input(comparison: Comparison) -> np.ndarray:
     or the already-noisy upload (shown as it came, so its 8-bit pixels are the input)."""
     if comparison.clean is None:
         return to_float(comparison.noisy.output)
-    return synthetic_noisy(comparison.clean, comparison.sigma, comparison.seed)
+    grey = comparison.image_id.endswith(GREY_NOISE_KEY)
+    return (grey_noisy if grey else synthetic_noisy)(comparison.clean, comparison.sigma, comparison.seed)
+
+
+def cached_results(engine: Engine, comparison: Comparison) -> list[MethodResult]:
+    """The results of ``comparison.methods`` that the engine's cache already holds, as
+    ``Engine.run`` would serve them (same key); nothing is computed, and a method not ready or
+    not cached is left out."""
+    if not engine.cache:
+        return []
+    c, found = comparison, []
+    for name in c.methods:
+        d = engine.denoisers.get(name)
+        try:
+            status, weights = status_and_model(d, c.sigma) if d is not None else (None, "")
+        except (WeightsError, FetchError, MethodError):
+            continue
+        if status is None or not status.ready:
+            continue
+        how = numerics(d)
+        hit = engine.cache.get(result_key(c.image_id, c.sigma, c.seed, name, weights + (f"|{how}" if how else "")))
+        if hit is None or hit.image.shape != c.shape:
+            continue
+        lpips = hit.meta.get("lpips")
+        found.append(MethodResult(
+            name, d.label, hit.image, hit.meta.get("psnr"), hit.meta.get("ssim"), hit.meta.get("seconds"),
+            cached=True, detail=None if c.clean is None else detail_ratio(c.clean, hit.image), weights=weights,
+            numerics=how, note=status.outside_training or "",
+            lpips=lpips if lpips is not None else perceptual_distance(c.clean, hit.image)))
+    return found
 
 
 def run(engine: Engine, comparison: Comparison, noisy: np.ndarray,

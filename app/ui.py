@@ -31,6 +31,33 @@ CSS = static_text("app.css")
 #: Uploads and the files gradio serves are removed from its cache after an hour (checked hourly),
 #: whether or not a comparison ever ran on them.
 CACHE_CLEANUP = (3600, 3600)
+# Compare pressed while an upload is on its way would read the input as it was before it (none,
+# or the last image): the server learns of an upload only once the file has arrived and been
+# read. So the page notes when a file is chosen or dropped (UPLOAD_WATCH_JS, run once on load),
+# the upload's handler chain clears the note when it ends (UPLOAD_DONE_JS), and Compare waits
+# for that before it sends (COMPARE_WAITS_JS): while the upload box shows a file, at most
+# UPLOAD_WAIT_S seconds. A file the browser refuses (over the size limit) leaves the box empty
+# and never reaches the handler: Compare then goes on after a second.
+UPLOAD_WAIT_S = 120
+UPLOAD_WATCH_JS = """() => {
+  const inUpload = (e) => e.target instanceof Element && e.target.closest('#upload');
+  const mark = () => { window.dcUploadSince = Date.now(); };
+  const chosen = (e) => inUpload(e) && e.target.files && e.target.files.length > 0;
+  document.addEventListener('change', (e) => { if (chosen(e)) mark(); }, true);
+  document.addEventListener('drop', (e) => { if (inUpload(e)) mark(); }, true);
+}"""
+UPLOAD_DONE_JS = "() => { window.dcUploadSince = 0; }"
+COMPARE_WAITS_JS = """async (...args) => {
+  const waiting = () => {
+    const since = window.dcUploadSince ? Date.now() - window.dcUploadSince : Infinity;
+    const shown = document.querySelector('#upload .uploading, #upload .file-preview') !== null;
+    return since < %d && (shown || since < 1000);
+  };
+  while (waiting()) {
+    await new Promise((done) => setTimeout(done, 100));
+  }
+  return args;
+}""" % (UPLOAD_WAIT_S * 1000)
 PRIVATE = {"api_visibility": "private"}
 QUIET = {"api_visibility": "private", "show_progress": "hidden"}
 
@@ -102,9 +129,9 @@ def _wire_inputs(page: Page, events: Events) -> None:
                         names(page, *LOADED, "already_noisy"), **PRIVATE)
     page.upload.upload(handler(page, events.upload),
                        names(page, "upload", "downscale", "sigma", "seed", "already_noisy", "results_changed"),
-                       names(page, *LOADED, "upload"), **PRIVATE)
+                       names(page, *LOADED, "upload"), **PRIVATE).then(None, js=UPLOAD_DONE_JS, **QUIET)
     page.upload.clear(handler(page, events.clear_upload), names(page, "source", "results_changed"),
-                      names(page, *LOADED), **PRIVATE)
+                      names(page, *LOADED), **PRIVATE).then(None, js=UPLOAD_DONE_JS, **QUIET)
     # .input, not .change: only the user's own clicks. Loading an image unticks the box
     # itself and builds the matching preview.
     page.already_noisy.input(handler(page, events.switch_noisy),
@@ -134,7 +161,10 @@ def _wire_compare(demo: gr.Blocks, page: Page, events: Events, settings: Setting
     heavy = {"concurrency_id": "heavy", "concurrency_limit": settings.heavy_limit, **QUIET}
     # always_last: Compare pressed during a run (new settings, say) runs once that one ends,
     # instead of being dropped without a word.
-    running = [page.run.click(compare, compare_inputs, compare_outputs, trigger_mode="always_last", **heavy),
+    demo.load(None, js=UPLOAD_WATCH_JS, **QUIET)
+    # Compare waits for an upload under way (see COMPARE_WAITS_JS), then runs on it.
+    running = [page.run.click(compare, compare_inputs, compare_outputs, trigger_mode="always_last",
+                              js=COMPARE_WAITS_JS, **heavy),
                _wire_link(demo, page, events, show_benchmark).success(compare, compare_inputs, compare_outputs,
                                                                       **heavy)]
 
@@ -225,11 +255,12 @@ def _wire_exports_and_benchmark(page: Page, events: Events):
     page.bench_set.change(show, bench_inputs, bench_outputs, **PRIVATE)
     page.bench_sigma.change(show, bench_inputs, bench_outputs, **PRIVATE)
 
-    def open_from_table(dataset, sigma, seed, comparison, results_changed, evt: gr.SelectData):
-        return events.open_from_table(dataset, sigma, seed, comparison, evt.row_value, results_changed)
+    def open_from_table(dataset, sigma, seed, comparison, results_changed, evt: gr.SelectData, *flags):
+        return events.open_from_table(dataset, sigma, seed, comparison, evt.row_value, results_changed, flags)
 
     page.per_image.select(handler(page, open_from_table),
-                          names(page, "bench_set", "bench_sigma", "seed", "comparison", "results_changed"),
+                          names(page, "bench_set", "bench_sigma", "seed", "comparison", "results_changed")
+                          + page.boxes,
                           names(page, *LOADED, "already_noisy", "tabs"), **PRIVATE).success(
         None, js="() => { const b = document.querySelector('#run'); if (b) b.focus(); }")  # not lost on the page
     return show, bench_inputs, bench_outputs

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -29,15 +30,19 @@ class ImageReadError(ValueError):
     """The file is not an image we can read (corrupted, truncated, unknown format)."""
 
 
-def _to_rgb(img: Image.Image, name: str = "image", fmt: str | None = None) -> np.ndarray:
+def _to_rgb(img: Image.Image, name: str = "image", fmt: str | None = None,
+            notes: list[str] | None = None) -> np.ndarray:
     """Convert any Pillow mode to 8-bit RGB; alpha is composited on white. Pixel types whose
     range the file does not define (32-bit integers, floats outside 0-1) are refused rather
-    than guessed: a guess would show a wrong image and score it."""
+    than guessed: a guess would show a wrong image and score it. What changed the pixels is
+    added to ``notes`` (see ``read_image``)."""
+    notes = [] if notes is None else notes
     # Pillow gives 16-bit greyscale PNG and PGM files mode "I" (or "I;16*"); a 32-bit integer
     # TIFF is "I" too, with no range of its own.
     if img.mode.startswith("I;16") or (img.mode == "I" and (fmt or img.format) in ("PNG", "PPM")):
         arr = np.asarray(img, dtype=np.float64)
         grey = np.round(np.clip(arr / 65535.0, 0, 1) * 255).astype(np.uint8)
+        notes.append(SIXTEEN_BIT)
         return np.repeat(grey[..., None], 3, axis=2)
     if img.mode == "I":
         raise ImageReadError(f"{name} holds 32-bit integers, whose range the file does not say; "
@@ -49,13 +54,18 @@ def _to_rgb(img: Image.Image, name: str = "image", fmt: str | None = None) -> np
                                  f"{np.nanmax(arr):g}; float images are read on the 0-1 scale only: "
                                  "save it as an 8- or 16-bit image")
         grey = np.round(np.clip(arr, 0, 1) * 255).astype(np.uint8)
+        notes.append("floating-point values rounded to 8-bit")
         return np.repeat(grey[..., None], 3, axis=2)
     if img.mode == "P":
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = img.convert("RGBA")
+        if rgba.getchannel("A").getextrema()[0] < 255:  # an opaque alpha channel changes nothing
+            notes.append(ALPHA_FLATTENED)
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(white, rgba)
+    elif img.mode == "CMYK":
+        notes.append("CMYK converted to RGB")
     return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
 
 
@@ -73,13 +83,17 @@ def output_folder_problem(folder: Path) -> str | None:
     return None
 
 
-def read_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def read_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS,
+               notes: list[str] | None = None) -> np.ndarray:
     """Read an image file (path or bytes) as HxWx3 uint8 RGB, with EXIF orientation applied.
 
     Greyscale, palette, CMYK, 16-bit and alpha images are converted (alpha composited on
     white). 16-bit greyscale is rounded to 8 bits; 16-bit RGB PNGs come from Pillow already cut
     to their high byte (``v >> 8``, one level below rounding for a quarter of the values).
     Images over ``max_pixels`` (64 MP unless given) are refused before they are decoded.
+    A list given as ``notes`` gets a short note for each conversion that changed the pixels
+    (``ALPHA_FLATTENED``, ``SIXTEEN_BIT``, the EXIF turn, ...). An EXIF block too damaged to
+    read is ignored (the image is kept as stored) rather than making the image unreadable.
     Raises ``ImageReadError`` with a readable message for anything that is not a usable image.
     """
     name = "image" if isinstance(source, bytes) else str(source)
@@ -99,10 +113,13 @@ def read_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> np.n
             if img.format in ("GIF", "PNG", "WEBP") and getattr(img, "is_animated", False):
                 raise ImageReadError(f"{name} is an animation ({img.n_frames} frames); save the frame to "
                                      "denoise as a still image")
+            notes = [] if notes is None else notes
+            if img.mode in ("RGB", "RGBA") and any(";16" in str(tile.args) for tile in img.tile):
+                notes.append(SIXTEEN_BIT)  # Pillow keeps the high byte of 16-bit colour (PNG, TIFF)
             img.load()
             fmt = img.format  # the transposed copy has none
-            img = ImageOps.exif_transpose(img)
-            return _to_rgb(img, name, fmt)
+            img = _upright(img, notes)
+            return _to_rgb(img, name, fmt, notes)
         except ImageReadError:
             raise
         except UnidentifiedImageError:
@@ -117,6 +134,29 @@ def read_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> np.n
                                  "(PNG, JPEG, TIFF, BMP, WebP ...)") from None
         except (OSError, SyntaxError, ValueError) as exc:
             raise ImageReadError(f"{name} is not a readable image ({exc})") from exc
+
+
+#: Notes ``read_image`` gives for its conversions.
+ALPHA_FLATTENED = "alpha flattened onto white"
+SIXTEEN_BIT = "16-bit reduced to 8-bit"
+#: What each EXIF orientation (2-8) asks for, as ``read_image``'s note says it.
+TURNS = {2: "mirrored", 3: "rotated 180°", 4: "flipped upside down", 5: "mirrored and rotated 90° left",
+         6: "rotated 90° right", 7: "mirrored and rotated 90° right", 8: "rotated 90° left"}
+
+
+def _upright(img: Image.Image, notes: list[str]) -> Image.Image:
+    """``img`` turned as its EXIF orientation says, noted in ``notes``. An EXIF block Pillow
+    cannot parse (a broken camera or editor wrote it) leaves the image as stored: its pixels
+    are fine, and refusing the file for it would refuse a readable image."""
+    try:
+        orientation = img.getexif().get(0x0112)
+        upright = ImageOps.exif_transpose(img)
+    except (SyntaxError, ValueError, OSError, struct.error):
+        notes.append("EXIF block unreadable: orientation ignored")
+        return img
+    if orientation in TURNS:
+        notes.append(f"{TURNS[orientation]} by its EXIF orientation")
+    return upright
 
 
 def megapixels(count: int, limit: int) -> tuple[str, str]:

@@ -137,7 +137,7 @@ class Events:
         return out | {"status": note, "comparison": comp, "results_changed": results_changed + 1}
 
     def open_from_table(self, dataset: str, sigma, seed, comp: Comparison | None, row: Sequence | None,
-                        results_changed: int, flags: Sequence[bool] = ()) -> dict:
+                        results_changed: int, flags: Sequence[bool] = (), dial: float | None = None) -> dict:
         """A row of the per-image table clicked: that Kodak24 image opens in the Compare tab at
         the table's σ, with ground truth. The ticked methods stay ticked, and those whose result
         for this view is cached show at once (nothing is computed: Compare runs the rest)."""
@@ -153,13 +153,13 @@ class Events:
         except (TypeError, ValueError):
             sigma = 25.0
         out = self.load(lambda: session.source_from_kodak(stem), sigma, seed, False, results_changed)
-        preview, ticked = out.get("comparison"), [n for n in self.names if n in self.ticked(flags)]
+        preview, ticked = out.get("comparison"), self.chosen(flags, dial)
         found = [] if preview is None or not ticked else session.cached_results(
             self.engine, dataclasses.replace(preview, methods=ticked))
         if found:
             shown = dataclasses.replace(preview, methods=[r.name for r in found], results={r.name: r for r in found},
                                         done=True, elapsed=0.0, note="")
-            hint = stale_hint(shown, sigma, seed, set(ticked), self.names, self.engine.label)
+            hint = stale_hint(shown, sigma, seed, set(ticked), self.engine.label)
             out |= {"comparison": shown, "status": status_line(shown, hint)}
         return out | {"sigma": sigma, "already_noisy": False, "tabs": Props(selected="compare")}
 

@@ -255,11 +255,11 @@ def _wire_exports_and_benchmark(page: Page, events: Events):
     page.bench_set.change(show, bench_inputs, bench_outputs, **PRIVATE)
     page.bench_sigma.change(show, bench_inputs, bench_outputs, **PRIVATE)
 
-    def open_from_table(dataset, sigma, seed, comparison, results_changed, evt: gr.SelectData, *flags):
-        return events.open_from_table(dataset, sigma, seed, comparison, evt.row_value, results_changed, flags)
+    def open_from_table(dataset, sigma, seed, comparison, results_changed, dial, evt: gr.SelectData, *flags):
+        return events.open_from_table(dataset, sigma, seed, comparison, evt.row_value, results_changed, flags, dial)
 
     page.per_image.select(handler(page, open_from_table),
-                          names(page, "bench_set", "bench_sigma", "seed", "comparison", "results_changed")
+                          names(page, "bench_set", "bench_sigma", "seed", "comparison", "results_changed", "dial")
                           + page.boxes,
                           names(page, *LOADED, "already_noisy", "tabs"), **PRIVATE).success(
         None, js="() => { const b = document.querySelector('#run'); if (b) b.focus(); }")  # not lost on the page

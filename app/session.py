@@ -131,6 +131,18 @@ def _json_number(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else value
 
 
+def api_methods(methods: list[str] | str | None) -> list[str]:
+    """An API call's ``methods`` as a list of names (see ``api_compare``); ``InputError`` else."""
+    if isinstance(methods, str):
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
+    elif methods is not None and not isinstance(methods, (list, tuple)):
+        raise InputError(f"methods must be a list of method names, got {type(methods).__name__}")
+    methods = [str(m) for m in methods or []]
+    if not methods:
+        raise InputError("choose at least one method")
+    return methods
+
+
 def api_compare(engine: Engine, image: str | Path | bytes | None, sigma: object, seed: object,
                 methods: list[str] | str | None, max_pixels: int) -> tuple[dict, Comparison]:
     """The ``/compare`` endpoint's work: the JSON record and the finished comparison.
@@ -140,13 +152,7 @@ def api_compare(engine: Engine, image: str | Path | bytes | None, sigma: object,
     choice on as is), but a comma-separated string is refused there ("dncnn,ffdnet" is not one
     of its choices); called directly, a string is split at commas.
     """
-    if isinstance(methods, str):
-        methods = [m.strip() for m in methods.split(",") if m.strip()]
-    elif methods is not None and not isinstance(methods, (list, tuple)):
-        raise InputError(f"methods must be a list of method names, got {type(methods).__name__}")
-    methods = [str(m) for m in methods or []]
-    if not methods:
-        raise InputError("choose at least one method")
+    methods = api_methods(methods)
     source = source_from_upload(image, max_pixels=max_pixels, ui_hint=False)
     start = time.perf_counter()
     comparison, noisy = new_comparison(engine, source, sigma, seed, False, methods)

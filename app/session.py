@@ -90,16 +90,37 @@ def new_comparison(engine: Engine, source: Source, sigma: object, seed: object, 
     return comparison, noisy
 
 
-def run(engine: Engine, comparison: Comparison, noisy: np.ndarray,
-        heartbeat: float | None = None) -> Iterator[Comparison | None]:
+def run(engine: Engine, comparison: Comparison, noisy: np.ndarray, heartbeat: float | None = None,
+        box: tuple[int, int, int, int] | None = None, previews: dict | None = None) -> Iterator[Comparison | None]:
     """Fill ``comparison.results`` method by method, yielding after each one (and ``None`` for
-    each ``heartbeat`` that passes with nothing new: see ``Engine.run``)."""
-    for result in engine.run(comparison.clean, noisy, comparison.image_id, comparison.sigma, comparison.seed,
-                             comparison.methods, heartbeat):
+    each ``heartbeat`` that passes with nothing new: see ``Engine.run``). With ``box``, each
+    uncached method's crop preview comes first: it goes into ``previews`` (a dict by method
+    name that the caller keeps; never ``comparison.results``) and is yielded after as well."""
+    results = engine.run(comparison.clean, noisy, comparison.image_id, comparison.sigma, comparison.seed,
+                         comparison.methods, heartbeat, box=box)
+    yield from _routed(results, comparison, previews)
+
+
+def moved_crop(engine: Engine, comparison: Comparison, noisy: np.ndarray, box: tuple[int, int, int, int],
+               previews: dict, heartbeat: float | None = None) -> Iterator[Comparison | None]:
+    """The crop previews of ``box`` for the comparison's methods that have no whole result yet
+    (``Engine.previews``), into ``previews``, for a crop moved while whole images still run."""
+    methods = [m for m in comparison.methods if m not in comparison.results]
+    results = engine.previews(comparison.clean, noisy, comparison.image_id, comparison.sigma, comparison.seed,
+                              methods, box, heartbeat)
+    yield from _routed(results, comparison, previews)
+
+
+def _routed(results, comparison: Comparison, previews: dict | None) -> Iterator[Comparison | None]:
+    for result in results:
         if result is None:
             yield None
             continue
-        comparison.results[result.name] = result
+        if result.preview:
+            if previews is not None:
+                previews[result.name] = result
+        else:
+            comparison.results[result.name] = result
         yield comparison
 
 

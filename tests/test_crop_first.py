@@ -287,3 +287,24 @@ def test_the_cbm3d_worker_is_suspended_while_a_preview_runs(tmp_path):
         assert full.error is None and full.output.shape == (160, 160, 3)
     finally:
         e.close()
+
+
+def test_the_session_keeps_previews_apart_from_the_results(tmp_path):
+    from app import session
+
+    e = _engine(tmp_path, [_Mean("a", []), _Mean("b", [])])
+    clean = smooth_image(H, W, 10)
+    src = session.Source("upload", clean, image_id(clean))
+    try:
+        comp, noisy = session.new_comparison(e, src, 25, 0, False, ["a", "b"])
+        previews: dict = {}
+        list(session.run(e, comp, noisy, box=BOX, previews=previews))
+        assert sorted(previews) == ["a", "b"] and all(p.preview and p.box == BOX for p in previews.values())
+        assert all(not r.preview and r.output.shape == (H, W, 3) for r in comp.results.values())
+        comp2, noisy2 = session.new_comparison(e, src, 25, 1, False, ["a", "b"])
+        comp2.results["a"] = comp.results["a"]  # as if a's whole image had come in already
+        moved: dict = {}
+        list(session.moved_crop(e, comp2, noisy2, (0, 0, 8, 8), moved))
+        assert list(moved) == ["b"] and moved["b"].output.shape == (8, 8, 3)
+    finally:
+        e.close()

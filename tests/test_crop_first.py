@@ -308,3 +308,15 @@ def test_the_session_keeps_previews_apart_from_the_results(tmp_path):
         assert list(moved) == ["b"] and moved["b"].output.shape == (8, 8, 3)
     finally:
         e.close()
+
+
+def test_a_preview_of_an_input_without_ground_truth_has_no_scores(tmp_path):
+    e = _engine(tmp_path, [_Mean("a", [])])
+    _, noisy, iid = _input(11)
+    try:
+        preview, full = list(e.run(None, noisy, iid, 25, None, ["a"], box=BOX))
+        assert preview.preview and preview.output.shape == (24, 30, 3)
+        assert (preview.psnr, preview.ssim, preview.lpips) == (None, None, None)
+        assert not full.preview and full.psnr is None
+    finally:
+        e.close()

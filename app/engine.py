@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
-import torch
 
 import denoisers
 from denoisers.base import model_id

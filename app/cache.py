@@ -91,6 +91,11 @@ class ResultCache:
         folder = self.root / key[:2]
         return folder / f"{key}.npy", folder / f"{key}.json"
 
+    def contains(self, key: str) -> bool:
+        """Whether an entry for ``key`` is stored, without reading or checking it (for an
+        estimate: a damaged entry still counts until ``get`` finds it out)."""
+        return self._paths(key)[1].exists()
+
     def get(self, key: str) -> Entry | None:
         """The entry for ``key``, or None; a hit marks it as recently used. An entry that does
         not check out (a file empty, truncated, unreadable or edited, a record of the wrong

@@ -1,6 +1,7 @@
 """Running the chosen methods on one input: cache first, then networks in threads and
-process-bound methods (CBM3D) in their own process, all in parallel; results are yielded
-as each method finishes.
+process-bound methods (CBM3D) in their own process, all in parallel, fastest first; results
+are yielded as each method finishes. With a crop box, each method's crop preview comes first
+(``crop_first``, ``priority``; docs/region.md). The pools and stopping are ``workers``'.
 
 One ``Engine`` is built at start-up and shared by every request: it holds the denoiser
 instances (models load once), the worker pools (which bound the heavy work running at
@@ -11,13 +12,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
-import torch
 
 import denoisers
 from denoisers.base import model_id
@@ -26,10 +25,13 @@ from denoisers.io import to_float, to_uint8
 from denoisers import metrics
 from denoisers.metrics import add_noise, detail_ratio, high_frequency_energy, psnr, ssim
 from denoisers.fetch import FetchError
-from denoisers.parallel import denoise_by_name, process_pool, stop_workers
+from denoisers.parallel import denoise_by_name
 from denoisers.weights import WeightsError
 
+from . import speeds
 from .cache import ResultCache, result_key
+from .crop_first import parse_box, preview_result
+from .workers import Stopped, Workers, install_stop_hook, stop_flag
 
 log = logging.getLogger(__name__)
 
@@ -54,48 +56,24 @@ class MethodResult:
     numerics: str | None = None  # how a network ran: "bf16 on cpu", "fp32 on cuda" (None: not a network)
     note: str = ""  # e.g. that the method ran outside its training range
     lpips: float | None = None  # LPIPS (AlexNet) to the ground truth, lower is closer; None without one
+    # A crop preview (``run(..., box=...)``, ``previews``): ``output`` is the region only (the
+    # box's size), the scores are the crop's against the clean crop, ``detail`` None; never cached.
+    preview: bool = False
+    box: tuple[int, int, int, int] | None = None  # (top, left, height, width) of a preview
 
 
-class Stopped(Exception):
-    """A method's run was stopped because nobody waits for its result any more."""
-
-
-_stop_flag = threading.local()  # the stop event of the run on this thread, if any
-
-
-def _stop_between_layers(module, inputs) -> None:
-    """A forward pre-hook on every torch module: a network run whose stop event is set ends at
-    its next layer (well under a second), instead of running on for its whole image."""
-    event = getattr(_stop_flag, "event", None)
-    if event is not None and event.is_set():
-        raise Stopped("stopped: nobody waits for this result any more")
-
-
-_hook_lock = threading.Lock()
-_hook_installed = False
-
-
-def _install_stop_hook() -> None:
-    """Install ``_stop_between_layers`` once, when the first engine is made (not on import: a
-    process that only imports this module, a training run say, keeps torch's modules as they
-    are). It stays installed: removing a global hook while another thread runs a network
-    could change the hooks under that run."""
-    global _hook_installed
-    with _hook_lock:
-        if not _hook_installed:
-            torch.nn.modules.module.register_module_forward_pre_hook(_stop_between_layers)
-            _hook_installed = True
-
-
-def timed_until_stopped(denoise, noisy: np.ndarray, sigma: float, stop: threading.Event) -> tuple[np.ndarray, float]:
-    """``timed`` on this thread, ended early (``Stopped``) once ``stop`` is set."""
+def timed_until_stopped(denoise, noisy: np.ndarray, sigma: float, stop: threading.Event,
+                        gate: threading.Event | None = None) -> tuple[np.ndarray, float]:
+    """``timed`` on this thread, ended early (``Stopped``) once ``stop`` is set; with ``gate``,
+    a network waits at its next layer while the gate is closed (that wait is not counted)."""
     if stop.is_set():
         raise Stopped("stopped before it started")
-    _stop_flag.event = stop
+    stop_flag.event, stop_flag.gate, stop_flag.paused = stop, gate, 0.0
     try:
-        return timed(denoise, noisy, sigma)
+        out, seconds = timed(denoise, noisy, sigma)
+        return out, max(0.0, seconds - stop_flag.paused)
     finally:
-        _stop_flag.event = None
+        stop_flag.event = stop_flag.gate = None
 
 
 def timed(denoise, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, float]:
@@ -108,12 +86,6 @@ def timed(denoise, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, float]:
 def timed_denoise_by_name(name: str, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, float]:
     """``timed`` for method ``name``, in a worker process (picklable by name)."""
     return timed(lambda x, s: denoise_by_name(name, x, s), noisy, sigma)
-
-
-def _warm_worker() -> bool:
-    import denoisers  # noqa: F401  (imports torch and bm3d once in the worker)
-
-    return True
 
 
 def numerics(d: denoisers.Denoiser) -> str | None:
@@ -148,101 +120,18 @@ def synthetic_noisy(clean_u8: np.ndarray, sigma: float, seed: int) -> np.ndarray
     return add_noise(to_float(clean_u8), sigma, seed)
 
 
-class Engine:
+class Engine(Workers):
     def __init__(self, cache: ResultCache | None = None, methods: list[str] | None = None,
                  thread_workers: int = 2, process_workers: int = 1) -> None:
-        _install_stop_hook()
+        install_stop_hook()
         self.cache = cache
         self.denoisers = {name: denoisers.get(name) for name in (methods or denoisers.names())}
-        self._threads = ThreadPoolExecutor(max_workers=thread_workers, thread_name_prefix="denoise")
-        self._process_workers = process_workers
-        self._pool: ProcessPoolExecutor | None = None
-        # Work under way by cache key, with how many comparisons wait on it: a second request
-        # for the same result (a reload mid-run, two visitors of one link) waits on the same
-        # computation instead of starting another.
-        self._inflight: dict[str, tuple[Future, int]] = {}
-        self._inflight_lock = threading.RLock()
-        # How to stop work nobody waits for: a thread job's stop event; which jobs are a
-        # worker process's.
-        self._stops: dict[Future, threading.Event] = {}
-        self._process_futures: set[Future] = set()
+        super().__init__(thread_workers, process_workers)
 
-    # -- life cycle ---------------------------------------------------------------------
     def start(self) -> None:
         """Start the worker process now (it takes seconds to import torch), not on first use."""
-        if any(d.separate_process for d in self.denoisers.values()) and self._pool is None:
-            self._pool = process_pool(self._process_workers)
-            self._pool.submit(_warm_worker)
-
-    def close(self) -> None:
-        """Stop: queued work is dropped and the worker processes end now (an exit would
-        otherwise wait for a CBM3D job still running)."""
-        self._threads.shutdown(wait=False, cancel_futures=True)
-        if self._pool is not None:
-            stop_workers(self._pool)
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
-
-    def _submit_to_thread(self, d: denoisers.Denoiser, noisy: np.ndarray, sigma: float) -> Future:
-        stop = threading.Event()
-        future = self._threads.submit(timed_until_stopped, d.denoise, noisy, sigma, stop)
-        with self._inflight_lock:
-            self._stops[future] = stop
-        future.add_done_callback(self._drop_stop)
-        return future
-
-    def _drop_stop(self, future: Future) -> None:
-        with self._inflight_lock:
-            self._stops.pop(future, None)
-
-    def _stop_running(self, future: Future) -> None:
-        """Stop ``future``'s work, which nobody waits for any more: a network ends at its next
-        layer; a worker process is ended (a new one starts for the next job) unless another
-        comparison waits on a job of the same pool. Called under ``_inflight_lock``."""
-        stop = self._stops.get(future)
-        if stop is not None:
-            stop.set()
-            return
-        if future not in self._process_futures or self._pool is None:
-            return
-        waited = [f for f, count in self._inflight.values()
-                  if f is not future and count > 0 and f in self._process_futures and not f.done()]
-        if waited:
-            return
-        pool, self._pool = self._pool, None
-        log.info("stopping the worker process: nobody waits for its job any more")
-        stop_workers(pool)
-        pool.shutdown(wait=False, cancel_futures=True)
-
-    def _submit_to_process(self, *args) -> Future:
-        future = self._submit_to_process_pool(*args)
-        with self._inflight_lock:
-            self._process_futures.add(future)
-        future.add_done_callback(self._drop_process_future)
-        return future
-
-    def _drop_process_future(self, future: Future) -> None:
-        with self._inflight_lock:
-            self._process_futures.discard(future)
-
-    def _submit_to_process_pool(self, *args) -> Future:
-        """Submit to the worker pool; a pool broken by a worker that died (out of memory, a
-        crash in native code) is replaced, so that one crash does not end that method for
-        every later comparison."""
-        try:
-            return self._process_pool().submit(*args)
-        except BrokenProcessPool:
-            log.warning("the worker process pool was broken (a worker died); starting a new one")
-            broken, self._pool = self._pool, None
-            if broken is not None:
-                broken.shutdown(wait=False, cancel_futures=True)
-            return self._process_pool().submit(*args)
-
-    def _process_pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            self.start()
-        assert self._pool is not None
-        return self._pool
+        if any(d.separate_process for d in self.denoisers.values()):
+            super().start()
 
     # -- queries ------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -284,23 +173,22 @@ class Engine:
     def readiness(self, sigma: float | None = None) -> dict[str, denoisers.Readiness]:
         return {name: d.readiness(sigma) for name, d in self.denoisers.items()}
 
-    def lookup(self, name: str, image_id: str, sigma: float, seed: int | None) -> np.ndarray | None:
-        """``name``'s output for this input if the results cache holds it; never computes (the
-        dial's instant preview blends the two ends it finds here)."""
-        d = self.denoisers.get(name)
-        if d is None or not self.cache:
+    def cached(self, name: str, clean_u8: np.ndarray | None, image_id: str, sigma: float, seed: int | None,
+               shape: tuple[int, ...]) -> MethodResult | None:
+        """``name``'s result for this input (of ``shape``) if the results cache holds it, as
+        ``run`` serves it; nothing is computed (a method unknown, not ready or failing has none)."""
+        if name not in self.denoisers or not self.cache:
             return None
         try:
-            status, weights = status_and_model(d, sigma)
+            status, weights = status_and_model(self.denoisers[name], sigma)
         except (WeightsError, FetchError, MethodError):
             return None
         if not status.ready:
             return None
-        how = numerics(d)
-        hit = self.cache.get(result_key(image_id, sigma, seed, name, weights + (f"|{how}" if how else "")))
-        return None if hit is None else hit.image
+        job = _Job(clean_u8, np.broadcast_to(np.float32(0), shape), image_id, sigma, seed,
+                   notes={name: status.outside_training or ""})
+        return self._cached(name, self._key(name, image_id, sigma, seed, weights), job, weights)
 
-    # -- work ---------------------------------------------------------------------------
     def noisy_result(self, clean_u8: np.ndarray | None, noisy: np.ndarray) -> MethodResult:
         """The noisy image as displayed (clipped, rounded) and, with ground truth, its scores.
 
@@ -314,128 +202,202 @@ class Engine:
         return MethodResult(NOISY, "Noisy", shown, psnr(clean_u8, shown), ssim(clean_u8, shown))
 
     def run(self, clean_u8: np.ndarray | None, noisy: np.ndarray, image_id: str, sigma: float,
-            seed: int | None, methods: list[str], heartbeat: float | None = None) -> Iterator[MethodResult | None]:
-        """Yield one ``MethodResult`` per method in ``methods``, cached ones first, then in
-        the order they finish. ``noisy`` is the unclipped float input every method gets;
-        ``seed`` None means it was uploaded already noisy (``clean_u8`` is then None).
+            seed: int | None, methods: list[str], heartbeat: float | None = None,
+            box: tuple[int, int, int, int] | None = None) -> Iterator[MethodResult | None]:
+        """Yield one ``MethodResult`` per method in ``methods``: errors and cached ones first,
+        then in the order they finish, the whole images submitted fastest first (``speeds``).
+        ``noisy`` is the unclipped float input every method gets; ``seed`` None means it was
+        uploaded already noisy (``clean_u8`` is then None).
+
+        With ``box`` (top, left, height, width), every method not cached first yields a crop
+        preview of that region (``preview`` True, see ``crop_first``), computed ahead of the
+        whole images (which wait for it), then its whole result; a cached method yields only
+        its whole result. A preview never comes after its method's whole result.
 
         With ``heartbeat`` (seconds), ``None`` is also yielded whenever that long passes with no
         method finishing, so that a caller that is cancelled between yields (a web request)
         ends within a heartbeat instead of when the slowest method finishes. A method still
-        running when the caller goes away is cached when it finishes (its work is not lost)."""
-        pending: dict[Future, tuple[str, str | None]] = {}
-        notes: dict[str, str] = {}  # what a result should say, e.g. "not trained for sigma 70: ..."
-        clean_energy = None if clean_u8 is None else high_frequency_energy(clean_u8)  # once for all methods
+        running when the caller goes away is cached when it finishes (its work is not lost);
+        its queued previews are dropped."""
+        box = None if box is None else parse_box(box, noisy.shape)
+        job = _Job(clean_u8, noisy, image_id, sigma, seed)
+        pending: dict[Future, tuple[str, str | None, bool]] = {}
         try:  # from the first yield on: a caller that leaves at any of them abandons what was submitted
-            for name in methods:
-                if name not in self.denoisers:
-                    yield MethodResult(name, name, None, error=f"unknown method {name!r}")
-                    continue
-                d = self.denoisers[name]
-                try:  # a method of one's own (a plugin) may fail here; the others still run
-                    status, weights = status_and_model(d, sigma)
-                except (WeightsError, FetchError) as exc:  # its text names the server's folders
-                    log.warning("%s: %s", name, exc)
-                    yield MethodResult(name, d.label, None, error=WEIGHTS_UNAVAILABLE)
-                    continue
-                except MethodError as exc:
-                    yield MethodResult(name, d.label, None, error=exc.reason)
-                    continue
-                if not status.ready:
-                    yield MethodResult(name, d.label, None, error=f"not ready: {status.reason}")
-                    continue
-                if status.outside_training:
-                    notes[name] = status.outside_training
-                how = numerics(d)
-                # The precision is part of the key: a bf16 output is not an fp32 one.
-                key = (result_key(image_id, sigma, seed, name, weights + (f"|{how}" if how else ""))
-                       if self.cache else None)
-                hit = self.cache.get(key) if key else None
-                if hit is not None and hit.image.shape == noisy.shape:
-                    yield MethodResult(name, d.label, hit.image, hit.meta.get("psnr"), hit.meta.get("ssim"),
-                                       hit.meta.get("seconds"), cached=True,
-                                       detail=None if clean_u8 is None else detail_ratio(clean_u8, hit.image,
-                                                                                         clean_energy),
-                                       weights=weights, numerics=how, note=notes.get(name, ""),
-                                       lpips=hit.meta["lpips"] if hit.meta.get("lpips") is not None
-                                       else perceptual_distance(clean_u8, hit.image))
-                    continue
-                if d.separate_process:
-                    future = self._shared(key, lambda: self._submit_to_process(timed_denoise_by_name, name, noisy,
-                                                                               sigma))
-                else:
-                    future = self._shared(key, lambda: self._submit_to_thread(d, noisy, sigma))
-                pending[future] = (name, key)
-            while pending:
-                done, _ = wait(pending, timeout=heartbeat, return_when=FIRST_COMPLETED)
-                if not done:
-                    yield None
-                for future in done:
-                    name, key = pending.pop(future)
-                    result = self._finish(name, key, future, clean_u8, clean_energy, sigma, seed)
-                    self._forget(key, future)  # cached now: a later request reads it from there
-                    result.note = notes.get(name, "")
-                    yield result
+            at_once, todo = self._triage(job, methods)
+            if box is not None:
+                for name, _ in todo:
+                    pending[self._submit_preview(name, job, box)] = (name, None, True)
+            for name, key in todo:  # submitted before the first yield: a caller may dwell on it
+                pending[self._submit_full(name, key, job)] = (name, key, False)
+            yield from at_once
+            yield from self._collect(job, pending, heartbeat, box)
         finally:
-            for future, (name, key) in pending.items():
-                # The caller went away: drop work not yet started, keep what is already running
-                # (cached when it finishes), leave alone what another comparison waits on.
-                self._abandon(key, future, lambda f, n=name, k=key: (
-                    self._finish(n, k, f, clean_u8, clean_energy, sigma, seed), self._forget(k, f)))
+            self._leave(job, pending)
 
-    def under_way(self) -> list[tuple[bool, int]]:
-        """The results being computed now, each as (started, how many comparisons wait on it):
-        a read-only look for monitoring and tests."""
-        with self._inflight_lock:
-            return [(future.running() or future.done(), count) for future, count in self._inflight.values()]
+    def previews(self, clean_u8: np.ndarray | None, noisy: np.ndarray, image_id: str, sigma: float,
+                 seed: int | None, methods: list[str], box: tuple[int, int, int, int],
+                 heartbeat: float | None = None) -> Iterator[MethodResult | None]:
+        """Crop previews of ``box`` for ``methods`` at once, for a crop moved while whole images
+        still run: ahead of all whole-image work (which waits for them), fastest first. Errors
+        and cached whole results are yielded as ``run`` does (cut the crop from a whole result);
+        nothing else is submitted. A caller that leaves drops the previews not yet done."""
+        box = parse_box(box, noisy.shape)
+        job = _Job(clean_u8, noisy, image_id, sigma, seed)
+        pending: dict[Future, tuple[str, str | None, bool]] = {}
+        try:
+            at_once, todo = self._triage(job, methods)
+            for name, _ in todo:
+                pending[self._submit_preview(name, job, box)] = (name, None, True)
+            yield from at_once
+            yield from self._collect(job, pending, heartbeat, box)
+        finally:
+            self._leave(job, pending)
 
-    def _shared(self, key: str | None, submit) -> Future:
-        """The future computing ``key`` if one is under way, or finished and not yet forgotten
-        (one more comparison waits on it), else ``submit()``."""
-        if key is None:
-            return submit()
-        with self._inflight_lock:
-            entry = self._inflight.get(key)
-            if entry is not None and not entry[0].cancelled():
-                self._inflight[key] = (entry[0], entry[1] + 1)
-                return entry[0]
-            future = submit()
-            self._inflight[key] = (future, 1)
+    def estimate(self, methods: list[str], shape: tuple[int, ...], image_id: str | None = None,
+                 sigma: float | None = None, seed: int | None = None) -> dict[str, float]:
+        """Seconds each method would take alone on an image of ``shape`` (``speeds``); with the
+        input's ``image_id``, ``sigma`` and ``seed``, a method whose result is cached counts 0.
+        ``speeds.estimate_text`` makes the status line of it."""
+        figures = {}
+        for name in methods:
+            figures[name] = speeds.estimate(name, shape)
+            if image_id is not None and sigma is not None and self.cache and name in self.denoisers:
+                try:
+                    key = self._key(name, image_id, sigma, seed)
+                except Exception:  # not ready or failing: its run will say why
+                    continue
+                if key is not None and self.cache.contains(key):
+                    figures[name] = 0.0
+        return figures
+
+    def _key(self, name: str, image_id: str, sigma: float, seed: int | None, weights: str | None = None) -> str | None:
+        """The cache key of ``name``'s result (None where the method is not ready)."""
+        d = self.denoisers[name]
+        if weights is None:
+            status, weights = status_and_model(d, sigma)
+            if not status.ready:
+                return None
+        how = numerics(d)
+        # The precision is part of the key: a bf16 output is not an fp32 one.
+        return result_key(image_id, sigma, seed, name, weights + (f"|{how}" if how else ""))
+
+    def _triage(self, job: "_Job", methods: list[str]) -> tuple[list[MethodResult], list[tuple[str, str | None]]]:
+        """What needs no work (an unknown or unready method, a cached result) as results, and
+        the rest as (name, cache key), fastest first."""
+        at_once, todo = [], []
+        for name in methods:
+            if name not in self.denoisers:
+                at_once.append(MethodResult(name, name, None, error=f"unknown method {name!r}"))
+                continue
+            d = self.denoisers[name]
+            try:  # a method of one's own (a plugin) may fail here; the others still run
+                status, weights = status_and_model(d, job.sigma)
+            except (WeightsError, FetchError) as exc:  # its text names the server's folders
+                log.warning("%s: %s", name, exc)
+                at_once.append(MethodResult(name, d.label, None, error=WEIGHTS_UNAVAILABLE))
+                continue
+            except MethodError as exc:
+                at_once.append(MethodResult(name, d.label, None, error=exc.reason))
+                continue
+            if not status.ready:
+                at_once.append(MethodResult(name, d.label, None, error=f"not ready: {status.reason}"))
+                continue
+            if status.outside_training:
+                job.notes[name] = status.outside_training
+            key = self._key(name, job.image_id, job.sigma, job.seed, weights) if self.cache else None
+            hit = self._cached(name, key, job, weights)
+            if hit is not None:
+                at_once.append(hit)
+            else:
+                todo.append((name, key))
+        return at_once, sorted(todo, key=lambda item: speeds.seconds_per_mp(item[0]))
+
+    def _cached(self, name: str, key: str | None, job: "_Job", weights: str) -> MethodResult | None:
+        hit = self.cache.get(key) if key else None
+        if hit is None or hit.image.shape != job.noisy.shape:
+            return None
+        clean_u8, d = job.clean_u8, self.denoisers[name]
+        return MethodResult(name, d.label, hit.image, hit.meta.get("psnr"), hit.meta.get("ssim"),
+                            hit.meta.get("seconds"), cached=True,
+                            detail=None if clean_u8 is None else detail_ratio(clean_u8, hit.image, job.clean_energy),
+                            weights=weights, numerics=numerics(d), note=job.notes.get(name, ""),
+                            lpips=hit.meta["lpips"] if hit.meta.get("lpips") is not None
+                            else perceptual_distance(clean_u8, hit.image))
+
+    def _submit_full(self, name: str, key: str | None, job: "_Job") -> Future:
+        d, noisy, sigma = self.denoisers[name], job.noisy, job.sigma
+        if d.separate_process:
+            return self._shared(key, lambda: self._submit_to_process(timed_denoise_by_name, name, noisy, sigma))
+        gate = self._priority.full_may_run  # whole images wait while crop previews are pending
+        return self._shared(key, lambda: self._submit_stoppable(
+            self._threads, lambda stop: timed_until_stopped(d.denoise, noisy, sigma, stop, gate)))
+
+    def _submit_preview(self, name: str, job: "_Job", box: tuple[int, int, int, int]) -> Future:
+        """The region of ``box`` for method ``name`` on the preview thread, ahead of whole images:
+        they wait (``Priority``) until no preview is pending. CBM3D's region runs on this thread
+        too: bm3d's compiled code lets go of the interpreter lock (measured on kodim05, loaded
+        CPU: during an 11 s region another thread waited at most 0.37 s), while the worker
+        process is busy with whole images and a second one would cost seconds to start."""
+        d = self.denoisers[name]
+        region = lambda x, s: d.denoise_region(x, s, box)  # noqa: E731
+        self._priority.hold()
+        try:
+            future = self._submit_stoppable(self._preview_threads,
+                                            lambda stop: timed_until_stopped(region, job.noisy, job.sigma, stop))
+        except RuntimeError:  # the engine was closed
+            self._priority.release()
+            raise
+        future.add_done_callback(self._priority.release)
         return future
 
-    def _forget(self, key: str | None, future: Future) -> None:
-        """``key``'s result is in the cache: later requests read it there."""
-        if key is None:
-            return
-        with self._inflight_lock:
-            if key in self._inflight and self._inflight[key][0] is future:
-                del self._inflight[key]
+    def _collect(self, job: "_Job", pending: dict, heartbeat: float | None,
+                 box: tuple[int, int, int, int] | None) -> Iterator[MethodResult | None]:
+        """Yield ``pending``'s results as they finish, previews first when several are done; a
+        preview still pending when its whole result arrives is dropped."""
+        while pending:
+            done, _ = wait(pending, timeout=heartbeat, return_when=FIRST_COMPLETED)
+            if not done:
+                yield None
+            for future in sorted(done, key=lambda f: not pending[f][2]):
+                if future not in pending:  # dropped: its whole result came first
+                    continue
+                name, key, preview = pending.pop(future)
+                if preview:
+                    result = self._preview(name, future, job, box)
+                    if result is not None:
+                        yield result
+                    continue
+                result = self._finish(name, key, future, job)
+                self._forget(key, future)  # cached now: a later request reads it from there
+                result.note = job.notes.get(name, "")
+                for other in [f for f, (n, _, p) in pending.items() if p and n == name]:
+                    del pending[other]
+                    self._drop_preview(other)
+                yield result
 
-    def _abandon(self, key: str | None, future: Future, finish_late) -> None:
-        """One comparison stops waiting on ``future``. If another still waits, nothing changes;
-        else it is cancelled if it has not started, or else stopped (a network at its next
-        layer, a worker process ended), with ``finish_late`` run when it ends (a result that
-        was already complete is still cached). Decided under the lock, so that no request
-        joins a future being cancelled or stopped."""
-        with self._inflight_lock:
-            entry = self._inflight.get(key) if key is not None else None
-            ours = entry is not None and entry[0] is future
-            if ours and entry[1] > 1:
-                self._inflight[key] = (future, entry[1] - 1)
-                return
-            if future.cancel():  # not started: nobody gets it (callbacks: none on a queued one)
-                if ours:
-                    del self._inflight[key]
-                return
-            if ours:
-                del self._inflight[key]  # a new request starts afresh rather than join a stopped run
-            self._stop_running(future)
-        future.add_done_callback(finish_late)
-
-    def _finish(self, name: str, key: str | None, future: Future, clean_u8: np.ndarray | None,
-                clean_energy: float | None, sigma: float, seed: int | None) -> MethodResult:
-        label = self.label(name)
+    def _preview(self, name: str, future: Future, job: "_Job", box) -> MethodResult | None:
+        """The finished preview as a result, or None where it failed (its whole run says why)."""
         d = self.denoisers[name]
+        try:
+            out, seconds = future.result()
+        except Exception as exc:  # the whole run reports the error; a preview only shows pixels
+            log.info("%s: no crop preview: %s: %s", name, type(exc).__name__, exc)
+            return None
+        result = MethodResult(name, d.label, out, seconds=seconds, weights=model_id(d, job.sigma),
+                              numerics=numerics(d), note=job.notes.get(name, ""))
+        return preview_result(result, job.clean_u8, box)
+
+    def _leave(self, job: "_Job", pending: dict) -> None:
+        for future, (name, key, preview) in pending.items():
+            if preview:
+                self._drop_preview(future)
+                continue
+            # The caller went away: drop work not yet started, keep what is already running
+            # (cached when it finishes), leave alone what another comparison waits on.
+            self._abandon(key, future, lambda f, n=name, k=key: (self._finish(n, k, f, job), self._forget(k, f)))
+
+    def _finish(self, name: str, key: str | None, future: Future, job: "_Job") -> MethodResult:
+        label, d, sigma, clean_u8 = self.label(name), self.denoisers[name], job.sigma, job.clean_u8
         try:
             weights, how = model_id(d, sigma), numerics(d)
             out, seconds = future.result()
@@ -446,15 +408,33 @@ class Engine:
             return MethodResult(name, label, None, error=str(exc))
         except Exception as exc:  # a crashed worker must not take the whole comparison down
             return MethodResult(name, label, None, error=f"{type(exc).__name__}: {exc}")
+        seconds = max(0.0, seconds - self._suspended_while(future))
         p = s = detail = None
         if clean_u8 is not None:
-            p, s, detail = psnr(clean_u8, out), ssim(clean_u8, out), detail_ratio(clean_u8, out, clean_energy)
+            p, s, detail = psnr(clean_u8, out), ssim(clean_u8, out), detail_ratio(clean_u8, out, job.clean_energy)
         lp = perceptual_distance(clean_u8, out)
         if self.cache and key:
-            meta = {"psnr": p, "ssim": s, "lpips": lp, "seconds": seconds, "method": name, "sigma": sigma, "seed": seed,
+            meta = {"psnr": p, "ssim": s, "lpips": lp, "seconds": seconds, "method": name, "sigma": sigma, "seed": job.seed,
                     "weights": weights, "numerics": how}
             try:
                 self.cache.put(key, out, meta)
             except OSError as exc:  # a full or read-only disk: the result is still good, only not kept
                 log.warning("result not cached: %s", exc)
         return MethodResult(name, label, out, p, s, seconds, detail=detail, weights=weights, numerics=how, lpips=lp)
+
+
+@dataclass
+class _Job:
+    """One comparison's input, as every step of ``Engine.run`` needs it."""
+
+    clean_u8: np.ndarray | None
+    noisy: np.ndarray
+    image_id: str
+    sigma: float
+    seed: int | None
+    notes: dict[str, str] = field(default_factory=dict)  # e.g. "not trained for sigma 70: ..."
+    clean_energy: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.clean_u8 is not None:  # once for all methods
+            self.clean_energy = high_frequency_energy(self.clean_u8)

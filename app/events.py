@@ -233,7 +233,11 @@ class Events:
         if comp is None or not comp.done or dial is None:
             return {}
         alpha = float(dial)
-        ends = dialview.ends(comp, lambda name: self.engine.lookup(name, comp.image_id, comp.sigma, comp.seed))
+        def lookup(name: str):
+            hit = self.engine.cached(name, comp.clean, comp.image_id, comp.sigma, comp.seed, comp.shape)
+            return None if hit is None else hit.output
+
+        ends = dialview.ends(comp, lookup)
         moved = dialview.preview(comp, alpha, ends)
         if moved is None:
             return {}

@@ -14,16 +14,12 @@ import numpy as np
 
 from denoisers import registry
 from denoisers.base import GREY_NOISE_NOTE, is_grey
-from denoisers.fetch import FetchError
 from denoisers.io import to_float
-from denoisers.metrics import detail_ratio, estimate_noise_sigma
-from denoisers.registry import MethodError, status_and_model
-from denoisers.weights import WeightsError
+from denoisers.metrics import estimate_noise_sigma
 
 from . import kodak
 from .convert import GREYSCALE, InputError, check_seed, check_sigma, grey_noisy, image_id, load_image
-from .cache import result_key
-from .engine import Engine, MethodResult, numerics, perceptual_distance, synthetic_noisy
+from .engine import Engine, MethodResult, synthetic_noisy
 from .text import plain
 from .views import Comparison, best_method
 
@@ -129,42 +125,44 @@ def noisy_input(comparison: Comparison) -> np.ndarray:
 
 def cached_results(engine: Engine, comparison: Comparison) -> list[MethodResult]:
     """The results of ``comparison.methods`` that the engine's cache already holds, as
-    ``Engine.run`` would serve them (same key); nothing is computed, and a method not ready or
-    not cached is left out."""
-    if not engine.cache:
-        return []
-    c, found = comparison, []
-    for name in c.methods:
-        d = engine.denoisers.get(name)
-        try:
-            status, weights = status_and_model(d, c.sigma) if d is not None else (None, "")
-        except (WeightsError, FetchError, MethodError):
-            continue
-        if status is None or not status.ready:
-            continue
-        how = numerics(d)
-        hit = engine.cache.get(result_key(c.image_id, c.sigma, c.seed, name, weights + (f"|{how}" if how else "")))
-        if hit is None or hit.image.shape != c.shape:
-            continue
-        lpips = hit.meta.get("lpips")
-        found.append(MethodResult(
-            name, d.label, hit.image, hit.meta.get("psnr"), hit.meta.get("ssim"), hit.meta.get("seconds"),
-            cached=True, detail=None if c.clean is None else detail_ratio(c.clean, hit.image), weights=weights,
-            numerics=how, note=status.outside_training or "",
-            lpips=lpips if lpips is not None else perceptual_distance(c.clean, hit.image)))
-    return found
+    ``Engine.run`` would serve them; nothing is computed, and a method not ready or not cached
+    is left out."""
+    c = comparison
+    found = (engine.cached(name, c.clean, c.image_id, c.sigma, c.seed, c.shape) for name in c.methods)
+    return [r for r in found if r is not None]
 
 
-def run(engine: Engine, comparison: Comparison, noisy: np.ndarray,
-        heartbeat: float | None = None) -> Iterator[Comparison | None]:
+def run(engine: Engine, comparison: Comparison, noisy: np.ndarray, heartbeat: float | None = None,
+        box: tuple[int, int, int, int] | None = None, previews: dict | None = None) -> Iterator[Comparison | None]:
     """Fill ``comparison.results`` method by method, yielding after each one (and ``None`` for
-    each ``heartbeat`` that passes with nothing new: see ``Engine.run``)."""
-    for result in engine.run(comparison.clean, noisy, comparison.image_id, comparison.sigma, comparison.seed,
-                             comparison.methods, heartbeat):
+    each ``heartbeat`` that passes with nothing new: see ``Engine.run``). With ``box``, each
+    uncached method's crop preview comes first: it goes into ``previews`` (a dict by method
+    name that the caller keeps; never ``comparison.results``) and is yielded after as well."""
+    results = engine.run(comparison.clean, noisy, comparison.image_id, comparison.sigma, comparison.seed,
+                         comparison.methods, heartbeat, box=box)
+    yield from _routed(results, comparison, previews)
+
+
+def moved_crop(engine: Engine, comparison: Comparison, noisy: np.ndarray, box: tuple[int, int, int, int],
+               previews: dict, heartbeat: float | None = None) -> Iterator[Comparison | None]:
+    """The crop previews of ``box`` for the comparison's methods that have no whole result yet
+    (``Engine.previews``), into ``previews``, for a crop moved while whole images still run."""
+    methods = [m for m in comparison.methods if m not in comparison.results]
+    results = engine.previews(comparison.clean, noisy, comparison.image_id, comparison.sigma, comparison.seed,
+                              methods, box, heartbeat)
+    yield from _routed(results, comparison, previews)
+
+
+def _routed(results, comparison: Comparison, previews: dict | None) -> Iterator[Comparison | None]:
+    for result in results:
         if result is None:
             yield None
             continue
-        comparison.results[result.name] = result
+        if result.preview:
+            if previews is not None:
+                previews[result.name] = result
+        else:
+            comparison.results[result.name] = result
         yield comparison
 
 
@@ -196,6 +194,18 @@ def _json_number(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else value
 
 
+def api_methods(methods: list[str] | str | None) -> list[str]:
+    """An API call's ``methods`` as a list of names (see ``api_compare``); ``InputError`` else."""
+    if isinstance(methods, str):
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
+    elif methods is not None and not isinstance(methods, (list, tuple)):
+        raise InputError(f"methods must be a list of method names, got {type(methods).__name__}")
+    methods = [str(m) for m in methods or []]
+    if not methods:
+        raise InputError("choose at least one method")
+    return methods
+
+
 def api_compare(engine: Engine, image: str | Path | bytes | None, sigma: object, seed: object,
                 methods: list[str] | str | None, max_pixels: int) -> tuple[dict, Comparison]:
     """The ``/compare`` endpoint's work: the JSON record and the finished comparison.
@@ -205,13 +215,7 @@ def api_compare(engine: Engine, image: str | Path | bytes | None, sigma: object,
     choice on as is), but a comma-separated string is refused there ("dncnn,ffdnet" is not one
     of its choices); called directly, a string is split at commas.
     """
-    if isinstance(methods, str):
-        methods = [m.strip() for m in methods.split(",") if m.strip()]
-    elif methods is not None and not isinstance(methods, (list, tuple)):
-        raise InputError(f"methods must be a list of method names, got {type(methods).__name__}")
-    methods = [str(m) for m in methods or []]
-    if not methods:
-        raise InputError("choose at least one method")
+    methods = api_methods(methods)
     source = source_from_upload(image, max_pixels=max_pixels, ui_hint=False)
     start = time.perf_counter()
     comparison, noisy = new_comparison(engine, source, sigma, seed, False, methods)

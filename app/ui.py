@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import functools
 import inspect
+from pathlib import Path
 
 import gradio as gr
 
-from . import abslider, kodak
+from . import abslider, crop_api, kodak
 from .convert import InputError
 from .engine import Engine
 from .events import INFO, WARNING, Events, Settings
@@ -300,3 +301,26 @@ def _wire_api(page: Page, events: Events, settings: Settings) -> None:
     page.api_btn.click(compare_api, names(page, "api_image", "api_sigma", "api_seed", "api_methods"),
                        names(page, "api_json", "api_files"), api_name="compare", concurrency_id="heavy",
                        concurrency_limit=settings.heavy_limit)
+
+    def compare_crop_api(image, sigma, seed, methods, box):
+        """Every method's crop of ``box`` ("top,left,height,width") of ``image`` with synthetic
+        noise, computed crop first (``crop_api``). Returns the JSON record and the crops as PNG
+        files (noisy first, then the methods in the record's order)."""
+        try:
+            record, crops = crop_api.compare_crop(events.engine, image, sigma, seed, methods, box,
+                                                  settings.max_pixels)
+        except InputError as exc:
+            raise gr.Error(str(exc), print_exception=False) from exc
+        files = crop_api.write_crops(crops, events.exports.new())
+        record["files"] = [Path(f).name for f in files]
+        return record, files
+
+    with gr.Row(visible=False):  # its own hidden components, as layout._api's for /compare
+        crop_in = [gr.File(label="image", type="filepath"), gr.Number(25, label="sigma"), gr.Number(0, label="seed"),
+                   gr.Dropdown(choices=events.engine.names(), multiselect=True, value=[], label="methods"),
+                   gr.Textbox(label="box", placeholder="top,left,height,width")]
+        crop_out = [gr.JSON(label="result"), gr.Files(label="crops")]
+        crop_btn = gr.Button("compare_crop")
+    # Not behind whole comparisons ("heavy"): a crop takes seconds, and that is its point.
+    crop_btn.click(compare_crop_api, crop_in, crop_out, api_name="compare_crop", concurrency_id="crop",
+                   concurrency_limit=settings.heavy_limit)

@@ -95,6 +95,34 @@ def test_bad_requests_get_clear_errors(client, tmp_path, kind, match):
         call(client, path, sigma, 0, methods)
 
 
+def test_compare_crop_gives_each_method_s_crop_first(client, tmp_path):
+    """``/compare_crop``: the crops of one region, run on the region alone, or cut from a
+    cached whole result (then ``source`` is "full"); scores are the crop's."""
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    clean = smooth_image(64, 80, seed=21)
+    box, crop = (8, 30, 40, 36), (slice(8, 48), slice(30, 66))
+    record, files = client.predict(handle_file(write_png(tmp_path, clean)), 25, 4, ["dncnn", "ffdnet"], "8,30,40,36",
+                                   api_name="/compare_crop")
+    assert record["box"] == list(box) and record["files"] == ["noisy_crop.png", "dncnn_crop.png", "ffdnet_crop.png"]
+    noisy = add_noise(to_float(clean), 25, 4)
+    for name, path in zip(("dncnn", "ffdnet"), files[1:]):
+        entry = record["methods"][name]
+        shown = np.asarray(Image.open(path))
+        direct = to_uint8(denoisers.get(name).denoise(noisy, 25))[crop]
+        assert entry["source"] == "region" and shown.shape == (40, 36, 3)
+        assert np.abs(shown.astype(int) - direct.astype(int)).max() <= 1  # the whole run's crop
+        assert entry["psnr"] == pytest.approx(score(clean[crop], to_float(shown))[0])
+    call(client, write_png(tmp_path, clean, "full.png"), 25, 4, ["ffdnet"])  # its whole image is cached now
+    again, _ = client.predict(handle_file(write_png(tmp_path, clean, "again.png")), 25, 4, ["ffdnet"], "8,30,40,36",
+                              api_name="/compare_crop")
+    assert again["methods"]["ffdnet"]["source"] == "full" and again["methods"]["ffdnet"]["cached"]
+    with pytest.raises((AppError, ValueError), match="top, left, height, width"):
+        client.predict(handle_file(write_png(tmp_path, clean, "bad.png")), 25, 4, ["ffdnet"], "60,70,10,20",
+                       api_name="/compare_crop")
+
+
 def test_an_upload_over_the_size_limit_is_refused_while_it_arrives(server, client, tmp_path):
     boundary = "x7d1b0c"
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.png\"\r\n"

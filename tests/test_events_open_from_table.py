@@ -7,7 +7,7 @@ import pytest
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from app import session  # noqa: E402
+
 from app.cache import ResultCache  # noqa: E402
 from app.events import Events, Settings  # noqa: E402
 from app.outputs import ExportDir  # noqa: E402
@@ -26,8 +26,7 @@ def events(tmp_path, monkeypatch):
         calls.append(denoise.__self__.name)
         return np.clip(np.round(noisy * 255), 0, 255).astype(np.uint8), 0.01
     monkeypatch.setattr(engine_module, "timed", fake_timed)
-    for module in (engine_module, session):  # no LPIPS network here
-        monkeypatch.setattr(module, "perceptual_distance", lambda clean, out: None)
+    monkeypatch.setattr(engine_module, "perceptual_distance", lambda clean, out: None)  # no LPIPS network here
     engine = engine_module.Engine(ResultCache(tmp_path, max_bytes=10**8), methods=["dncnn", "ffdnet"])
     exports = ExportDir()
     ev = Events(engine, Settings(results_root=os.devnull), exports, kodak_names=["kodim05"])

@@ -6,12 +6,13 @@ to the components, and the tests call them directly."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import benchmark, crops, dialview, export, kodak, session, tables
+from . import benchmark, crops, dialview, export, kodak, session, speeds, tables
 from .convert import GREY_NOISE, GREYSCALE, MAX_PIXELS, MAX_UPLOAD_MB, InputError, check_sigma
 from .engine import Engine
 from .outputs import ExportDir
@@ -35,6 +36,11 @@ class Settings:
     max_upload_mb: int = MAX_UPLOAD_MB  # the server refuses larger files (``server.launch_kwargs``)
 
 
+def region(box: crops.Box) -> tuple[int, int, int, int]:
+    """``box`` as the engine's crop box: (top, left, height, width)."""
+    return box.y0, box.x0, box.height, box.width
+
+
 class Events:
     """The handlers of one app: every visitor's events go through the one engine."""
 
@@ -44,6 +50,11 @@ class Events:
         self.names = engine.names()
         self.readiness = engine.readiness()  # not ready: why; generators: the sigmas they were trained for
         self.kodak_names = list(kodak.names() if kodak_names is None else kodak_names)
+        # The latest crop move and dial setting asked for each comparison: work for an older one
+        # ends itself (``_remember``).
+        self._moves: dict[int, tuple] = {}
+        self._dials: dict[int, tuple] = {}
+        self._latest_lock = threading.Lock()
         self.renderer = Renderer(2 + len(self.names), self.names, engine.label, self.kodak_names, exports)
 
     def ticked(self, flags: Sequence[bool]) -> set[str]:
@@ -199,7 +210,7 @@ class Events:
 
     # ---- a comparison ---------------------------------------------------------------
     def compare(self, source: session.Source | None, sigma, seed, noisy_mode: bool, flags: Sequence[bool],
-                results_changed: int, dial: float | None = None) -> Iterator[dict]:
+                results_changed: int, dial: float | None = None, centre=None, size=None) -> Iterator[dict]:
         """Run the ticked methods on ``source``, yielding the comparison as each one finishes
         (and an empty update every ``HEARTBEAT`` seconds, where a Stop can end it). Each new
         result bumps ``results_changed``, whose change renders it."""
@@ -211,10 +222,14 @@ class Events:
             raise InputError("Tick at least one method.")
         start = time.perf_counter()
         comp, noisy = session.new_comparison(self.engine, source, sigma, seed, noisy_mode, methods)
+        comp.note = f"estimate: {self.estimate(comp)}; the crops come first"
         results_changed += 1
         yield {"comparison": comp, "results_changed": results_changed,
-               "status": f"Running {', '.join(self.engine.label(m) for m in methods)}…"}
-        for update in session.run(self.engine, comp, noisy, heartbeat=HEARTBEAT):
+               "status": f"Running {', '.join(self.engine.label(m) for m in methods)}… ({comp.note})"}
+        # The crop on screen comes first: each method's crop preview, then the whole images.
+        box = crops.crop_box(centre, crops.clamp_size(size), comp.shape)
+        for update in session.run(self.engine, comp, noisy, heartbeat=HEARTBEAT, box=region(box),
+                                  previews=comp.previews):
             if update is None:
                 yield {}
                 continue
@@ -224,6 +239,44 @@ class Events:
         # cannot write "Done" before the final render (a click after "Done" is then safe).
         comp = dataclasses.replace(comp, results=dict(comp.results), done=True, elapsed=time.perf_counter() - start)
         yield {"comparison": comp, "results_changed": results_changed + 1}
+
+    def _remember(self, latest: dict, comp: Comparison, value) -> int:
+        """Record ``value`` as the latest asked for ``comp`` in ``latest``; returns its key: the id
+        of the comparison's previews dict, which every copy of it shares (kept alive with the
+        value, so that the id is not reused while it is remembered)."""
+        key = id(comp.previews)
+        with self._latest_lock:
+            latest.pop(key, None)
+            latest[key] = (value, comp.previews)
+            while len(latest) > 64:
+                latest.pop(next(iter(latest)))
+        return key
+
+    def estimate(self, comp: Comparison) -> str:
+        """The run-time estimate of ``comp``'s methods on its input (cached ones count 0)."""
+        figures = self.engine.estimate(comp.methods, comp.shape, comp.image_id, comp.sigma, comp.seed)
+        return speeds.estimate_text(figures, self.engine.label)
+
+    def crop_moved(self, comp: Comparison | None, centre, size, results_changed: int) -> Iterator[dict]:
+        """The crop moved while whole images are still running: the new crop's previews of
+        those methods come first (each bump of ``results_changed`` shows one)."""
+        if comp is None or comp.done or not comp.methods:
+            return
+        box = crops.crop_box(centre, crops.clamp_size(size), comp.shape)
+        want = region(box)
+        if all(m in comp.results or (m in comp.previews and comp.previews[m].box == want) for m in comp.methods):
+            return
+        # A newer move of this comparison's crop ends this one (its queued previews are dropped).
+        key = self._remember(self._moves, comp, want)
+        for update in session.moved_crop(self.engine, comp, session.noisy_input(comp), want, comp.previews,
+                                         heartbeat=HEARTBEAT):
+            if self._moves.get(key, (None,))[0] != want:
+                return
+            if update is None:
+                yield {}
+                continue
+            results_changed += 1
+            yield {"results_changed": results_changed}
 
     # ---- the fidelity <-> detail dial ------------------------------------------------
     def dial_preview(self, comp: Comparison | None, dial, results_changed: int) -> dict:
@@ -238,6 +291,7 @@ class Events:
             return None if hit is None else hit.output
 
         ends = dialview.ends(comp, lookup)
+        self._remember(self._dials, comp, dialview.member(alpha))
         moved = dialview.preview(comp, alpha, ends)
         if moved is None:
             return {}
@@ -256,6 +310,8 @@ class Events:
         self.engine.resolve([name])
         for result in self.engine.run(comp.clean, session.noisy_input(comp), comp.image_id, comp.sigma, comp.seed,
                                       [name], heartbeat=HEARTBEAT):
+            if self._dials.get(id(comp.previews), (name,))[0] != name:  # the dial moved on: stop this run
+                return
             if result is None:
                 yield {}
                 continue

@@ -41,7 +41,7 @@ def status_line(comp: Comparison, hint: str = "") -> str:
     if not comp.methods and not comp.stopped:
         return hint or comp.note
     if not comp.done:
-        text = f"{len(comp.results)} of {len(comp.methods)} done…"
+        text = f"{len(comp.results)} of {len(comp.methods)} done…" + (f" ({comp.note})" if comp.note else "")
     else:
         text = session.summary(comp, comp.elapsed or 0.0)
     return f"{text} {hint}" if hint else text
@@ -117,6 +117,11 @@ class Renderer:
                                    views.crop_view(image, box, zoom))
             out[f"full_{i}"] = Props(value=full, label=p.short + mapped, visible=True)
             label = p.label if maps is not None else views.crop_label(p, comp.clean, box)
+            early = views.preview_crop(comp, p.key, box, zoom) if p.image is None else None
+            if early is not None:  # the crop came first: shown (and named so) until the whole image comes
+                crop = export.png_file(folder, f"{name}_crop_preview_x{box.x0}_y{box.y0}_{box.width}px_{zoom}x.png",
+                                       early[0])
+                label = early[1]
             out[f"crop_{i}"] = Props(value=crop, label=label + mapped, visible=True)
         # the locator: the first panel (the ground truth, or the input) with the crop box
         out["locator"] = HIDDEN if not panels else Props(

@@ -2,9 +2,8 @@
 the run-time estimate shown before a comparison. Pure functions over one measured table.
 
 ``SECONDS_PER_MP`` is each method's whole-image time alone, divided by the image's megapixels,
-measured on this project's 2-core CPU with ``python scripts/benchmark_region.py --image
-kodim05.png --repeats 1`` (the "whole image" column over 768x512 = 0.393 MP), default
-precision, in one run; see the comment on the table for the date and the machine's load.
+measured on this project's 2-core CPU with ``python scripts/benchmark_region.py`` (the "whole
+image" column over 768x512 = 0.393 MP), default precision, in one run, the CPU quiet.
 Each method alone already uses both cores, so methods run together take about the sum of
 their times (measured: the five cold through ``/compare`` took 0.9-1.0 x the sum of the
 single-method times, docs/benchmark_app.txt and issue 24); the estimate is that sum.
@@ -13,20 +12,19 @@ from __future__ import annotations
 
 from typing import Callable
 
-# Measured 2026-12-06 02:50-02:54 UTC on kodim05 (768x512), sigma 25, warm models. The machine
-# was shared with other jobs (load average 2.6 at the start, 8.7 at the end, on 2 cores), so
-# these are about 2.5-3.5x a quiet CPU's (docs/benchmark_region.txt, kodim01 on a quiet CPU:
-# FFDNet 0.92, DnCNN 3.08, IDResNet 6.83, IDGAN 13.49, CBM3D 24.91 s): the order holds, the
-# estimate reads high on a quiet machine. Re-measure on the serving machine and replace.
+# From docs/benchmark_region.txt: kodim01 (768x512 = 0.393 MP), sigma 25, on this 2-core CPU
+# while quiet (load average 0.7), each method's whole image alone, divided by 0.393 MP. (A
+# re-measurement on kodim05 on 2026-12-06 with the machine shared by other jobs, load 2.6-8.7,
+# gave the same order at 2.5-3.5x these.) Re-measure on the serving machine and replace.
 SECONDS_PER_MP: dict[str, float] = {
-    "ffdnet": 9.0,  # 3.54 s for kodim05
-    "dncnn": 34.5,  # 13.58 s
-    "idresnet": 60.0,  # 23.61 s
-    "idgan": 91.2,  # 35.87 s
-    "cbm3d": 169.4,  # 66.62 s (in one process; the app's worker process is similar)
+    "ffdnet": 2.34,  # 0.92 s for kodim01
+    "dncnn": 7.84,  # 3.08 s
+    "idresnet": 17.4,  # 6.83 s
+    "idgan": 34.3,  # 13.49 s
+    "cbm3d": 63.4,  # 24.91 s
 }
 #: A method with no figure (a plugin): placed after the measured networks, before CBM3D.
-UNKNOWN_SECONDS_PER_MP = 100.0
+UNKNOWN_SECONDS_PER_MP = 50.0
 
 
 def seconds_per_mp(name: str) -> float:

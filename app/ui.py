@@ -153,11 +153,12 @@ def _hint(page: Page, events: Events) -> tuple:
 def _wire_compare(demo: gr.Blocks, page: Page, events: Events, settings: Settings, show_benchmark) -> None:
     """Compare (pressed, or asked for by the link the page opened), Stop, another input ending
     a comparison, and the settings-changed hint."""
-    def run_comparison(source, sigma, seed, noisy_mode, results_changed, dial, *flags):
-        yield from events.compare(source, sigma, seed, noisy_mode, flags, results_changed, dial)
+    def run_comparison(source, sigma, seed, noisy_mode, results_changed, dial, centre, size, *flags):
+        yield from events.compare(source, sigma, seed, noisy_mode, flags, results_changed, dial, centre, size)
 
     compare = handler(page, run_comparison)  # not named "compare": that is the API endpoint's name
-    compare_inputs = names(page, "source", "sigma", "seed", "already_noisy", "results_changed", "dial") + page.boxes
+    compare_inputs = names(page, "source", "sigma", "seed", "already_noisy", "results_changed", "dial", "centre",
+                           "crop_size") + page.boxes
     compare_outputs = names(page, "comparison", "results_changed", "status")
     heavy = {"concurrency_id": "heavy", "concurrency_limit": settings.heavy_limit, **QUIET}
     # always_last: Compare pressed during a run (new settings, say) runs once that one ends,
@@ -169,8 +170,8 @@ def _wire_compare(demo: gr.Blocks, page: Page, events: Events, settings: Setting
                _wire_link(demo, page, events, show_benchmark).success(compare, compare_inputs, compare_outputs,
                                                                       **heavy)]
 
-    # The dial: the IDGAN panel follows at once (a preview), then the network's output. A
-    # newer setting, Compare, Stop or another input ends a network run for an older one.
+    # The dial: the IDGAN panel follows at once (a preview), then the network's output. A run
+    # for an older setting ends itself (events.dial_run); Stop or another input ends it too.
     dialled = page.dial.change(handler(page, events.dial_preview), names(page, "comparison", "dial", "results_changed"),
                                names(page, "comparison", "results_changed"), trigger_mode="always_last", **QUIET)
     dial_run = dialled.then(handler(page, events.dial_run), names(page, "comparison", "dial", "dial_count"),
@@ -179,8 +180,12 @@ def _wire_compare(demo: gr.Blocks, page: Page, events: Events, settings: Setting
                            names(page, "comparison", "dial", "dial_found", "results_changed"),
                            names(page, "comparison", "results_changed"), **QUIET)
     running.append(dial_run)
-    page.dial.change(None, None, None, cancels=[dial_run], **PRIVATE)
-    page.run.click(None, None, None, cancels=[dial_run], **PRIVATE)
+    # A crop moved during a run: its new crop previews first (an older move's are dropped).
+    moved = page.view_changed.change(handler(page, events.crop_moved),
+                                     names(page, "comparison", "centre", "crop_size", "results_changed"),
+                                     [page.results_changed], concurrency_id="previews", concurrency_limit=4,
+                                     trigger_mode="multiple", **QUIET)
+    running.append(moved)
     hint, hint_inputs = _hint(page, events)
     # σ, the seed and the dial on .change, so that values set by a load (a link's) are compared too.
     for control in (page.sigma, page.seed, page.dial):

@@ -38,7 +38,11 @@ class Comparison:
     done: bool = False  # every method has finished, or Stop ended the run: the summary replaces the progress
     elapsed: float | None = None  # wall time of the whole run (seconds), once done; 0 after a Stop
     stopped: tuple[str, ...] = ()  # methods that Stop left unfinished (no longer in ``methods``)
-    note: str = ""  # a preview's status line ("Loaded kodim05 ... Press Compare."), which its render writes
+    note: str = ""  # a preview's status line ("Loaded kodim05 ... Press Compare."), which its render writes;
+    # while methods run, the run-time estimate
+    # Crop previews by method: a method's crop region computed before its whole image
+    # (``MethodResult.preview``, with its ``box``), shown until the whole image comes. Never results.
+    previews: dict[str, MethodResult] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -175,6 +179,20 @@ def crop_label(panel: Panel, clean: np.ndarray | None, box: crops.Box) -> str:
     title = panel.title + (f" {BEST_MARK}" if panel.best else "")
     return (f"{title}\ncrop {scores(metrics.psnr(truth, shown), crop_lpips)}"
             f"\nimage {scores(panel.psnr, panel.lpips)}")
+
+
+def preview_crop(comparison: Comparison, key: str, box: crops.Box, zoom: int) -> tuple[np.ndarray, str] | None:
+    """The zoomed crop preview of method ``key`` and its caption, if one was computed for
+    exactly ``box`` and the whole image has not come yet; else None."""
+    result = comparison.results.get(key)
+    preview = comparison.previews.get(key)
+    if (result is not None and result.output is not None) or preview is None or preview.output is None:
+        return None
+    if preview.box != (box.y0, box.x0, box.height, box.width):
+        return None
+    scores = "" if preview.psnr is None else f"\ncrop {fmt_psnr(preview.psnr)}" + (
+        "" if preview.lpips is None else f" · LPIPS {preview.lpips:.3f}")
+    return crops.zoom_nearest(preview.output, zoom), f"{preview.label} · crop preview (whole image running…){scores}"
 
 
 def full_view(image: np.ndarray | None, box: crops.Box) -> np.ndarray | None:

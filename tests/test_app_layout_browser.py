@@ -148,8 +148,45 @@ def test_moving_the_dial_changes_the_idgan_crop_at_once_then_to_the_network_s(se
         slider.press("ArrowLeft")
     page.wait_for_function(f"document.querySelector('#crop-3 img').src !== {before!r} && "
                            f"{caption}.startsWith('IDGAN@')", timeout=60_000)
-    page.wait_for_function(f"{caption}.startsWith('IDGAN@0.3\\n')", timeout=300_000)  # the network's, not a preview
+    try:  # then the network's output, not a preview
+        page.wait_for_function(f"{caption}.startsWith('IDGAN@0.3\\n')", timeout=300_000)
+    except playwright.Error as exc:
+        raise AssertionError(f"the network's output never came: {page.evaluate(caption)!r}; "
+                             f"{page.locator('#status').inner_text()!r}") from exc
     assert "crop" in page.evaluate(caption) and "LPIPS" in page.evaluate(caption)
     page.wait_for_function("location.search.includes('idgan@0.3')", timeout=30_000)
     assert "Settings changed" not in page.locator("#status").inner_text()
+    page.close()
+
+
+#: When each panel first showed an image (ms since the page's clock started), kept by the page.
+WATCH = """() => { window.firstShown = {}; new MutationObserver(() => {
+  document.querySelectorAll('#strip .crop, .panel').forEach((b) => { const img = b.querySelector('img');
+    if (img && img.src && !(b.id in window.firstShown)) window.firstShown[b.id] = performance.now(); });
+}).observe(document.body, {childList: true, subtree: true, attributes: true, attributeFilter: ['src']}); }"""
+
+
+def test_every_crop_comes_before_the_slowest_method_s_whole_image(server, browser, tmp_path):
+    """Crop first: each method's crop preview is on screen before CBM3D's whole image (a
+    384x256 part of kodim05, fresh: no result is cached for it)."""
+    path = tmp_path / "houses.png"
+    Image.fromarray(read_image(datasets.files("kodak24")[4])[128:384, 192:576]).save(path)
+    page = browser.new_page(viewport=DESKTOP)
+    page.goto(server)
+    page.wait_for_selector("#upload input[type=file]", state="attached", timeout=60_000)
+    page.locator("#upload input[type=file]").set_input_files(str(path))
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Loaded upload-houses')",
+                           timeout=60_000)
+    names = denoisers.names()
+    for name in names:
+        page.locator(f"#method-{name} input").check()
+    page.evaluate(WATCH)
+    page.click("#run")
+    page.wait_for_function(f"document.querySelector('#status').innerText.includes('Done: {len(names)} of')",
+                           timeout=600_000)
+    shown = page.evaluate("window.firstShown")
+    slowest = f"full-{2 + names.index('cbm3d')}"
+    crops_shown = {f"crop-{2 + i}": shown.get(f"crop-{2 + i}") for i in range(len(names))}
+    assert all(t is not None for t in crops_shown.values()) and slowest in shown, shown
+    assert max(crops_shown.values()) < shown[slowest], shown
     page.close()

@@ -1,7 +1,7 @@
 """Save a screenshot of the real app for the README (docs/screenshot.png, under 1 MB).
 
-Starts ``python -m app``, opens a linked view (Kodak24 image, four methods, a crop) in
-Debian's chromium through Playwright, waits for the comparison and saves the page's top.
+Starts ``python -m app``, opens a linked view (Kodak24 image, every method, a crop) in
+Debian's chromium through Playwright, waits for the comparison and saves one 1440x900 screen.
 
     python scripts/screenshot_app.py [--cache-dir DIR] [--out docs/screenshot.png]
 """
@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from app_server import ROOT, AppServer  # noqa: E402
 
-VIEW = "?image=kodim23&sigma=25&seed=0&x=560&y=150&crop=64&zoom=5&methods=idresnet,idgan,dncnn,ffdnet"
+VIEW = "?image=kodim23&sigma=25&seed=0&x=540&y=170&crop=96&zoom=2&methods=idresnet,idgan,dncnn,ffdnet,cbm3d"
 MAX_BYTES = 1_000_000
 
 
@@ -28,7 +28,8 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=None, help="reuse a result cache (default: a fresh one)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshot.png")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
-    parser.add_argument("--height", type=int, default=2000, help="page pixels kept from the top")
+    parser.add_argument("--width", type=int, default=1440, help="the window's width (a desktop screen)")
+    parser.add_argument("--height", type=int, default=900, help="the window's height: what one screen shows")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -36,7 +37,7 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=args.chromium,
                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            page = browser.new_page(viewport={"width": 1400, "height": args.height})
+            page = browser.new_page(viewport={"width": args.width, "height": args.height})
             page.goto(server.url + VIEW)
             page.wait_for_selector("#status", timeout=120_000)
             page.wait_for_function("document.querySelector('#status').innerText.includes('Done')", timeout=600_000)

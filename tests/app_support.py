@@ -19,6 +19,24 @@ def weights_here(*keys: str) -> bool:
     return all(is_available_locally(m[k]) for k in keys)
 
 
+#: Debian's chromium (never a browser downloaded by a test tool), started headless as the
+#: browser tests need it.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@contextlib.contextmanager
+def chromium_page(chromium: str, viewport: dict):
+    """A fresh page of a fresh ``chromium`` (its path) at ``viewport``; closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page(viewport=viewport)
+        finally:
+            browser.close()
+
+
 NETS_HERE = weights_here("dncnn_color_blind", "ffdnet_color")
 needs_nets = pytest.mark.skipif(not NETS_HERE, reason="DnCNN/FFDNet weights not in the cache or a mirror "
                                                       "(set DENOISERS_WEIGHTS_MIRROR)")

@@ -13,7 +13,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import denoisers  # noqa: E402
 from app import crops, views  # noqa: E402
-from app_support import needs_kodak, needs_nets, running_app  # noqa: E402
+from app_support import chromium_page, needs_kodak, needs_nets, running_app  # noqa: E402
 from denoisers import datasets  # noqa: E402
 from denoisers.io import read_image, to_float, to_uint8  # noqa: E402
 from denoisers.metrics import add_noise, detail_ratio, lpips, psnr  # noqa: E402
@@ -51,14 +51,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def page():
-    """A fresh page in Debian's chromium (never a browser downloaded by a test tool)."""
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            yield browser.new_page(viewport={"width": 1400, "height": 1000})
-        finally:
-            browser.close()
+    with chromium_page(CHROMIUM, {"width": 1400, "height": 1000}) as fresh:
+        yield fresh
 
 
 def fetch_png(page, selector: str) -> np.ndarray:

@@ -10,7 +10,7 @@ from PIL import Image
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import denoisers  # noqa: E402
-from app_support import needs_kodak, needs_nets, running_app  # noqa: E402
+from app_support import CHROMIUM_ARGS, needs_kodak, needs_nets, running_app  # noqa: E402
 from denoisers import datasets  # noqa: E402
 from denoisers.io import read_image  # noqa: E402
 
@@ -21,7 +21,8 @@ pytestmark = [needs_kodak, needs_nets, pytest.mark.filterwarnings("ignore::Warni
 
 DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
-DONE = "document.querySelector('#status') && document.querySelector('#status').innerText.includes('Done')"
+STATUS = "(document.querySelector('#status') || {innerText: ''}).innerText"  # absent while the page builds
+DONE = f"{STATUS}.includes('Done')"
 
 #: Each block of the strip: its box, its image's and its caption's (CSS pixels of the viewport).
 GEOMETRY = """() => [...document.querySelectorAll('#strip > .block')]
@@ -42,8 +43,7 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM,
-                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             yield chromium
         finally:
@@ -62,21 +62,28 @@ def inside(box: dict, viewport: dict) -> bool:
     return box["x0"] >= 0 and box["y0"] >= 0 and box["x1"] <= viewport["width"] and box["y1"] <= viewport["height"]
 
 
-def test_every_method_s_crop_and_caption_fit_one_desktop_screen(server, browser, small_kodak):
+def upload_with(browser, server: str, path, methods) -> "playwright.Page":
+    """A desktop page with the upload ``path`` loaded and only ``methods`` ticked."""
     page = browser.new_page(viewport=DESKTOP)
     page.goto(server)
     page.wait_for_selector("#upload input[type=file]", state="attached", timeout=60_000)
-    page.locator("#upload input[type=file]").set_input_files(str(small_kodak))
-    page.wait_for_function("document.querySelector('#status').innerText.includes('Loaded upload-parrots')",
+    page.locator("#upload input[type=file]").set_input_files(str(path))
+    page.wait_for_function(f"{STATUS}.includes('Loaded upload-{path.stem}')",
                            timeout=60_000)
+    for name in denoisers.names():
+        box = page.locator(f"#method-{name} input")
+        box.check() if name in methods else box.uncheck()
+    return page
+
+
+def test_every_method_s_crop_and_caption_fit_one_desktop_screen(server, browser, small_kodak):
     names = denoisers.names()
-    for name in names:
-        page.locator(f"#method-{name} input").check()
+    page = upload_with(browser, server, small_kodak, names)
     page.click("#run")
-    page.wait_for_function(f"document.querySelector('#status').innerText.includes('Done: {len(names)} of "
+    page.wait_for_function(f"{STATUS}.includes('Done: {len(names)} of "
                            f"{len(names)}')", timeout=300_000)
     page.click("#run")  # again: every result from the cache, as a reviewer reopening a view sees it
-    page.wait_for_function("document.querySelector('#status').innerText.includes('from the cache')",
+    page.wait_for_function(f"{STATUS}.includes('from the cache')",
                            timeout=120_000)
     page.evaluate("window.scrollTo(0, 0)")
     blocks = page.evaluate(GEOMETRY)
@@ -128,17 +135,9 @@ def test_a_tap_on_a_full_view_brings_the_crops_into_view_on_a_phone(server, brow
 def test_moving_the_dial_changes_the_idgan_crop_at_once_then_to_the_network_s(server, browser, small_kodak):
     """The fidelity <-> detail dial, moved from the keyboard: the IDGAN crop shows the pixel-blend
     preview, then the blended network's output; the address keeps A."""
-    page = browser.new_page(viewport=DESKTOP)
-    page.goto(server)
-    page.wait_for_selector("#upload input[type=file]", state="attached", timeout=60_000)
-    page.locator("#upload input[type=file]").set_input_files(str(small_kodak))
-    page.wait_for_function("document.querySelector('#status').innerText.includes('Loaded upload-parrots')",
-                           timeout=60_000)
-    for name in denoisers.names():
-        box = page.locator(f"#method-{name} input")
-        box.check() if name in ("idresnet", "idgan") else box.uncheck()
+    page = upload_with(browser, server, small_kodak, ("idresnet", "idgan"))
     page.click("#run")
-    page.wait_for_function("document.querySelector('#status').innerText.includes('Done: 2 of 2')", timeout=300_000)
+    page.wait_for_function(f"{STATUS}.includes('Done: 2 of 2')", timeout=300_000)
     caption = "document.querySelector('#crop-3 [data-testid=\"block-label\"]').innerText"
     before = page.evaluate("document.querySelector('#crop-3 img').src")
     assert page.evaluate(caption).startswith("IDGAN")
@@ -171,18 +170,11 @@ def test_every_crop_comes_before_the_slowest_method_s_whole_image(server, browse
     384x256 part of kodim05, fresh: no result is cached for it)."""
     path = tmp_path / "houses.png"
     Image.fromarray(read_image(datasets.files("kodak24")[4])[128:384, 192:576]).save(path)
-    page = browser.new_page(viewport=DESKTOP)
-    page.goto(server)
-    page.wait_for_selector("#upload input[type=file]", state="attached", timeout=60_000)
-    page.locator("#upload input[type=file]").set_input_files(str(path))
-    page.wait_for_function("document.querySelector('#status').innerText.includes('Loaded upload-houses')",
-                           timeout=60_000)
     names = denoisers.names()
-    for name in names:
-        page.locator(f"#method-{name} input").check()
+    page = upload_with(browser, server, path, names)
     page.evaluate(WATCH)
     page.click("#run")
-    page.wait_for_function(f"document.querySelector('#status').innerText.includes('Done: {len(names)} of')",
+    page.wait_for_function(f"{STATUS}.includes('Done: {len(names)} of')",
                            timeout=600_000)
     shown = page.evaluate("window.firstShown")
     slowest = f"full-{2 + names.index('cbm3d')}"

@@ -11,7 +11,7 @@ from PIL import Image
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import denoisers  # noqa: E402
-from app_support import needs_nets, running_app  # noqa: E402
+from app_support import chromium_page, needs_nets, running_app  # noqa: E402
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 playwright = pytest.importorskip("playwright.sync_api")
@@ -27,14 +27,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def page():
-    """A fresh page in Debian's chromium (never a browser downloaded by a test tool)."""
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            yield browser.new_page(viewport={"width": 1440, "height": 900})
-        finally:
-            browser.close()
+    with chromium_page(CHROMIUM, {"width": 1440, "height": 900}) as fresh:
+        yield fresh
 
 
 def test_compare_pressed_during_an_upload_runs_the_upload(server, page, tmp_path):

@@ -1,6 +1,5 @@
 """What an upload's conversion says it did (``convert.load_image``'s notes, the load's status
 line), and a grey image denoised as grey: grey noise, replicated to RGB, its own cache key."""
-import io
 import os
 import struct
 import zlib
@@ -15,10 +14,9 @@ from app import convert, session  # noqa: E402
 from app.cache import ResultCache  # noqa: E402
 from app.convert import GREY_NOISE, GREYSCALE, load_image  # noqa: E402
 from app.engine import Engine, synthetic_noisy  # noqa: E402
-from app.events import Events, Settings  # noqa: E402
-from app.outputs import ExportDir  # noqa: E402
 from app.text import plain  # noqa: E402
 from app_support import png_bytes, smooth_image  # noqa: E402
+from test_app_events import events as events  # noqa: E402,F811  (the fixture: an app with FFDNet)
 from denoisers.base import is_grey  # noqa: E402
 from denoisers.io import ALPHA_FLATTENED, SIXTEEN_BIT, to_float  # noqa: E402
 from denoisers.metrics import add_noise  # noqa: E402
@@ -95,13 +93,6 @@ def test_a_downscale_is_said_after_the_other_notes():
     assert notes == [GREYSCALE, f"downscaled from 200x100 to {image.shape[1]}x{image.shape[0]} to stay under 0.005 MP"]
 
 
-@pytest.fixture(scope="module")
-def events():
-    engine = Engine(None, methods=["ffdnet"])
-    exports = ExportDir()
-    yield Events(engine, Settings(results_root=os.devnull), exports)
-    exports.close()
-    engine.close()
 
 
 def test_the_load_status_line_says_what_was_converted(events, tmp_path):

@@ -279,10 +279,10 @@ class Events:
             yield {"results_changed": results_changed}
 
     # ---- the fidelity <-> detail dial ------------------------------------------------
-    def dial_preview(self, comp: Comparison | None, dial, results_changed: int) -> dict:
+    def dial_preview(self, comp: Comparison | None, dial) -> dict:
         """The dial moved: the IDGAN panel shows idgan@A at once, as the pixel blend of the dial's
-        two ends where both are at hand (else as running); ``dial_run`` follows with the
-        network's. While a comparison runs, the dial waits for Compare (the hint says so)."""
+        two ends where both are at hand (else as running; the caller renders it); ``dial_run``
+        follows with the network's. While a comparison runs, the dial waits for Compare (the hint says so)."""
         if comp is None or not comp.done or dial is None:
             return {}
         alpha = float(dial)
@@ -293,9 +293,7 @@ class Events:
         ends = dialview.ends(comp, lookup)
         self._remember(self._dials, comp, dialview.member(alpha))
         moved = dialview.preview(comp, alpha, ends)
-        if moved is None:
-            return {}
-        return {"comparison": moved, "results_changed": results_changed + 1}
+        return {} if moved is None else {"comparison": moved}
 
     def dial_run(self, comp: Comparison | None, dial, count: int) -> Iterator[dict]:
         """The network's output for the dial's setting (from the cache at once when computed

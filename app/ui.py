@@ -107,10 +107,10 @@ def build(engine: Engine, settings: Settings) -> tuple[gr.Blocks, ExportDir]:
     with gr.Blocks(title="Denoiser comparison", delete_cache=CACHE_CLEANUP, fill_width=True) as demo:
         place(page, engine, settings, kodak.thumbnails())
         _wire_inputs(page, events)
-        _wire_view(page, events)
+        view = _wire_view(page, events)
         _wire_ab_slider(page)
         show_benchmark = _wire_exports_and_benchmark(page, events)
-        _wire_compare(demo, page, events, settings, show_benchmark)
+        _wire_compare(demo, page, events, settings, show_benchmark, view)
         _wire_api(page, events, settings)
     return demo, exports
 
@@ -150,7 +150,7 @@ def _hint(page: Page, events: Events) -> tuple:
     return handler(page, settings_changed), names(page, "comparison", "sigma", "seed", "dial") + page.boxes
 
 
-def _wire_compare(demo: gr.Blocks, page: Page, events: Events, settings: Settings, show_benchmark) -> None:
+def _wire_compare(demo: gr.Blocks, page: Page, events: Events, settings: Settings, show_benchmark, view) -> None:
     """Compare (pressed, or asked for by the link the page opened), Stop, another input ending
     a comparison, and the settings-changed hint."""
     def run_comparison(source, sigma, seed, noisy_mode, results_changed, dial, centre, size, *flags):
@@ -170,10 +170,12 @@ def _wire_compare(demo: gr.Blocks, page: Page, events: Events, settings: Setting
                _wire_link(demo, page, events, show_benchmark).success(compare, compare_inputs, compare_outputs,
                                                                       **heavy)]
 
-    # The dial: the IDGAN panel follows at once (a preview), then the network's output. A run
-    # for an older setting ends itself (events.dial_run); Stop or another input ends it too.
-    dialled = page.dial.change(handler(page, events.dial_preview), names(page, "comparison", "dial", "results_changed"),
-                               names(page, "comparison", "results_changed"), trigger_mode="always_last", **QUIET)
+    # The dial: the IDGAN panel follows at once (a preview, rendered in the same chain, before
+    # the network starts taking the CPU), then the network's output. A run for an older setting
+    # ends itself (events.dial_run); Stop or another input ends it too.
+    dialled = (page.dial.change(handler(page, events.dial_preview), names(page, "comparison", "dial"),
+                                [page.comparison], trigger_mode="always_last", **QUIET)
+               .then(*view, **QUIET))
     dial_run = dialled.then(handler(page, events.dial_run), names(page, "comparison", "dial", "dial_count"),
                             names(page, "dial_found", "dial_count"), **heavy)
     page.dial_count.change(handler(page, events.dial_apply),
@@ -200,8 +202,9 @@ def _wire_compare(demo: gr.Blocks, page: Page, events: Events, settings: Setting
         trigger(None, None, None, cancels=running, **PRIVATE)
 
 
-def _wire_view(page: Page, events: Events) -> None:
-    """The render (on new results, inputs and crop moves) and the crop's controls."""
+def _wire_view(page: Page, events: Events) -> tuple:
+    """The render (on new results, inputs and crop moves) and the crop's controls; returns the
+    render's (handler, inputs, outputs), for a chain that renders as one of its steps."""
     def render(comparison, centre, size, zoom, errors, shown, sigma, seed, dial, *flags):
         return events.render(comparison, centre, size, zoom, errors, shown, sigma, seed, flags, dial)
 
@@ -210,9 +213,10 @@ def _wire_view(page: Page, events: Events) -> None:
                        "show_errors", "shown"))
     # One render at a time per page, the latest last: a slow render of an input left behind,
     # or of a result, cannot land after the render of a later input or crop move.
-    rendered = gr.on([page.results_changed.change, page.view_changed.change], handler(page, render),
-                     names(page, "comparison", "centre", "crop_size", "zoom", "show_errors", "shown", "sigma",
-                           "seed", "dial") + page.boxes, outputs, trigger_mode="always_last", **QUIET)
+    inputs = names(page, "comparison", "centre", "crop_size", "zoom", "show_errors", "shown", "sigma", "seed",
+                   "dial") + page.boxes
+    rendered = gr.on([page.results_changed.change, page.view_changed.change], handler(page, render), inputs, outputs,
+                     trigger_mode="always_last", **QUIET)
     # The render read σ, the seed and the ticks when it started; a change made while it ran
     # wrote its hint, which the render's status line then covered. Say it again from the
     # settings as they are now.
@@ -232,6 +236,7 @@ def _wire_view(page: Page, events: Events) -> None:
     for control in (page.crop_size, page.zoom, page.show_errors):
         control.change(lambda count: count + 1, [page.view_changed], [page.view_changed], **QUIET)
     page.link.change(None, [page.link], [page.link_url], js=LINK_JS)
+    return handler(page, render), inputs, outputs
 
 
 def _wire_ab_slider(page: Page) -> None:

@@ -71,7 +71,7 @@ def server_side(settings: list[float], cache_dir: Path) -> list[tuple[float, flo
         comp, times = last["comparison"], []
         for alpha in settings:
             start = time.perf_counter()
-            moved = ev.dial_preview(comp, alpha, 0)["comparison"]
+            moved = ev.dial_preview(comp, alpha)["comparison"]
             middle = time.perf_counter()
             ev.render(moved, None, 96, 2, False, None, 25, 0, [True, True], alpha)
             times.append((middle - start, time.perf_counter() - middle))

@@ -5,8 +5,8 @@ the run-time estimate shown before a comparison. Pure functions over one measure
 measured on this project's 2-core CPU with ``python scripts/benchmark_region.py`` (the "whole
 image" column over 768x512 = 0.393 MP), default precision, in one run, the CPU quiet.
 Each method alone already uses both cores, so methods run together take about the sum of
-their times (measured: the five cold through ``/compare`` took 0.9-1.0 x the sum of the
-single-method times, docs/benchmark_app.txt and issue 24); the estimate is that sum.
+their times (measured: DnCNN, FFDNet and CBM3D cold through ``/compare`` took 0.98 x the sum
+of their single-method times, docs/benchmark_app.txt); the estimate is that sum.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Start ``python -m app`` in a child process for the app scripts, and measure its memory."""
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -13,6 +14,26 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@contextlib.contextmanager
+def opened_view(url: str, chromium: str, viewport: dict, timeout_ms: int = 900_000):
+    """A page of a headless ``chromium`` (its path) at ``viewport``, opened on ``url`` and
+    returned once its comparison is done; the browser is closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=viewport)
+            page.goto(url)
+            page.wait_for_function("document.querySelector('#status') && "
+                                   "document.querySelector('#status').innerText.includes('Done')",
+                                   timeout=timeout_ms)
+            yield page
+        finally:
+            browser.close()
 
 
 def free_port() -> int:

@@ -19,23 +19,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app_server import AppServer  # noqa: E402
+from app_server import AppServer, opened_view  # noqa: E402
 
 VIEW = "?image=kodim23&sigma=25&seed=0&methods=idresnet,idgan,dncnn,ffdnet"
 
 
 def browser_moves(url: str, moves: int, chromium: str) -> list[float]:
-    from playwright.sync_api import sync_playwright
-
     centre = "document.querySelector('#centre textarea, #centre input').value"
     times = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url + VIEW)
-        page.wait_for_function("document.querySelector('#status') && "
-                               "document.querySelector('#status').innerText.includes('Done')", timeout=900_000)
+    with opened_view(url + VIEW, chromium, {"width": 1400, "height": 1000}) as page:
         page.wait_for_timeout(2000)
         y_box = page.locator("#centre-y input")
         for i in range(moves):
@@ -45,7 +37,6 @@ def browser_moves(url: str, moves: int, chromium: str) -> list[float]:
             y_box.press("Enter")
             page.wait_for_function(f"{centre}.startsWith('centre x=384, y={y}')", timeout=60_000)
             times.append(time.perf_counter() - start)
-        browser.close()
     return times
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app_server import AppServer  # noqa: E402
+from app_server import AppServer, opened_view  # noqa: E402
 
 VIEW = "?image=kodim23&sigma=25&seed=0&methods=idresnet,idgan"
 CAPTION = "document.querySelector('#crop-3 [data-testid=\"block-label\"]').innerText"
@@ -29,16 +29,8 @@ CAPTION = "document.querySelector('#crop-3 [data-testid=\"block-label\"]').inner
 
 def browser_settings(url: str, settings: list[float], chromium: str) -> list[tuple[float, float, float]]:
     """(A, seconds to the preview on screen, seconds to the network's output) per setting."""
-    from playwright.sync_api import sync_playwright
-
     out = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
-        page.goto(url + VIEW)
-        page.wait_for_function("document.querySelector('#status') && "
-                               "document.querySelector('#status').innerText.includes('Done')", timeout=900_000)
+    with opened_view(url + VIEW, chromium, {"width": 1440, "height": 900}) as page:
         page.wait_for_timeout(2000)
         box = page.locator("#dial input[type='number']")
         for alpha in settings:
@@ -51,7 +43,6 @@ def browser_settings(url: str, settings: list[float], chromium: str) -> list[tup
             shown = time.perf_counter() - start
             page.wait_for_function(f"{CAPTION}.startsWith('IDGAN@{alpha:g}\\n')", timeout=600_000)
             out.append((alpha, shown, time.perf_counter() - start))
-        browser.close()
     return out
 
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from app_server import ROOT, AppServer  # noqa: E402
+from app_server import ROOT, AppServer, opened_view  # noqa: E402
 
 VIEW = "?image=kodim23&sigma=25&seed=0&x=540&y=170&crop=96&zoom=2&methods=idresnet,idgan,dncnn,ffdnet,cbm3d"
 MAX_BYTES = 1_000_000
@@ -31,19 +31,10 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=1440, help="the window's width (a desktop screen)")
     parser.add_argument("--height", type=int, default=900, help="the window's height: what one screen shows")
     args = parser.parse_args()
-    from playwright.sync_api import sync_playwright
-
     with tempfile.TemporaryDirectory() as tmp, AppServer(args.cache_dir or Path(tmp)) as server:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=args.chromium,
-                                        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            page = browser.new_page(viewport={"width": args.width, "height": args.height})
-            page.goto(server.url + VIEW)
-            page.wait_for_selector("#status", timeout=120_000)
-            page.wait_for_function("document.querySelector('#status').innerText.includes('Done')", timeout=600_000)
+        with opened_view(server.url + VIEW, args.chromium, {"width": args.width, "height": args.height}) as page:
             page.wait_for_timeout(6000)
             shot = page.screenshot(full_page=False)
-            browser.close()
     img = Image.open(io.BytesIO(shot)).convert("RGB")
     width = img.width
     while True:

@@ -55,7 +55,7 @@ class Events:
         self._moves: dict[int, tuple] = {}
         self._dials: dict[int, tuple] = {}
         self._latest_lock = threading.Lock()
-        self.renderer = Renderer(2 + len(self.names), self.names, engine.label, self.kodak_names, exports)
+        self.renderer = Renderer(2 + len(self.names), engine.label, self.kodak_names, exports)
 
     def ticked(self, flags: Sequence[bool]) -> set[str]:
         """The methods whose boxes are ticked (``flags`` in the order of ``names``)."""
@@ -240,17 +240,22 @@ class Events:
         comp = dataclasses.replace(comp, results=dict(comp.results), done=True, elapsed=time.perf_counter() - start)
         yield {"comparison": comp, "results_changed": results_changed + 1}
 
-    def _remember(self, latest: dict, comp: Comparison, value) -> int:
-        """Record ``value`` as the latest asked for ``comp`` in ``latest``; returns its key: the id
-        of the comparison's previews dict, which every copy of it shares (kept alive with the
-        value, so that the id is not reused while it is remembered)."""
+    def _remember(self, latest: dict, comp: Comparison, value) -> None:
+        """Record ``value`` as the latest asked for ``comp`` in ``latest``, keyed by the id of the
+        comparison's previews dict, which every copy of it shares (kept alive with the value, so
+        that the id is not reused while it is remembered)."""
         key = id(comp.previews)
         with self._latest_lock:
             latest.pop(key, None)
             latest[key] = (value, comp.previews)
             while len(latest) > 64:
                 latest.pop(next(iter(latest)))
-        return key
+
+    @staticmethod
+    def _still_latest(latest: dict, comp: Comparison, value) -> bool:
+        """Whether ``value`` is still the latest asked for ``comp`` (or nothing was asked)."""
+        entry = latest.get(id(comp.previews))
+        return entry is None or entry[0] == value
 
     def estimate(self, comp: Comparison) -> str:
         """The run-time estimate of ``comp``'s methods on its input (cached ones count 0)."""
@@ -267,10 +272,10 @@ class Events:
         if all(m in comp.results or (m in comp.previews and comp.previews[m].box == want) for m in comp.methods):
             return
         # A newer move of this comparison's crop ends this one (its queued previews are dropped).
-        key = self._remember(self._moves, comp, want)
+        self._remember(self._moves, comp, want)
         for update in session.moved_crop(self.engine, comp, session.noisy_input(comp), want, comp.previews,
                                          heartbeat=HEARTBEAT):
-            if self._moves.get(key, (None,))[0] != want:
+            if not self._still_latest(self._moves, comp, want):
                 return
             if update is None:
                 yield {}
@@ -286,6 +291,7 @@ class Events:
         if comp is None or not comp.done or dial is None:
             return {}
         alpha = float(dial)
+
         def lookup(name: str):
             hit = self.engine.cached(name, comp.clean, comp.image_id, comp.sigma, comp.seed, comp.shape)
             return None if hit is None else hit.output
@@ -308,7 +314,7 @@ class Events:
         self.engine.resolve([name])
         for result in self.engine.run(comp.clean, session.noisy_input(comp), comp.image_id, comp.sigma, comp.seed,
                                       [name], heartbeat=HEARTBEAT):
-            if self._dials.get(id(comp.previews), (name,))[0] != name:  # the dial moved on: stop this run
+            if not self._still_latest(self._dials, comp, name):  # the dial moved on: stop this run
                 return
             if result is None:
                 yield {}

@@ -50,9 +50,9 @@ def status_line(comp: Comparison, hint: str = "") -> str:
 class Renderer:
     """Fills ``slots`` full views and as many crops; writes each panel as a PNG under ``folders``."""
 
-    def __init__(self, slots: int, names: Sequence[str], label: Callable[[str], str], kodak_names: Sequence[str],
+    def __init__(self, slots: int, label: Callable[[str], str], kodak_names: Sequence[str],
                  folders: ExportDir) -> None:
-        self.slots, self.names, self.label = slots, list(names), label
+        self.slots, self.label = slots, label
         self.kodak_names, self.folders = set(kodak_names), folders
 
     def nothing(self) -> dict:

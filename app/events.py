@@ -230,8 +230,6 @@ class Events:
         box = crops.crop_box(centre, crops.clamp_size(size), comp.shape)
         for update in session.run(self.engine, comp, noisy, heartbeat=HEARTBEAT, box=region(box),
                                   previews=comp.previews):
-            if comp.abandoned:  # another input was chosen: nothing more of this one may land
-                return
             if update is None:
                 yield {}
                 continue
@@ -335,14 +333,6 @@ class Events:
             return {}
         return {"comparison": dialview.swap(comp, result.name, result, result.name),
                 "results_changed": results_changed + 1}
-
-    @staticmethod
-    def abandon(comp: Comparison | None) -> None:
-        """Another input was chosen: the comparison shown is marked so that its run, which holds
-        the same object, yields nothing more. (gradio's ``cancels`` stops the run too, but a
-        result it already sent could still land after the new input's preview.)"""
-        if comp is not None:
-            comp.abandoned = True
 
     def stop(self, comp: Comparison | None, results_changed: int) -> dict:
         """The comparison as it stands, without the methods still running; rendered like every

@@ -199,7 +199,7 @@ def _wire_compare(demo: gr.Blocks, page: Page, events: Events, settings: Setting
     # Choosing another input stops a comparison still running: its results would otherwise
     # land on top of the new input (panels, "Done" and the link of the old one).
     for trigger in (page.gallery.select, page.upload.upload, page.upload.clear):
-        trigger(events.abandon, [page.comparison], None, cancels=running, **PRIVATE)
+        trigger(None, None, None, cancels=running, **PRIVATE)
 
 
 def _wire_view(page: Page, events: Events) -> tuple:

@@ -43,7 +43,6 @@ class Comparison:
     # Crop previews by method: a method's crop region computed before its whole image
     # (``MethodResult.preview``, with its ``box``), shown until the whole image comes. Never results.
     previews: dict[str, MethodResult] = field(default_factory=dict)
-    abandoned: bool = False  # another input was chosen while it ran (``Events.abandon``)
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -411,13 +411,3 @@ def test_the_dial_previews_the_pixel_blend_at_once_then_shows_the_network_blend(
     finally:
         exports.close()
         engine.close()
-
-
-def test_a_comparison_abandoned_for_another_input_yields_nothing_more(events):
-    """Choosing another input marks the comparison shown; its run, holding the same object,
-    stops before its next result can land on the new input."""
-    steps = events.compare(upload(), 25, 0, False, [True], 0)
-    first = next(steps)
-    events.abandon(first["comparison"])
-    assert list(steps) == []
-    events.abandon(None)  # nothing shown: nothing to mark

@@ -83,9 +83,13 @@ class Events:
         comp.note = note
         return comp
 
-    def load(self, make: Callable[[], session.Source], sigma, seed, noisy_mode: bool, results_changed: int) -> dict:
+    def load(self, make: Callable[[], session.Source], sigma, seed, noisy_mode: bool, results_changed: int,
+             turn: session.Turn | None = None) -> dict:
         """A new input from ``make()``: its preview, or why it was refused. The previous input is
-        dropped either way, so that Compare cannot silently run another image than the one chosen."""
+        dropped either way, so that Compare cannot silently run another image than the one chosen
+        (and a comparison still running on it yields nothing more: ``turn``)."""
+        if turn is not None:
+            turn.next()
         try:
             source = make()
         except InputError as exc:
@@ -110,24 +114,28 @@ class Events:
             out[WARNING] = (warnings[0], None)
         return out
 
-    def pick_kodak(self, index, sigma, seed, results_changed: int) -> dict:
+    def pick_kodak(self, index, sigma, seed, results_changed: int, turn: session.Turn | None = None) -> dict:
         """A Kodak24 thumbnail clicked: it is clean, with ground truth, so never 'already noisy'."""
         if not isinstance(index, int) or not 0 <= index < len(self.kodak_names):
             raise InputError(f"unknown Kodak24 image {plain(index)}: pick one of the {len(self.kodak_names)} shown")
         name = self.kodak_names[index]
-        return self.load(lambda: session.source_from_kodak(name), sigma, seed, False, results_changed) | {
+        return self.load(lambda: session.source_from_kodak(name), sigma, seed, False, results_changed, turn) | {
             "already_noisy": False}
 
-    def upload(self, path, downscale: bool, sigma, seed, noisy_mode: bool, results_changed: int) -> dict:
+    def upload(self, path, downscale: bool, sigma, seed, noisy_mode: bool, results_changed: int,
+               turn: session.Turn | None = None) -> dict:
         out = self.load(lambda: session.source_from_upload(path, self.settings.max_pixels, downscale),
-                        sigma, seed, noisy_mode, results_changed)
+                        sigma, seed, noisy_mode, results_changed, turn)
         if out["source"] is None:
             out["upload"] = None  # a refused file goes
         return out
 
-    def clear_upload(self, source: session.Source | None, results_changed: int) -> dict:
+    def clear_upload(self, source: session.Source | None, results_changed: int,
+                     turn: session.Turn | None = None) -> dict:
         if source is None or not source.name.startswith("upload"):  # a Kodak image picked since stays
             return {}
+        if turn is not None:
+            turn.next()
         return {"source": None, "centre": None, "comparison": None, "results_changed": results_changed + 1,
                 "status": "Upload removed. Pick a Kodak24 image or upload one."}
 
@@ -210,31 +218,45 @@ class Events:
 
     # ---- a comparison ---------------------------------------------------------------
     def compare(self, source: session.Source | None, sigma, seed, noisy_mode: bool, flags: Sequence[bool],
-                results_changed: int, dial: float | None = None, centre=None, size=None) -> Iterator[dict]:
+                results_changed: int, dial: float | None = None, centre=None, size=None,
+                turn: session.Turn | None = None) -> Iterator[dict]:
         """Run the ticked methods on ``source``, yielding the comparison as each one finishes
         (and an empty update every ``HEARTBEAT`` seconds, where a Stop can end it). Each new
-        result bumps ``results_changed``, whose change renders it."""
+        result bumps ``results_changed``, whose change renders it. Once another input is chosen
+        (``turn`` moved on), it ends without another word."""
         if source is None:
             raise InputError("Pick a Kodak24 image or upload one first. (If the page shows one, the server "
                              "has dropped this view after a long pause or when busy: reload the page.)")
         methods = self.chosen(flags, dial)
         if not methods:
             raise InputError("Tick at least one method.")
+        started = None if turn is None else turn.count
+
+        def moved_on() -> bool:
+            return turn is not None and turn.count != started
+
         start = time.perf_counter()
         comp, noisy = session.new_comparison(self.engine, source, sigma, seed, noisy_mode, methods)
         comp.note = f"estimate: {self.estimate(comp)}; the crops come first"
+        if moved_on():
+            return
         results_changed += 1
         yield {"comparison": comp, "results_changed": results_changed,
                "status": f"Running {', '.join(self.engine.label(m) for m in methods)}… ({comp.note})"}
         # The crop on screen comes first: each method's crop preview, then the whole images.
         box = crops.crop_box(centre, crops.clamp_size(size), comp.shape)
-        for update in session.run(self.engine, comp, noisy, heartbeat=HEARTBEAT, box=region(box),
-                                  previews=comp.previews):
+        updates = session.run(self.engine, comp, noisy, heartbeat=HEARTBEAT, box=region(box), previews=comp.previews)
+        for update in updates:
+            if moved_on():
+                updates.close()  # the engine drops this run's work
+                return
             if update is None:
                 yield {}
                 continue
             results_changed += 1
             yield {"comparison": update, "results_changed": results_changed}
+        if moved_on():
+            return
         # A new object: renders still queued for earlier results hold the old one, so they
         # cannot write "Done" before the final render (a click after "Done" is then safe).
         comp = dataclasses.replace(comp, results=dict(comp.results), done=True, elapsed=time.perf_counter() - start)

@@ -13,6 +13,7 @@ from . import benchmark, crops, kodak, views
 from .dialview import PREVIEW_ACCURACY
 from .convert import SIGMA_MAX, SIGMA_MIN, downscale_label
 from .render import SCORES_LABEL
+from .session import Turn
 from .widgets import LenientSlider
 
 STATIC = Path(__file__).with_name("static")
@@ -45,6 +46,7 @@ def place(page: Page, engine, settings, thumbs) -> None:
     """Every component of the page, in ``page``; call inside ``gr.Blocks``."""
     page.update(comparison=gr.State(None, time_to_live=STATE_TTL), source=gr.State(None, time_to_live=STATE_TTL),
                 centre=gr.State(None), autorun=gr.State(False),
+                turn=gr.State(Turn()),  # inputs chosen so far (session.Turn): one per visitor
                 # Counters whose change renders the view: one bumped by new results and inputs, one
                 # by crop moves and view settings (each only ever written by its own events).
                 results_changed=gr.State(0), view_changed=gr.State(0),

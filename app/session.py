@@ -45,6 +45,19 @@ class Source:
         return ", ".join(self.notes)
 
 
+class Turn:
+    """How many inputs one visitor has chosen (a per-session state, mutated in place). A
+    comparison remembers the count it started with and yields nothing once it has moved on:
+    gradio's ``cancels`` ends its run, but a result the run was already sending could otherwise
+    land after the new input's preview and bring the old image back."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def next(self) -> None:
+        self.count += 1
+
+
 def source_from_kodak(name: str) -> Source:
     image, _ = load_image(kodak.path(name))
     return Source(name, image, image_id(image))

@@ -123,15 +123,15 @@ LOADED = ("source", "centre", "comparison", "results_changed", "sigma", "status"
 
 
 def _wire_inputs(page: Page, events: Events) -> None:
-    def pick_kodak(sigma, seed, results_changed, evt: gr.SelectData):
-        return events.pick_kodak(evt.index, sigma, seed, results_changed)
+    def pick_kodak(sigma, seed, results_changed, turn, evt: gr.SelectData):
+        return events.pick_kodak(evt.index, sigma, seed, results_changed, turn)
 
-    page.gallery.select(handler(page, pick_kodak), names(page, "sigma", "seed", "results_changed"),
+    page.gallery.select(handler(page, pick_kodak), names(page, "sigma", "seed", "results_changed", "turn"),
                         names(page, *LOADED, "already_noisy"), **PRIVATE)
     page.upload.upload(handler(page, events.upload),
-                       names(page, "upload", "downscale", "sigma", "seed", "already_noisy", "results_changed"),
+                       names(page, "upload", "downscale", "sigma", "seed", "already_noisy", "results_changed", "turn"),
                        names(page, *LOADED, "upload"), **PRIVATE).then(None, js=UPLOAD_DONE_JS, **QUIET)
-    page.upload.clear(handler(page, events.clear_upload), names(page, "source", "results_changed"),
+    page.upload.clear(handler(page, events.clear_upload), names(page, "source", "results_changed", "turn"),
                       names(page, *LOADED), **PRIVATE).then(None, js=UPLOAD_DONE_JS, **QUIET)
     # .input, not .change: only the user's own clicks. Loading an image unticks the box
     # itself and builds the matching preview.
@@ -153,12 +153,12 @@ def _hint(page: Page, events: Events) -> tuple:
 def _wire_compare(demo: gr.Blocks, page: Page, events: Events, settings: Settings, show_benchmark, view) -> None:
     """Compare (pressed, or asked for by the link the page opened), Stop, another input ending
     a comparison, and the settings-changed hint."""
-    def run_comparison(source, sigma, seed, noisy_mode, results_changed, dial, centre, size, *flags):
-        yield from events.compare(source, sigma, seed, noisy_mode, flags, results_changed, dial, centre, size)
+    def run_comparison(source, sigma, seed, noisy_mode, results_changed, dial, centre, size, turn, *flags):
+        yield from events.compare(source, sigma, seed, noisy_mode, flags, results_changed, dial, centre, size, turn)
 
     compare = handler(page, run_comparison)  # not named "compare": that is the API endpoint's name
     compare_inputs = names(page, "source", "sigma", "seed", "already_noisy", "results_changed", "dial", "centre",
-                           "crop_size") + page.boxes
+                           "crop_size", "turn") + page.boxes
     compare_outputs = names(page, "comparison", "results_changed", "status")
     heavy = {"concurrency_id": "heavy", "concurrency_limit": settings.heavy_limit, **QUIET}
     # always_last: Compare pressed during a run (new settings, say) runs once that one ends,
@@ -197,7 +197,8 @@ def _wire_compare(demo: gr.Blocks, page: Page, events: Events, settings: Setting
     page.stop.click(handler(page, events.stop), names(page, "comparison", "results_changed"),
                     names(page, "comparison", "results_changed"), cancels=running, **PRIVATE)
     # Choosing another input stops a comparison still running: its results would otherwise
-    # land on top of the new input (panels, "Done" and the link of the old one).
+    # land on top of the new input (panels, "Done" and the link of the old one). A result
+    # already on its way is held back by the run itself (session.Turn).
     for trigger in (page.gallery.select, page.upload.upload, page.upload.clear):
         trigger(None, None, None, cancels=running, **PRIVATE)
 

@@ -172,6 +172,27 @@ def test_a_comparison_streams_its_results_and_ends_done(events, monkeypatch):
         next(events.compare(None, 25, 0, False, [True], 0))
 
 
+def test_a_comparison_yields_nothing_once_another_input_is_chosen(events, monkeypatch):
+    """gradio's cancels may let a result already on its way land after the new input's preview;
+    the run itself holds it back once the visitor's turn has moved on."""
+    from app import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "timed", lambda d, noisy, sigma: (np.clip(noisy * 255, 0, 255).astype(np.uint8),
+                                                                        0.01))
+    turn = session.Turn()
+    whole = list(events.compare(upload(), 25, 0, False, [True], 0, turn=turn))  # untouched: runs to the end
+    assert whole[-1]["comparison"].done
+    run = events.compare(upload(), 25, 0, False, [True], 0, turn=turn)
+    assert "Running" in next(run)["status"]
+    out = events.load(upload, 25, 0, False, 3, turn)  # another input, while the run is under way
+    assert out["comparison"].methods == [] and turn.count == 1
+    assert list(run) == []  # not the FFDNet result, not "Done"
+    cleared = events.compare(upload(), 25, 0, False, [True], 0, turn=turn)
+    next(cleared)
+    assert events.clear_upload(upload(), 4, turn)["source"] is None and turn.count == 2
+    assert list(cleared) == []
+
+
 def test_an_already_noisy_kodak_view_is_not_put_in_a_link(events):
     """A link adds synthetic noise to a Kodak image; an 'already noisy' view of one is another
     comparison, so its link names no image rather than a wrong one."""

@@ -201,17 +201,27 @@ class Denoiser(ABC):
                 raise RuntimeError(f"{self.label}: region_context gave margin {margin!r} and align {align!r}, "
                                    "not a whole number >= 0 and one >= 1")
             window = context_window((top, left, height, width), int(margin), int(align), noisy.shape)
-        w_top, w_left, w_bottom, w_right = window
         box = (top, left, height, width)
-        out = self._run(lambda x, s: self._denoise_window(x, s, window, box), noisy, sigma)
-        out = self._checked_output(out, (w_bottom - w_top, w_right - w_left, 3))
-        return np.ascontiguousarray(out[top - w_top: top - w_top + height, left - w_left: left - w_left + width])
+        out = self._run(lambda x, s: self._denoise_box(x, s, window, box), noisy, sigma)
+        return np.ascontiguousarray(self._checked_output(out, (height, width, 3)))
 
     def region_context(self, sigma: float) -> tuple[int | None, int]:
         """``(margin, align)`` that ``denoise_region`` uses at ``sigma``: by default the class's
         ``region_margin`` and ``region_align``; a method whose reach depends on its model (a
         network's receptive radius) says so here. Called once the method is ready."""
         return self.region_margin, self.region_align
+
+    def _denoise_box(self, noisy: np.ndarray, sigma: float, window: tuple[int, int, int, int],
+                     box: tuple[int, int, int, int]) -> np.ndarray:
+        """The output in ``box`` (height x width x 3) computed from ``window = (top, left,
+        bottom, right)`` of the validated whole input: by default ``_denoise_window``'s output
+        cut to the box. A method that can compute the box alone from the window (a network's
+        unpadded convolutions) overrides it."""
+        w_top, w_left, w_bottom, w_right = window
+        out = self._checked_output(self._denoise_window(noisy, sigma, window, box),
+                                   (w_bottom - w_top, w_right - w_left, 3))
+        top, left, height, width = box
+        return out[top - w_top: top - w_top + height, left - w_left: left - w_left + width]
 
     def _denoise_window(self, noisy: np.ndarray, sigma: float, window: tuple[int, int, int, int],
                         box: tuple[int, int, int, int]) -> np.ndarray:
@@ -362,14 +372,18 @@ class TorchDenoiser(Denoiser):
         # The same margin and alignment as the tiles: the region equals the whole run there.
         return self.margin(self.model(sigma)), self.tile_align
 
+    def _tensor(self, noisy: np.ndarray) -> torch.Tensor:
+        x = array_to_tensor(noisy, self.device)
+        return x.contiguous(memory_format=torch.channels_last) if self.device.type == "cpu" else x
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.uses_bf16 else nullcontext()
+
     def _denoise(self, noisy: np.ndarray, sigma: float, tile: int | None = None) -> np.ndarray:
         model = self.model(sigma)
-        x = array_to_tensor(noisy, self.device)
-        if self.device.type == "cpu":
-            x = x.contiguous(memory_format=torch.channels_last)
-        autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.uses_bf16 else nullcontext())
+        x = self._tensor(noisy)
         fn = lambda t: self._forward(model, t, sigma).float()  # noqa: E731
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), self._autocast():
             h, w = noisy.shape[:2]
             if tile is None and h * w <= self.tile_above_pixels:
                 y = fn(x)

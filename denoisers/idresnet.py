@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from .base import Readiness, TorchDenoiser
 from .nets.idresnet import IDResNetGenerator
 from .registry import register
 from . import weights
+from .io import tensor_to_array
 from .weights import WeightsEntry, WeightsError
 
 
@@ -58,6 +60,25 @@ class _GeneratorDenoiser(TorchDenoiser):
 
     def _forward(self, model: torch.nn.Module, x: torch.Tensor, sigma: float) -> torch.Tensor:
         return IDResNetGenerator.to_unit(model(x))
+
+    def region_context(self, sigma: float) -> tuple[int, int]:
+        # Exactly the receptive radius: ``_denoise_box`` computes only what the window determines.
+        return int(self.model(sigma).receptive_radius), 1
+
+    def _denoise_box(self, noisy: np.ndarray, sigma: float, window: tuple[int, int, int, int],
+                     box: tuple[int, int, int, int]) -> np.ndarray:
+        """The generator's unpadded-inside-the-image forward (``forward_region``) on the window:
+        it gives the window less the receptive radius on each side inside the image, the same
+        numbers as the whole image's run there, for about half the work of the padded window."""
+        model = self.model(sigma)
+        top, left, bottom, right = window
+        at_border = (top == 0, bottom == noisy.shape[0], left == 0, right == noisy.shape[1])
+        with torch.inference_mode(), self._autocast():
+            y = model.forward_region(self._tensor(noisy[top:bottom, left:right]), at_border)
+        out = tensor_to_array(IDResNetGenerator.to_unit(y.float()))
+        radius = int(model.receptive_radius)
+        part_top, part_left = top + radius * (not at_border[0]), left + radius * (not at_border[2])
+        return out[box[0] - part_top: box[0] - part_top + box[2], box[1] - part_left: box[1] - part_left + box[3]]
 
 
 def _trained_text(entries: list[WeightsEntry]) -> str:

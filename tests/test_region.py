@@ -43,11 +43,13 @@ def _assert_region_is_the_crop(d: Denoiser, noisy: np.ndarray, boxes) -> None:
 @pytest.mark.parametrize("shape", [(64, 80), (63, 81)])
 @pytest.mark.parametrize("name", ["idresnet", "idgan"])
 def test_generator_regions_equal_the_whole_run(name, shape, tiny_generators):
-    """Tiny generators (receptive radius 7, margin 8) leave most of a 64x80 image outside
-    each window, so the margin, not the whole image, is what makes them equal."""
+    """Tiny generators (receptive radius 7, the margin) leave most of a 64x80 image outside
+    each window, so the margin, not the whole image, is what makes them equal; their windows
+    are run without padding inside the image (``forward_region``), padded where a window meets
+    the image's border."""
     d = denoisers.get(name, device="cpu", precision="fp32")
     margin, align = d.region_context(25)
-    assert (margin, align) == (8, 1)
+    assert (margin, align) == (7, 1)
     _, noisy = _noisy(*shape)
     _assert_region_is_the_crop(d, noisy, _boxes(*shape))
 
@@ -63,15 +65,15 @@ def test_released_network_regions_equal_the_whole_run(name, shape):
 
 @pytest.mark.parametrize("name", ["idresnet", "idgan"])
 def test_bundled_generators_at_their_default_precision(name):
-    """The bundled 32-block networks (margin 80) on an image wider than two margins, in the
-    precision ``denoise`` uses (bf16 for IDResNet on the CPU)."""
+    """The bundled 32-block networks (margin 73, their receptive radius) on an image wider than
+    two margins, in the precision ``denoise`` uses (bf16 for IDResNet on the CPU)."""
     d = denoisers.get(name, device="cpu")
     if not d.readiness(25).ready:
         pytest.skip(f"{name}: {d.readiness(25).reason}")
-    assert d.region_context(25) == (80, 1)
+    assert d.region_context(25) == (73, 1)
     _, noisy = _noisy(67, 195, seed=2)
     boxes = [(30, 90, 11, 13), (58, 0, 9, 10)]  # the middle, a corner
-    windows = [context_window(b, 80, 1, noisy.shape) for b in boxes]
+    windows = [context_window(b, 73, 1, noisy.shape) for b in boxes]
     assert all(right - left < 195 for _, left, _, right in windows)  # not the whole image
     _assert_region_is_the_crop(d, noisy, boxes)
 
@@ -204,3 +206,31 @@ def test_cbm3d_window_gets_the_whole_range_far_from_the_region():
     changed = np.argwhere(out != part) + (10, 20)
     assert len(changed) == 2 and all(max(r - 39, 30 - r, c - 49, 40 - c) >= 20 for r, c in changed)
     np.testing.assert_array_equal(part, whole[10:50, 20:66])  # the input is left alone
+
+
+@pytest.mark.parametrize("window", [(20, 24, 60, 70), (0, 24, 60, 70), (20, 0, 64, 70), (0, 0, 48, 80),
+                                    (10, 30, 48, 80), (0, 0, 48, 31)])
+def test_generator_forward_region_gives_the_whole_images_values(window):
+    """``forward_region`` on a window of a 48x80 input: the window less the receptive radius on
+    each side inside the image, equal to ``forward`` on the whole input there (random weights:
+    a check of the arithmetic, not of a trained network)."""
+    import torch
+    from denoisers.nets.idresnet import IDResNetGenerator
+
+    torch.manual_seed(0)
+    model = IDResNetGenerator(blocks=2, channels=8, head_kernel=5).eval()
+    for act in (m for m in model.modules() if isinstance(m, torch.nn.PReLU)):
+        torch.nn.init.uniform_(act.weight, -0.5, 0.5)  # slopes that matter, not PReLU's 0.25 everywhere
+    x = torch.rand(1, 3, 48, 80)
+    top, left, bottom, right = window
+    bottom, right = min(bottom, 48), min(right, 80)
+    at_border = (top == 0, bottom == 48, left == 0, right == 80)
+    r = model.receptive_radius
+    with torch.no_grad():
+        whole = model(x)
+        part = model.forward_region(x[..., top:bottom, left:right], at_border)
+    t, b = top + r * (not at_border[0]), bottom - r * (not at_border[1])
+    l, rr = left + r * (not at_border[2]), right - r * (not at_border[3])
+    assert part.shape[-2:] == (b - t, rr - l)
+    assert torch.allclose(part, whole[..., t:b, l:rr], atol=1e-5)
+

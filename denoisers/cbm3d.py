@@ -19,12 +19,20 @@ blocks are matched on, which sets bm3d's block-matching threshold (``tau_match``
 squared range): the window's range is made the whole image's by setting the two window pixels
 farthest from the region to the whole image's min and max. What is left (block matching at the
 window's edges, the Wiener stage's threshold from its own pilot estimate) makes the region
-differ slightly from the whole run's crop, by under 0.02 dB on Kodak24 (docs/region.md).
+differ slightly from the whole run's crop, by under 0.05 dB on Kodak24 (docs/region.md).
+
+A region is small, and bm3d spends a fixed ~0.27 s per channel per call (single-threaded,
+whatever the image size) besides its multi-threaded work: a region's three channels are
+filtered as ``bm3d_rgb`` does (blocks matched on the first, the matches reused for the other
+two), but the second and third side by side, each on one thread (bm3d's own thread pool is one
+per process and must not be launched twice at once). On a 144x144 window: 1.7 s against 2.0 s.
 """
 from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -33,8 +41,8 @@ from .registry import register
 
 #: Context each side of a region: more than one block-matching reach (bm3d's 39-pixel search
 #: window, 19 pixels each way, plus an 8-pixel block). On Kodak24 crops 24 pixels came within
-#: 0.03 dB of the whole run and 36 within 0.01 dB (docs/region.md).
-REGION_MARGIN = 36
+#: 0.05 dB of the whole run (36: 0.02 dB, for 1.5 times the time; docs/region.md).
+REGION_MARGIN = 24
 #: bm3d's reference blocks are every 3 pixels (profile 'np', both stages); windows starting at
 #: multiples of 3 came closer to the whole run than unaligned ones in the same measurement.
 REGION_ALIGN = 3
@@ -61,10 +69,11 @@ class CBM3D(Denoiser):
     def _denoise(self, noisy: np.ndarray, sigma: float) -> np.ndarray:
         import bm3d  # imported on use: the package is optional where only networks run
 
-        if is_grey(noisy):
-            grey = np.asarray(bm3d.bm3d(noisy[..., 0], sigma / 255.0), dtype=np.float32)
-            return np.repeat(grey[..., None], 3, axis=2)
-        return np.asarray(bm3d.bm3d_rgb(noisy, sigma / 255.0), dtype=np.float32)
+        with _POOL_LOCK:
+            if is_grey(noisy):
+                grey = np.asarray(bm3d.bm3d(noisy[..., 0], sigma / 255.0), dtype=np.float32)
+                return np.repeat(grey[..., None], 3, axis=2)
+            return np.asarray(bm3d.bm3d_rgb(noisy, sigma / 255.0), dtype=np.float32)
 
     def _denoise_window(self, noisy: np.ndarray, sigma: float, window: tuple[int, int, int, int],
                         box: tuple[int, int, int, int]) -> np.ndarray:
@@ -76,14 +85,36 @@ class CBM3D(Denoiser):
             return self._denoise(noisy, sigma)
         if is_grey(noisy):
             grey = _with_range(noisy[top:bottom, left:right, 0], noisy[..., 0], window, box)
-            return np.repeat(np.asarray(bm3d.bm3d(grey, sigma / 255.0), dtype=np.float32)[..., None], 3, axis=2)
+            with _POOL_LOCK:
+                grey = np.asarray(bm3d.bm3d(grey, sigma / 255.0), dtype=np.float32)
+            return np.repeat(grey[..., None], 3, axis=2)
         # bm3d_rgb's steps, with the normalisation (each opponent channel's min and max) from
         # the whole image; it scales a scalar sigma by sqrt(scale) per channel.
         opponent, high, low, scale, _ = bm3d.rgb_to(noisy, "opp")
         part = opponent[top:bottom, left:right].copy()
         part[..., 0] = _with_range(part[..., 0], opponent[..., 0], window, box)  # blocks are matched on it
-        filtered = bm3d.bm3d(part, (sigma / 255.0) * np.sqrt(scale).reshape(1, 1, 3))
+        filtered = _bm3d_channels(part, (sigma / 255.0) * np.sqrt(scale))
         return np.asarray(bm3d.rgb_to(filtered, "opp", True, high, low)[0], dtype=np.float32)
+
+
+#: bm3d launches one thread pool per process; two multi-threaded calls at once abort the process.
+_POOL_LOCK = threading.Lock()
+_CHANNEL_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bm3d-channel")
+
+
+def _bm3d_channels(part: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+    """``bm3d.bm3d(part, sigmas)`` for an H x W x 3 ``part`` (one sigma per channel): blocks
+    matched on channel 0 (bm3d's threads), then channels 1 and 2 with those matches, side by
+    side, single-threaded each. Within 2e-6 of bm3d's multichannel call."""
+    import bm3d
+
+    with _POOL_LOCK:
+        first, matches = bm3d.bm3d(part[..., 0], float(sigmas[0]), blockmatches=(True, True))
+    single = bm3d.BM3DProfile()
+    single.num_threads = 1
+    rest = [_CHANNEL_THREADS.submit(bm3d.bm3d, np.ascontiguousarray(part[..., c]), float(sigmas[c]), single,
+                                    bm3d.BM3DStages.ALL_STAGES, matches) for c in (1, 2)]
+    return np.stack([first] + [np.asarray(f.result()) for f in rest], axis=2)
 
 
 def _with_range(part: np.ndarray, whole: np.ndarray, window: tuple[int, int, int, int],

@@ -96,9 +96,10 @@ def test_ffdnet_windows_start_on_its_2x2_grid():
 
 def test_cbm3d_region_is_close_to_the_whole_run():
     """CBM3D from the window plus the whole image's statistics: close to the whole run's crop
-    (block matching near the window's edge sees less). On this small synthetic image a 24x24
-    crop at the top border comes 0.19 dB below it, the others within 0.06 dB; the 0.1 dB bound
-    on 96x96 Kodak24 crops is measured by scripts/region_accuracy.py (docs/region.md)."""
+    (block matching near the window's edge sees less). On this small synthetic image the four
+    24x24 crops come within 0.07 dB of it (margin 24; with 36 one came 0.19 dB below); the
+    0.1 dB bound on 96x96 Kodak24 crops is measured by scripts/region_accuracy.py
+    (docs/region.md)."""
     d = denoisers.get("cbm3d")
     if not d.readiness(25).ready:
         pytest.skip(d.readiness(25).reason)
@@ -110,7 +111,7 @@ def test_cbm3d_region_is_close_to_the_whole_run():
         assert (window[2] - window[0]) * (window[3] - window[1]) < 130 * 150  # not the whole image
         region = d.denoise_region(noisy, 25, box)
         crop = (slice(top, top + 24), slice(left, left + 24))
-        assert abs(psnr(clean[crop], to_uint8(region)) - psnr(clean[crop], to_uint8(whole[crop]))) < 0.25
+        assert abs(psnr(clean[crop], to_uint8(region)) - psnr(clean[crop], to_uint8(whole[crop]))) < 0.15
         assert np.abs(region - whole[crop]).mean() < 1 / 255
 
 
@@ -234,3 +235,20 @@ def test_generator_forward_region_gives_the_whole_images_values(window):
     assert part.shape[-2:] == (b - t, rr - l)
     assert torch.allclose(part, whole[..., t:b, l:rr], atol=1e-5)
 
+
+def test_cbm3d_channels_side_by_side_equal_bm3ds_multichannel_call():
+    """A region's channels 1 and 2 run side by side with channel 0's block matches: the same
+    numbers as bm3d's own multichannel call (up to float rounding), twice in a row (bm3d's
+    thread pool is launched by one call at a time)."""
+    bm3d = pytest.importorskip("bm3d")
+    from denoisers.cbm3d import _bm3d_channels
+
+    rng = np.random.default_rng(5)
+    part = (np.linspace(0, 1, 40 * 44 * 3).reshape(40, 44, 3) + rng.normal(0, 0.1, (40, 44, 3))).astype(np.float32)
+    sigmas = np.array([0.1, 0.06, 0.08])
+    expected = bm3d.bm3d(part, sigmas.reshape(1, 1, 3))
+    for _ in range(2):
+        out = _bm3d_channels(part, sigmas)
+        assert out.shape == part.shape
+        np.testing.assert_allclose(out, expected, atol=1e-5)
+    assert np.abs(out - part).mean() > 0.03  # it filtered: the noise (0.1) is mostly gone

@@ -128,10 +128,25 @@ class Engine(Workers):
         self.denoisers = {name: denoisers.get(name) for name in (methods or denoisers.names())}
         super().__init__(thread_workers, process_workers)
 
-    def start(self) -> None:
-        """Start the worker process now (it takes seconds to import torch), not on first use."""
+    def start(self, warm_sigma: float | None = 25.0) -> None:
+        """Start the worker process now (it takes seconds to import torch), not on first use,
+        and warm every ready method up in the background (``Denoiser.warm``: networks loaded,
+        bm3d imported), so that the first crop previews do not pay for it. ``warm_sigma``
+        None: no warm-up."""
         if any(d.separate_process for d in self.denoisers.values()):
             super().start()
+        if warm_sigma is not None:
+            threading.Thread(target=self.warm, args=(warm_sigma,), name="warm-up", daemon=True).start()
+
+    def warm(self, sigma: float) -> None:
+        """``Denoiser.warm`` for every method ready at ``sigma``, one after another; a failure
+        is logged and left to the method's first run to report."""
+        for name, d in list(self.denoisers.items()):
+            try:
+                if d.readiness(sigma).ready:
+                    d.warm(sigma)
+            except Exception as exc:  # noqa: BLE001  (a warm-up never stops the app)
+                log.warning("%s: not warmed up: %s: %s", name, type(exc).__name__, exc)
 
     # -- queries ------------------------------------------------------------------------
     def names(self) -> list[str]:

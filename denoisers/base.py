@@ -167,6 +167,11 @@ class Denoiser(ABC):
         """Whether ``denoise`` can run (at ``sigma``, if given), and why not. Never downloads."""
         return Readiness(True)
 
+    def warm(self, sigma: float) -> None:
+        """Load now what the first call at ``sigma`` would load (a network's weights, a compiled
+        library), so that it starts at once: the app calls it at launch for every ready method.
+        By default nothing; never downloads."""
+
     def weights_id(self, sigma: float) -> str:
         """What identifies the exact model used at ``sigma`` (a sha256 or a package version).
 
@@ -351,6 +356,9 @@ class TorchDenoiser(Denoiser):
 
     @abstractmethod
     def _forward(self, model: torch.nn.Module, x: torch.Tensor, sigma: float) -> torch.Tensor: ...
+
+    def warm(self, sigma: float) -> None:
+        self.model(sigma)
 
     def model(self, sigma: float) -> torch.nn.Module:
         """The module used at ``sigma``, built and loaded once (thread-safe)."""

@@ -1,4 +1,5 @@
 """The engine and session steps with the real fast methods on small images."""
+import threading
 import time
 
 import numpy as np
@@ -415,3 +416,34 @@ def test_weights_that_cannot_be_had_are_said_without_the_servers_folders(tmp_pat
         assert "/srv/secret/mirror" in caplog.text  # the details go to the server's log
     finally:
         e.close()
+
+
+def test_start_warms_every_ready_method_in_the_background_and_a_failing_one_is_logged(tmp_path, monkeypatch, caplog):
+    """``Engine.start`` loads what each ready method's first run would (``Denoiser.warm``) on
+    a background thread: an unready method is left alone, a failing warm-up is only logged."""
+    e = Engine(ResultCache(tmp_path, max_bytes=10**6), methods=["dncnn", "ffdnet", "idresnet"])
+    warmed: list[tuple[str, float]] = []
+    d1, d2, d3 = (e.denoisers[n] for n in ("dncnn", "ffdnet", "idresnet"))
+    monkeypatch.setattr(d1, "readiness", lambda sigma=None: denoisers.Readiness(True))
+    monkeypatch.setattr(d1, "warm", lambda sigma: warmed.append(("dncnn", sigma)))
+    monkeypatch.setattr(d2, "readiness", lambda sigma=None: denoisers.Readiness(True))
+    monkeypatch.setattr(d2, "warm", lambda sigma: 1 / 0)
+    monkeypatch.setattr(d3, "readiness", lambda sigma=None: denoisers.Readiness(False, "no weights"))
+    monkeypatch.setattr(d3, "warm", lambda sigma: warmed.append(("idresnet", sigma)))
+    try:
+        with caplog.at_level("WARNING", logger="app.engine"):
+            e.start(warm_sigma=30)
+            wait_until(lambda: "ffdnet: not warmed up: ZeroDivisionError" in caplog.text, "the failure's log line")
+            wait_until(lambda: not any(t.name == "warm-up" for t in threading.enumerate()),
+                       "the warm-up's end")
+        assert warmed == [("dncnn", 30)]
+    finally:
+        e.close()
+
+
+def test_a_network_warmed_up_has_its_model_loaded():
+    d = denoisers.get("dncnn", device="cpu")
+    if not d.readiness(25).ready:
+        pytest.skip(d.readiness(25).reason)
+    d.warm(25)
+    assert d._models  # loaded, so the first run does not pay for it

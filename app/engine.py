@@ -126,6 +126,7 @@ class Engine(Workers):
         install_stop_hook()
         self.cache = cache
         self.denoisers = {name: denoisers.get(name) for name in (methods or denoisers.names())}
+        self.warming: threading.Thread | None = None  # the warm-up ``start`` began, if any
         super().__init__(thread_workers, process_workers)
 
     def start(self, warm_sigma: float | None = 25.0) -> None:
@@ -136,7 +137,8 @@ class Engine(Workers):
         if any(d.separate_process for d in self.denoisers.values()):
             super().start()
         if warm_sigma is not None:
-            threading.Thread(target=self.warm, args=(warm_sigma,), name="warm-up", daemon=True).start()
+            self.warming = threading.Thread(target=self.warm, args=(warm_sigma,), name="warm-up", daemon=True)
+            self.warming.start()
 
     def warm(self, sigma: float) -> None:
         """``Denoiser.warm`` for every method ready at ``sigma``, one after another; a failure

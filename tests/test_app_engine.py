@@ -1,5 +1,4 @@
 """The engine and session steps with the real fast methods on small images."""
-import threading
 import time
 
 import numpy as np
@@ -434,8 +433,8 @@ def test_start_warms_every_ready_method_in_the_background_and_a_failing_one_is_l
         with caplog.at_level("WARNING", logger="app.engine"):
             e.start(warm_sigma=30)
             wait_until(lambda: "ffdnet: not warmed up: ZeroDivisionError" in caplog.text, "the failure's log line")
-            wait_until(lambda: not any(t.name == "warm-up" for t in threading.enumerate()),
-                       "the warm-up's end")
+            e.warming.join(30)
+            assert not e.warming.is_alive()
         assert warmed == [("dncnn", 30)]
     finally:
         e.close()

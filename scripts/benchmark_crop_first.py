@@ -2,8 +2,8 @@
 
     python scripts/benchmark_crop_first.py [--image kodim05.png] [--size 96] [--no-baseline]
 
-A fresh engine (as the app starts: CBM3D's worker process started, networks not yet loaded)
-and an empty results cache. One comparison of all five methods at sigma 25 with a centred
+A fresh engine as the app starts it (CBM3D's worker process started, every method warmed up:
+``Engine.start``) and an empty results cache. One comparison of all five methods at sigma 25 with a centred
 96x96 crop (``Engine.run(..., box=...)``): when each crop preview and each whole image
 arrived, the time to all crops against the time to all whole images, and their ratio. While
 the whole images still run, the crop is moved to an uncached place (the top-left corner) and
@@ -38,6 +38,7 @@ def fresh_engine(root: Path) -> Engine:
     engine = Engine(ResultCache(root, max_bytes=10**9))
     engine.start()
     engine._process_pool().submit(int).result()  # the worker is up (the app starts it at launch)
+    engine.warming.join()  # and the warm-up done, as it is seconds after the app's launch
     return engine
 
 

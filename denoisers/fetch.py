@@ -10,7 +10,6 @@ before anything is read out of it, and the member is checked by the file's sha25
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import os
 import shutil

@@ -16,7 +16,7 @@ import torch
 
 from denoisers import datasets, weights
 from denoisers.fetch import sha256_of
-from denoisers.io import read_image, to_float
+from denoisers.io import read_image
 from denoisers.nets.idresnet import IDResNetGenerator
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))

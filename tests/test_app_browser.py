@@ -119,9 +119,9 @@ def test_click_moves_every_crop(server, page, tmp_path):
     tx, ty = 600, 130  # the target pixel, away from the centre and the borders
     img.click(position={"x": offx + tx * scale, "y": offy + ty * scale})
     page.wait_for_function("document.querySelector('#centre textarea, #centre input').value"
-                           f".includes('centre x=')"
-                           f" && !document.querySelector('#centre textarea, #centre input').value"
-                           f".startsWith('centre x=384')", timeout=30_000)
+                           ".includes('centre x=')"
+                           " && !document.querySelector('#centre textarea, #centre input').value"
+                           ".startsWith('centre x=384')", timeout=30_000)
     text = page.locator("#centre textarea, #centre input").first.input_value()
     x, y = (int(v) for v in text.split(";")[0].replace("centre x=", "").split(", y="))
     assert abs(x - tx) <= 2 and abs(y - ty) <= 2, text

@@ -1,5 +1,4 @@
 """The upload path: every kind of image a user may drop, through ``session.source_from_upload``."""
-import io
 
 import numpy as np
 import pytest

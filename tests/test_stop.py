@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 import psutil
-import pytest
 
 from app.cache import ResultCache
 from app.engine import Engine, synthetic_noisy

@@ -12,7 +12,6 @@ Modules are saved unwrapped: never with ``_orig_mod.`` (torch.compile) or ``modu
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 

@@ -13,15 +13,16 @@ from __future__ import annotations
 from typing import Callable
 
 # From docs/benchmark_region.txt: kodim01 (768x512 = 0.393 MP), sigma 25, on this 2-core CPU
-# while quiet (load average 0.7), each method's whole image alone, divided by 0.393 MP. (A
-# re-measurement on kodim05 on 2026-12-06 with the machine shared by other jobs, load 2.6-8.7,
-# gave the same order at 2.5-3.5x these.) Re-measure on the serving machine and replace.
+# while quiet (load average 2.0 at the start, the previous benchmark just ended), each method's
+# whole image alone, divided by 0.393 MP. (An earlier run at load 0.7 gave 9-18 % less; one on
+# kodim05 with the machine shared by other jobs, load 2.6-8.7, gave the same order at 2.5-3.5x
+# these.) Re-measure on the serving machine and replace.
 SECONDS_PER_MP: dict[str, float] = {
-    "ffdnet": 2.34,  # 0.92 s for kodim01
-    "dncnn": 7.84,  # 3.08 s
-    "idresnet": 17.4,  # 6.83 s
-    "idgan": 34.3,  # 13.49 s
-    "cbm3d": 63.4,  # 24.91 s
+    "ffdnet": 2.57,  # 1.01 s for kodim01
+    "dncnn": 8.75,  # 3.44 s
+    "idresnet": 18.9,  # 7.45 s
+    "idgan": 38.7,  # 15.21 s
+    "cbm3d": 70.9,  # 27.89 s
 }
 #: A method with no figure (a plugin): placed after the measured networks, before CBM3D.
 UNKNOWN_SECONDS_PER_MP = 50.0

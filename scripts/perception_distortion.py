@@ -137,6 +137,8 @@ def findings(table: pd.DataFrame) -> list[str]:
                              f"{best_base['method']}'s {best_base['lpips']:.4f}) for {resnet['psnr'] - top['psnr']:.2f} dB "
                              "against IDResNet.")
         inner = [r for r in dial.itertuples() if 0 < r.alpha < 1 and r.alpha in pixel.index]
+        if best_base is not None and "dists" in at and at["dists"].notna().all():
+            lines.append("  " + dists_finding(dial, resnet, baselines, pixel, inner))
         if inner:
             dpsnr = np.mean([r.psnr - pixel.loc[r.alpha, "psnr"] for r in inner])
             dlpips = np.mean([r.lpips - pixel.loc[r.alpha, "lpips"] for r in inner])
@@ -152,6 +154,24 @@ def findings(table: pd.DataFrame) -> list[str]:
                 lines.append(f"  At equal PSNR the network blend's LPIPS is {gap:+.4f} against the pixel blend's "
                              f"(mean over {len(at_same)} settings): {better} gives the better trade-off here.")
     return lines
+
+
+def dists_finding(dial: pd.DataFrame, resnet: pd.Series, baselines: pd.DataFrame, pixel: pd.DataFrame,
+                  inner: list) -> str:
+    """The LPIPS comparison with the baselines, checked with DISTS (and the pixel blend's gap)."""
+    best = baselines.loc[baselines["dists"].idxmin()]
+    cheap = dial[(resnet["psnr"] - dial["psnr"] < 0.5) & (dial["dists"] < best["dists"])]
+    if cheap.empty:
+        text = (f"DISTS: no A beats the best baseline ({best['method']}, {best['dists']:.4f}) at a PSNR cost "
+                "under 0.5 dB against IDResNet.")
+    else:
+        top = cheap.loc[cheap["dists"].idxmin()]
+        text = (f"DISTS: A = {top['alpha']:g} beats every baseline ({top['dists']:.4f} against {best['method']}'s "
+                f"{best['dists']:.4f}) for {resnet['psnr'] - top['psnr']:.2f} dB against IDResNet.")
+    if inner and pixel["dists"].notna().all():
+        gap = np.mean([r.dists - pixel.loc[r.alpha, "dists"] for r in inner])
+        text += f" Network minus pixel blend at the same A: {gap:+.4f} DISTS."
+    return text
 
 
 def write_png(fig, png_path: Path) -> bool:

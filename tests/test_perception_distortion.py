@@ -57,6 +57,9 @@ def test_the_plane_blends_scores_and_compares(script, tmp_path):
     assert plane.loc["pixel@0.5", "alpha"] == 0.5 and plane["lpips"].notna().all()
     text = (out / "plane.md").read_text()
     assert "sigma 25: detail is nearest 1" in text and "Network minus pixel blend" in text
+    # The fake metric ranks by noise left: A = 0 (IDResNet, 6) beats DnCNN (20) at no PSNR cost;
+    # A = 0.5 (8) costs 2.5 dB.
+    assert "DISTS: A = 0 beats every baseline" in text and "Network minus pixel blend at the same A: +" in text
     first = len(calls)
     assert module.main([str(out), "--images", str(images), "--data", str(data)]) == 0
     assert len(calls) == first  # everything was scored already

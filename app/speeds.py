@@ -14,7 +14,7 @@ from typing import Callable
 
 # From docs/benchmark_region.txt: kodim01 (768x512 = 0.393 MP), sigma 25, on this 2-core CPU
 # while quiet (load average 2.0 at the start, the previous benchmark just ended), each method's
-# whole image alone, divided by 0.393 MP. (An earlier run at load 0.7 gave 9-18 % less; one on
+# whole image alone, divided by 0.393 MP. (An earlier run at load 0.7 gave 8-11 % less; one on
 # kodim05 with the machine shared by other jobs, load 2.6-8.7, gave the same order at 2.5-3.5x
 # these.) Re-measure on the serving machine and replace.
 SECONDS_PER_MP: dict[str, float] = {

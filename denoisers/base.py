@@ -359,7 +359,7 @@ class TorchDenoiser(Denoiser):
 
     def warm(self, sigma: float) -> None:
         # The module, and one forward on a 32x32 input: the first forward in a process sets up
-        # the CPU kernels (bf16 autocast's most: IDResNet's first 96x96 region 0.81 s, 0.47 s after).
+        # the CPU kernels (bf16 autocast's most: IDResNet's first 96x96 region 0.81 s, 0.45 s after).
         self._denoise(np.zeros((32, 32, 3), np.float32), sigma)
 
     def model(self, sigma: float) -> torch.nn.Module:

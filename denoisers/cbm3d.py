@@ -19,7 +19,7 @@ blocks are matched on, which sets bm3d's block-matching threshold (``tau_match``
 squared range): the window's range is made the whole image's by setting the two window pixels
 farthest from the region to the whole image's min and max. What is left (block matching at the
 window's edges, the Wiener stage's threshold from its own pilot estimate) makes the region
-differ slightly from the whole run's crop, by under 0.05 dB on Kodak24 (docs/region.md).
+differ slightly from the whole run's crop, by at most 0.06 dB on 30 Kodak24 crops (docs/region.md).
 
 A region is small, and bm3d spends a fixed ~0.27 s per channel per call (single-threaded,
 whatever the image size) besides its multi-threaded work: a region's three channels are
@@ -40,8 +40,8 @@ from .base import Denoiser, Readiness, is_grey
 from .registry import register
 
 #: Context each side of a region: more than one block-matching reach (bm3d's 39-pixel search
-#: window, 19 pixels each way, plus an 8-pixel block). On Kodak24 crops 24 pixels came within
-#: 0.05 dB of the whole run (36: 0.02 dB, for 1.5 times the time; docs/region.md).
+#: window, 19 pixels each way, plus an 8-pixel block). On 30 Kodak24 crops 24 pixels came within
+#: 0.06 dB of the whole run (36: 0.02 dB on 15, for 1.5 times the time; docs/region.md).
 REGION_MARGIN = 24
 #: bm3d's reference blocks are every 3 pixels (profile 'np', both stages); windows starting at
 #: multiples of 3 came closer to the whole run than unaligned ones in the same measurement.

@@ -41,7 +41,7 @@ def status_line(comp: Comparison, hint: str = "") -> str:
     if not comp.methods and not comp.stopped:
         return hint or comp.note
     if not comp.done:
-        text = f"{len(comp.results)} of {len(comp.methods)} done…" + (f" ({comp.note})" if comp.note else "")
+        text = f"Running: {len(comp.results)} of {len(comp.methods)} done…" + (f" ({comp.note})" if comp.note else "")
     else:
         text = session.summary(comp, comp.elapsed or 0.0)
     return f"{text} {hint}" if hint else text

@@ -145,7 +145,7 @@ def test_changing_methods_after_a_run_says_the_panels_are_stale(events):
 def test_the_status_line_says_progress_until_the_run_is_done(events):
     """The summary follows the explicit finished flag, not a time of 0 (a Stop) or a missing one."""
     running = comparison(methods=("ffdnet",))
-    assert events.render(running, None, 96, 4, False)["status"] == "0 of 1 done…"
+    assert events.render(running, None, 96, 4, False)["status"] == "Running: 0 of 1 done…"
     out = events.stop(running, 5)
     assert out["comparison"].done and out["results_changed"] == 6
     assert events.render(out["comparison"], None, 96, 4, False)["status"].startswith("Stopped: 0 of 1 methods done")

@@ -11,7 +11,10 @@ that holds ``idresnet``, ``idgan``, ``idgan@A`` for several A, and any baselines
    (``plane.html``) and, where Playwright and chromium are installed, as ``plane.png``, and
    what the numbers say (``plane.md``), computed here, never typed.
 
-    python scripts/perception_distortion.py RESULTS_DIR --images DIR --data CLEAN_DIR
+    python scripts/perception_distortion.py RESULTS_DIR --images DIR --data CLEAN_DIR [--baselines FOLDER]
+
+``--baselines`` takes the other methods' rows from an evaluation already made on the same
+images and noise (``docs/results/kodak24``, say) instead of running them again.
 """
 from __future__ import annotations
 
@@ -97,9 +100,35 @@ def pixel_blends(results: pd.DataFrame, images: Path, data: Path, done: pd.DataF
     return pd.concat([ready, pd.DataFrame(rows)], ignore_index=True) if rows else ready
 
 
-def means(results: pd.DataFrame, perceptual: pd.DataFrame, blends: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
+def baseline_rows(folder: Path, results: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the methods outside the dial in ``folder``'s evaluation that match
+    ``results``' images, sigmas and seeds, with the perceptual scores that evaluation recorded:
+    a baseline evaluated once serves every plane on the same images and noise. Methods that
+    ``results`` holds itself are left to it; a method there on only some of the images is left
+    out (and named), as in ``results``."""
+    path = folder / "results.csv"
+    if not path.exists():
+        raise SystemExit(f"--baselines: {path} does not exist")
+    other = read_results(path)
+    other = other[other["method"].map(lambda m: dial_alpha(m) is None and not m.startswith("pixel@"))
+                  & ~other["method"].isin(results["method"].unique())]
+    runs = results[["image", "sigma", "seed"]].drop_duplicates()
+    other = other.merge(runs, on=["image", "sigma", "seed"], how="inner")
+    images = results.groupby("sigma")["image"].nunique()
+    complete = other.groupby(["sigma", "method"])["image"].transform("nunique") == other["sigma"].map(images)
+    if not complete.all():
+        left = sorted({f"{m} at {s:g}" for m, s in zip(other.loc[~complete, "method"], other.loc[~complete, "sigma"])})
+        print(f"--baselines: left out, not run on every image: {', '.join(left)}", file=sys.stderr)
+    return other[complete].reset_index(drop=True)
+
+
+def means(results: pd.DataFrame, perceptual: pd.DataFrame, blends: pd.DataFrame, names: tuple[str, ...],
+          baselines: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Means per sigma and method of the scored ``results``, the pixel ``blends`` and the
+    ``baselines`` taken from another evaluation (their recorded scores as they are)."""
     scored = results.drop(columns=[c for c in names if c in results.columns]).merge(perceptual, on=KEY, how="left")
-    everything = pd.concat([scored, blends], ignore_index=True)
+    everything = pd.concat([scored, baselines, blends] if baselines is not None else [scored, blends],
+                           ignore_index=True)
     table = summary(everything)  # means of PSNR, SSIM, detail, LPIPS and DISTS per (sigma, method)
     table["family"] = [family(m) for m in table["method"]]
     table["alpha"] = [a if (a := dial_alpha(m)) is not None else
@@ -211,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="the clean images it was run on")
     parser.add_argument("--sigma", type=float, action="append", help="only these sigmas (default: all)")
     parser.add_argument("--no-dists", action="store_true", help="LPIPS only (DISTS is about 10x slower)")
+    parser.add_argument("--baselines", type=Path, metavar="FOLDER",
+                        help="take the methods outside the dial from this evaluation folder (same images and "
+                             "seed; its recorded LPIPS and DISTS) instead of evaluating them again")
     args = parser.parse_args(argv)
     names = ("lpips",) if args.no_dists else ("lpips", "dists")
     results = read_results(args.results / "results.csv")
@@ -233,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     earlier = pd.read_csv(blend_path) if blend_path.exists() else pd.DataFrame(columns=KEY)
     blends = pixel_blends(results, args.images, args.data, earlier, names)
     write_text(blend_path, blends.to_csv(index=False))
-    table = means(results, perceptual, blends, names)
+    table = means(results, perceptual, blends, names,
+                  baseline_rows(args.baselines, results) if args.baselines else None)
     write_text(args.results / "plane.csv", table.to_csv(index=False, float_format="%.4f"))
     fig = plane_figure(table)
     html_path = args.results / "plane.html"

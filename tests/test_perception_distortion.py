@@ -70,3 +70,37 @@ def test_results_without_both_ends_of_the_dial_are_refused(script, tmp_path):
     (tmp_path / "results.csv").write_text("image,method,sigma,seed,psnr,ssim,weights\na.png,dncnn,25,0,30,0.9,w\n")
     with pytest.raises(SystemExit):
         module.main([str(tmp_path), "--images", str(tmp_path), "--data", str(tmp_path)])
+
+
+def test_baselines_come_from_another_evaluation_with_their_recorded_scores(script, tmp_path):
+    """--baselines: the dial's folder holds only the dial; DnCNN's rows (and their LPIPS) come
+    from an evaluation on the same images and noise; a method there on one image of two, and
+    the other folder's rows for another sigma, are left out."""
+    module, _ = script
+    rng = np.random.default_rng(1)
+    data, images, dial, base = (tmp_path / n for n in ("data", "saved", "dial", "base"))
+    rows, other = [], []
+    for name in ("a.png", "b.png"):
+        clean = rng.integers(40, 200, (40, 48, 3)).astype(np.uint8)
+        write_png(clean, data / name)
+        for method, level in {"idresnet": 6, "idgan": 12}.items():
+            output = np.clip(clean + rng.normal(0, level, clean.shape), 0, 255).astype(np.uint8)
+            write_png(output, images / "sigma25_seed0" / method / name)
+            rows.append({"image": name, "method": method, "sigma": 25.0, "seed": 0, "psnr": 30.0, "ssim": 0.9,
+                         "seconds": 1.0, "weights": "w", "hf": 1.0, "hf_clean": 1.0})
+        for method, sigma, lp in (("dncnn", 25.0, 0.5), ("dncnn", 50.0, 0.7), ("idgan@0.5", 25.0, 0.6)):
+            other.append({"image": name, "method": method, "sigma": sigma, "seed": 0, "psnr": 28.0, "ssim": 0.8,
+                          "seconds": 1.0, "weights": "w", "hf": 1.0, "hf_clean": 1.0, "lpips": lp})
+    other.append({**other[-1], "method": "ffdnet", "image": "a.png"})  # one image of two
+    for folder, table in ((dial, rows), (base, other)):
+        folder.mkdir()
+        pd.DataFrame(table).to_csv(folder / "results.csv", index=False)
+    args = [str(dial), "--images", str(images), "--data", str(data), "--no-dists"]
+    assert module.main(args + ["--baselines", str(base)]) == 0
+    plane = pd.read_csv(dial / "plane.csv")
+    assert set(plane["method"]) == {"idresnet", "idgan", "dncnn"}  # no ffdnet, no dial setting from there
+    dncnn = plane[plane["method"] == "dncnn"].iloc[0]
+    assert dncnn["sigma"] == 25 and dncnn["lpips"] == pytest.approx(0.5) and dncnn["family"] == "baseline"
+    assert "beats every baseline in LPIPS" in (dial / "plane.md").read_text()  # 0.5 is beaten by the fake metric
+    with pytest.raises(SystemExit):
+        module.main(args + ["--baselines", str(tmp_path / "missing")])

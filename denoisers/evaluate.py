@@ -270,6 +270,7 @@ def run(jobs: list[Job], results_csv: Path, workers: int, client=None) -> list[s
             on_cluster(client, jobs, record)
             return failures
         pool = process_pool(workers) if separate else None
+        threads = torch.get_num_threads()
         try:
             futures = {pool.submit(evaluate_one, j): j for j in separate} if pool else {}
             if pool:  # leave the cores the workers use to them
@@ -278,6 +279,8 @@ def run(jobs: list[Job], results_csv: Path, workers: int, client=None) -> list[s
                 record(job, lambda: evaluate_one(job))
                 for fut in [f for f in futures if f.done()]:
                     record(futures.pop(fut), fut.result)
+                if not futures:  # the workers have nothing left: their cores are the networks' again
+                    torch.set_num_threads(threads)
             for fut in as_completed(list(futures)):
                 record(futures.pop(fut), fut.result)
         except BaseException:
@@ -285,6 +288,7 @@ def run(jobs: list[Job], results_csv: Path, workers: int, client=None) -> list[s
                 stop_workers(pool)
             raise
         finally:
+            torch.set_num_threads(threads)
             if pool:
                 pool.shutdown(cancel_futures=True)
     return failures

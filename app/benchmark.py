@@ -196,24 +196,29 @@ def per_image(df: pd.DataFrame | None, sigma: float) -> pd.DataFrame:
     return wide
 
 
-PLANE = "kodak24-c256-dial"  # the folder of scripts/perception_distortion.py's plane.csv
+#: The perception-distortion planes (folders of scripts/perception_distortion.py's plane.csv),
+#: named by what they were measured on; the first is shown first.
+PLANES = {"Kodak24, whole images": "kodak24-dial",
+          "Kodak24, 256x256 centres (LPIPS and DISTS)": "kodak24-c256-dial"}
 
 
-def plane_chart(root: Path) -> go.Figure:
-    """The perception-distortion plane of the idgan@A dial against the baselines, from
-    ``root/PLANE/plane.csv``; a figure that says how to make it where the file is missing."""
-    path = Path(root) / PLANE / "plane.csv"
+def plane_chart(root: Path, which: str | None = None) -> go.Figure:
+    """The perception-distortion plane of the idgan@A dial against the baselines, from the
+    plane.csv of ``PLANES[which]`` (the first plane when ``which`` is not one of them) under
+    ``root``; a figure that says how to make it where the file is missing."""
+    which = which if which in PLANES else next(iter(PLANES))
+    path = Path(root) / PLANES[which] / "plane.csv"
     try:
         table = pd.read_csv(path)
         figure = report.plane_figure(table)
     except (OSError, ValueError, KeyError) as exc:
         figure = go.Figure()
-        figure.add_annotation(text=f"no perception-distortion plane yet ({path.name}: {type(exc).__name__}); "
-                                   "scripts/perception_distortion.py makes it", showarrow=False,
-                              xref="paper", yref="paper", x=0.5, y=0.5)
+        figure.add_annotation(text=f"no perception-distortion plane on {which} yet ({path.parent.name}/{path.name}: "
+                                   f"{type(exc).__name__}); scripts/perception_distortion.py makes it",
+                              showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
         return figure
     figure.update_layout(width=None, autosize=True, height=460,
-                         title="Perception-distortion plane, Kodak24 256x256 centres: the idgan@A dial "
+                         title=f"Perception-distortion plane, {which}: the idgan@A dial "
                                "(network and pixel blend) against the baselines")
     return figure
 

@@ -427,8 +427,9 @@ class Events:
         return {"gallery": Props(value=kodak.thumbnails(), visible=True), "kodak_note": "",
                 "get_kodak": Props(visible=False)}
 
-    def show_benchmark(self, dataset: str, sigma) -> dict:
-        """The Benchmark tab for ``dataset`` (per-image PSNR at ``sigma``), methods named as in Compare."""
+    def show_benchmark(self, dataset: str, sigma, plane: str | None = None) -> dict:
+        """The Benchmark tab for ``dataset`` (per-image PSNR at ``sigma``; the perception-distortion
+        ``plane`` chosen, one of ``benchmark.PLANES``), methods named as in Compare."""
         named = benchmark.labelled_table
         df, notes = benchmark.load(self.settings.results_root, dataset)
         table = benchmark.summary_table(df, dataset, expected=benchmark.EXPECTED_IMAGES.get(dataset))
@@ -443,7 +444,11 @@ class Events:
                 "bench_tradeoff": benchmark.labelled_figure(benchmark.tradeoff_chart(df, dataset)),
                 "bench_paired": tables.fixed(named(benchmark.paired_table(df)), {"ΔPSNR (dB)": "+.2f"}),
                 "per_image": tables.fixed(named(benchmark.per_image(df, sigma))),
-                "bench_plane": benchmark.plane_chart(self.settings.results_root)}
+                "bench_plane": self.show_plane(plane)}
+
+    def show_plane(self, plane: str | None):
+        """The perception-distortion plane chosen (one of ``benchmark.PLANES``)."""
+        return benchmark.plane_chart(self.settings.results_root, plane)
 
     def api_compare(self, image, sigma, seed, methods) -> tuple[dict, list[str]]:
         """Denoise ``image`` with synthetic noise (sigma on 0-255, seed) by every method in

@@ -220,6 +220,8 @@ def _benchmark(page: Page) -> None:
                   "as the ground truth, below 1 = smoothed away, above 1 = noise left in or texture invented)",
             interactive=False, elem_id="bench-detail")
         page["bench_tradeoff"] = gr.Plot(label="PSNR against detail")
+    page["bench_plane_on"] = gr.Radio(list(benchmark.PLANES), value=next(iter(benchmark.PLANES)),
+                                      label="Perception-distortion plane measured on", elem_id="bench-plane-on")
     page["bench_plane"] = gr.Plot(label="Perception-distortion plane (PSNR against LPIPS)", elem_id="bench-plane")
     page["bench_paired"] = gr.Dataframe(label="Paired against the best mean at each σ (same images, same "
                                               "noise): is the lead consistent?", interactive=False,

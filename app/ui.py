@@ -260,12 +260,14 @@ def _wire_exports_and_benchmark(page: Page, events: Events):
     page.fig_btn.click(handler(page, events.export_figure), names(page, "comparison", "centre", "crop_size"),
                        [page.fig_file], **PRIVATE)
     page.zip_btn.click(handler(page, events.export_zip), [page.comparison], [page.zip_file], **PRIVATE)
-    bench_inputs = names(page, "bench_set", "bench_sigma")
+    bench_inputs = names(page, "bench_set", "bench_sigma", "bench_plane_on")
     bench_outputs = names(page, "bench_notes", "bench_table", "bench_plot", "bench_detail", "bench_tradeoff",
                           "bench_paired", "per_image", "bench_plane")
     show = handler(page, events.show_benchmark)
     page.bench_set.change(show, bench_inputs, bench_outputs, **PRIVATE)
     page.bench_sigma.change(show, bench_inputs, bench_outputs, **PRIVATE)
+    page.bench_plane_on.change(handler(page, lambda plane: {"bench_plane": events.show_plane(plane)}),
+                               [page.bench_plane_on], [page.bench_plane], **PRIVATE)
 
     def open_from_table(dataset, sigma, seed, comparison, results_changed, dial, evt: gr.SelectData, *flags):
         return events.open_from_table(dataset, sigma, seed, comparison, evt.row_value, results_changed, flags, dial)

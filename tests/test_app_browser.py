@@ -45,6 +45,11 @@ def server(tmp_path_factory):
         "image,method,sigma,seed,psnr,ssim,seconds,weights,hf,hf_clean\n"
         "kodim05.png,dncnn,25,0,30.00,0.9,1,x,50,100\nkodim05.png,ffdnet,25,0,30.10,0.9,1,x,60,100\n"
         "kodim07.png,dncnn,25,0,31.00,0.9,1,x,70,200\nkodim07.png,ffdnet,25,0,33.00,0.9,1,x,84,200\n")
+    # A perception-distortion plane on the centres only: the whole images' is not made yet.
+    (root / "results" / "kodak24-c256-dial").mkdir()
+    (root / "results" / "kodak24-c256-dial" / "plane.csv").write_text(
+        "sigma,method,psnr,lpips,family,alpha\n25,idresnet,31.8,0.10,network blend (dial),0\n"
+        "25,idgan,30.2,0.07,network blend (dial),1\n25,dncnn,31.6,0.11,baseline,\n")
     with running_app(root, engines=ENGINES) as url:
         yield url
 
@@ -325,6 +330,18 @@ def test_benchmark_row_opens_that_image(server, page):
     # The thumbnails are named for screen readers by their images.
     assert page.locator("#kodak button[aria-label^='kodim07, 7 of 24']").count() == 1
     assert not noisy_box.is_checked()
+
+
+def test_the_plane_shown_is_the_one_chosen_and_a_missing_one_says_so(server, page):
+    page.goto(server)
+    page.get_by_role("tab", name="Benchmark").click()
+    page.wait_for_function("[...document.querySelectorAll('#bench-plane .annotation-text')]"
+                           ".some((e) => e.textContent.includes('no perception-distortion plane on Kodak24, whole images'))",
+                           timeout=60_000)
+    page.locator("#bench-plane-on").get_by_text("256x256 centres").click()
+    page.wait_for_function("[...document.querySelectorAll('#bench-plane .gtitle')]"
+                           ".some((e) => e.textContent.includes('256x256 centres'))", timeout=60_000)
+    assert page.locator("#bench-plane .annotation-text", has_text="no perception-distortion plane").count() == 0
 
 
 def test_choosing_another_image_stops_the_running_comparison(server, page):

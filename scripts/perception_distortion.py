@@ -251,12 +251,20 @@ def main(argv: list[str] | None = None) -> int:
     results = results[results["method"].map(lambda m: not m.startswith("pixel@"))]
     if args.sigma:
         results = results[results["sigma"].isin(args.sigma)]
-    counts = results.groupby(["sigma", "method"])["image"].transform("nunique")
-    whole = counts == results.groupby("sigma")["image"].transform("nunique")
-    if not whole.all():  # a method run on part of the images would not be comparable
+    # A method run on part of the images (a run still going, say) would not be comparable:
+    # every (sigma, method) must cover every image the folder holds.
+    whole = results.groupby(["sigma", "method"])["image"].transform("nunique") == results["image"].nunique()
+    if not whole.all():
         left = sorted({f"{m} at {s:g}" for m, s in zip(results.loc[~whole, "method"], results.loc[~whole, "sigma"])})
         print(f"left out, not run on every image: {', '.join(left)}", file=sys.stderr)
         results = results[whole]
+    ends = results[results["method"].isin(ENDS)].groupby("sigma")["method"].nunique() == len(ENDS)
+    if not ends.all():  # a plane without both ends of its dial has no curve to compare
+        print(f"left out, no idresnet and idgan on every image: sigma {', '.join(f'{s:g}' for s in ends.index[~ends])}",
+              file=sys.stderr)
+        results = results[results["sigma"].isin(ends.index[ends])]
+    if results.empty:
+        parser.error("no sigma has idresnet and idgan on every image")
     done_path = args.results / "perceptual.csv"
     done = pd.read_csv(done_path) if done_path.exists() else pd.DataFrame(columns=[*KEY, *names])
     perceptual = score_outputs(results, args.images, args.data, done, names)

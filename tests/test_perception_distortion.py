@@ -104,3 +104,33 @@ def test_baselines_come_from_another_evaluation_with_their_recorded_scores(scrip
     assert "beats every baseline in LPIPS" in (dial / "plane.md").read_text()  # 0.5 is beaten by the fake metric
     with pytest.raises(SystemExit):
         module.main(args + ["--baselines", str(tmp_path / "missing")])
+
+
+def test_a_sigma_still_running_is_left_out_of_the_plane(script, tmp_path, capsys):
+    """Rows of a run still going (IDResNet on one image of two at sigma 35, no IDGAN there yet)
+    make no point and no finding: every (sigma, method) covers every image, with both ends."""
+    module, _ = script
+    rng = np.random.default_rng(2)
+    data, images, out = tmp_path / "data", tmp_path / "saved", tmp_path / "out"
+    rows = []
+    for name in ("a.png", "b.png"):
+        clean = rng.integers(40, 200, (40, 48, 3)).astype(np.uint8)
+        write_png(clean, data / name)
+        for method, sigma in (("idresnet", 25), ("idgan", 25), ("idresnet", 35)):
+            if sigma == 35 and name == "b.png":
+                continue
+            output = np.clip(clean + rng.normal(0, 8, clean.shape), 0, 255).astype(np.uint8)
+            write_png(output, images / f"sigma{sigma}_seed0" / method / name)
+            rows.append({"image": name, "method": method, "sigma": float(sigma), "seed": 0, "psnr": 30.0, "ssim": 0.9,
+                         "seconds": 1.0, "weights": "w", "hf": 1.0, "hf_clean": 1.0})
+    out.mkdir()
+    pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
+    assert module.main([str(out), "--images", str(images), "--data", str(data), "--no-dists"]) == 0
+    assert set(pd.read_csv(out / "plane.csv")["sigma"]) == {25}
+    assert "sigma 35" not in (out / "plane.md").read_text()
+    assert "idresnet at 35" in capsys.readouterr().err
+    half = pd.DataFrame([r for r in rows if r["sigma"] == 25 and (r["method"] == "idresnet" or r["image"] == "a.png")])
+    half.to_csv(out / "results.csv", index=False)  # IDGAN on one image of two: no sigma has a whole dial
+    with pytest.raises(SystemExit):
+        module.main([str(out), "--images", str(images), "--data", str(data), "--no-dists"])
+    assert "no sigma has idresnet and idgan on every image" in capsys.readouterr().err

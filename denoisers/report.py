@@ -269,7 +269,7 @@ def plane_figure(table: pd.DataFrame):
                                  showlegend=col == 1, marker=dict(size=9, color="#2c3e50")), row=1, col=col)
         fig.update_xaxes(title_text="LPIPS (alex), lower is better", row=1, col=col)
     fig.update_yaxes(title_text="PSNR (dB)", row=1, col=1)
-    fig.update_layout(width=420 * len(sigmas), height=460, template="plotly_white",
+    fig.update_layout(width=max(640, 420 * len(sigmas)), height=460, template="plotly_white",  # the title fits
                       title="Perception-distortion plane: the idgan@A dial and the baselines",
                       legend=dict(orientation="h", y=-0.2))
     return fig

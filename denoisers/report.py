@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -293,7 +294,10 @@ def chart_html(results: pd.DataFrame, dataset: str, title: str) -> str:
             "</body>\n</html>\n")
 
 
-def document(folders: list[Path], method_order: list[str]) -> str:
+def document(folders: list[Path], method_order: list[str], at: Path | None = None) -> str:
+    """The results page for ``folders``: each one's table, paired differences and notes, and
+    its perception-distortion plane (``plane.png``) where it has one, linked relative to the
+    folder ``at`` that the page is written in (the working folder when None)."""
     parts = [
         "# Results",
         "",
@@ -323,6 +327,10 @@ def document(folders: list[Path], method_order: list[str]) -> str:
         notes = Path(folder) / "NOTES.md"
         if notes.exists():
             parts += [notes.read_text().strip(), ""]
+        plane = Path(folder) / "plane.png"
+        if plane.exists():
+            link = Path(os.path.relpath(plane.resolve(), Path(at or ".").resolve())).as_posix()
+            parts += [f"![The perception-distortion plane of {name}: PSNR against LPIPS]({link})", ""]
     return "\n".join(parts)
 
 
@@ -333,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folders", nargs="+", type=Path, help="evaluation output folders")
     parser.add_argument("--out", type=Path, help="markdown file to write (default: print)")
     args = parser.parse_args(argv)
-    text = document(args.folders, names())
+    text = document(args.folders, names(), args.out.parent if args.out else None)
     if args.out:
         args.out.write_text(text)
     else:

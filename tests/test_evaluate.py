@@ -460,6 +460,12 @@ def test_report_document(crops_dir, tmp_path, weights_mirror):
     text = evaluate.report.document([out], denoisers.names())
     assert "## kodak24" in text and "| 25 | dncnn | 2 | **" in text and "32.35" in text
     assert np.isfinite(pd.read_csv(out / "results.csv")["psnr"]).all()
+    assert "plane" not in text
+    (out / "plane.png").write_bytes(b"a chart")  # a perception-distortion plane, linked from where the page is
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    assert evaluate.report.main([str(out), "--out", str(docs / "results.md")]) == 0
+    assert "(../kodak24/plane.png)" in (docs / "results.md").read_text()
 
 
 @pytest.mark.parametrize("dataset, paper_lines, published_column", [

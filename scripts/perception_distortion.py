@@ -30,7 +30,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from denoisers import metrics  # noqa: E402
+from denoisers import datasets, metrics  # noqa: E402
 from denoisers.files import write_text  # noqa: E402
 from denoisers.io import read_image  # noqa: E402
 from denoisers.report import plane_figure, read_results, summary  # noqa: E402
@@ -52,6 +52,14 @@ def output_path(images: Path, row) -> Path:
     return images / f"sigma{row.sigma:g}_seed{int(row.seed)}" / row.method / row.image
 
 
+def clean_path(data: Path, image: str) -> Path:
+    """The clean ``image``: in the folder ``data``, or of the test set named ``data`` (kodak24,
+    cbsd68, mcmaster: from the data mirror or downloaded, sha256-checked)."""
+    if not data.is_dir() and str(data) in datasets.DATASETS:
+        return datasets.file(str(data), image)
+    return data / image
+
+
 def perceptual_scores(clean: np.ndarray, out: np.ndarray, names: tuple[str, ...]) -> dict[str, float]:
     return {name: getattr(metrics, name)(clean, out) for name in names}
 
@@ -66,7 +74,7 @@ def score_outputs(results: pd.DataFrame, images: Path, data: Path, done: pd.Data
             continue
         out = read_image(output_path(images, row))
         rows.append({**{k: getattr(row, k) for k in KEY},
-                     **perceptual_scores(read_image(data / row.image), out, names)})
+                     **perceptual_scores(read_image(clean_path(data, row.image)), out, names)})
     return pd.concat([done, pd.DataFrame(rows)], ignore_index=True) if rows else done
 
 
@@ -87,7 +95,7 @@ def pixel_blends(results: pd.DataFrame, images: Path, data: Path, done: pd.DataF
         base = images / f"sigma{sigma:g}_seed{int(seed)}"
         low = read_image(base / "idresnet" / image).astype(np.float64)
         high = read_image(base / "idgan" / image).astype(np.float64)
-        clean = read_image(data / image)
+        clean = read_image(clean_path(data, image))
         for alpha in alphas:
             key = (str(image), f"pixel@{alpha:g}", str(sigma), str(seed))
             if key in have:
@@ -237,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python scripts/perception_distortion.py", description=__doc__.split("\n")[0])
     parser.add_argument("results", type=Path, help="an evaluation folder (its results.csv)")
     parser.add_argument("--images", type=Path, required=True, help="the --save-images folder of that evaluation")
-    parser.add_argument("--data", type=Path, required=True, help="the clean images it was run on")
+    parser.add_argument("--data", type=Path, required=True,
+                        help="the clean images it was run on: a folder, or a test set's name (kodak24, ...)")
     parser.add_argument("--sigma", type=float, action="append", help="only these sigmas (default: all)")
     parser.add_argument("--no-dists", action="store_true", help="LPIPS only (DISTS is about 10x slower)")
     parser.add_argument("--baselines", type=Path, metavar="FOLDER",

@@ -134,3 +134,12 @@ def test_a_sigma_still_running_is_left_out_of_the_plane(script, tmp_path, capsys
     with pytest.raises(SystemExit):
         module.main([str(out), "--images", str(images), "--data", str(data), "--no-dists"])
     assert "no sigma has idresnet and idgan on every image" in capsys.readouterr().err
+
+
+def test_the_clean_images_can_be_a_test_set_named_instead_of_a_folder(script, data_mirror, tmp_path):
+    module, _ = script
+    from denoisers import datasets
+
+    named = module.clean_path(Path("kodak24"), "kodim01.png")
+    assert named == datasets.file("kodak24", "kodim01.png", download=False) and named.exists()
+    assert module.clean_path(tmp_path, "kodim01.png") == tmp_path / "kodim01.png"  # a folder is a folder

@@ -170,7 +170,7 @@ def findings(table: pd.DataFrame) -> list[str]:
                              "at a PSNR cost under 0.5 dB against IDResNet.")
             else:
                 lines.append(f"  A = {top['alpha']:g} beats every baseline in LPIPS ({top['lpips']:.4f} against "
-                             f"{best_base['method']}'s {best_base['lpips']:.4f}) for {resnet['psnr'] - top['psnr']:.2f} dB "
+                             f"{best_base['method']}'s {best_base['lpips']:.4f}) for {resnet['psnr'] - top['psnr']:.3f} dB "
                              "against IDResNet.")
         inner = [r for r in dial.itertuples() if 0 < r.alpha < 1 and r.alpha in pixel.index]
         if best_base is not None and "dists" in at and at["dists"].notna().all():
@@ -210,7 +210,7 @@ def dists_finding(dial: pd.DataFrame, resnet: pd.Series, baselines: pd.DataFrame
                 "under 0.5 dB against IDResNet.")
     else:
         text = (f"DISTS: A = {top['alpha']:g} beats every baseline ({top['dists']:.4f} against {best['method']}'s "
-                f"{best['dists']:.4f}) for {resnet['psnr'] - top['psnr']:.2f} dB against IDResNet.")
+                f"{best['dists']:.4f}) for {resnet['psnr'] - top['psnr']:.3f} dB against IDResNet.")
     if inner and pixel["dists"].notna().all():
         gap = np.mean([r.dists - pixel.loc[r.alpha, "dists"] for r in inner])
         text += f" Network minus pixel blend at the same A: {gap:+.4f} DISTS."

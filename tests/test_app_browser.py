@@ -403,13 +403,13 @@ def test_an_already_noisy_upload_says_its_estimate_not_that_settings_changed(ser
 
 
 def test_stop_ends_a_running_comparison(server, page):
-    page.goto(server + "?image=kodim23&sigma=25&seed=12&methods=dncnn")  # a seed no other test caches
+    page.goto(server + "?image=kodim23&sigma=25&seed=12&methods=idresnet")  # a seed no other test caches; ~10 s
     page.wait_for_function("document.querySelector('#status') && "
                            "document.querySelector('#status').innerText.includes('Running')", timeout=60_000)
     page.click("#stop")
     page.wait_for_function("document.querySelector('#status').innerText.includes('Stopped: 0 of 1 methods done')",
                            timeout=30_000)
-    wait_until_idle()  # DnCNN was stopped: no result of it can land any more
+    wait_until_idle()  # IDResNet was stopped: no result of it can land any more
     assert "Stopped" in page.locator("#status").inner_text()
 
 

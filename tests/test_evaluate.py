@@ -681,29 +681,37 @@ def test_the_networks_get_every_core_back_once_the_worker_jobs_are_done(tmp_path
     """With CBM3D in a worker process the networks run on the cores left over; once the
     workers have nothing left, later network jobs get every core again (and the caller's
     thread count is restored at the end)."""
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import Future
 
     import torch
 
-    worker_done, seen = threading.Event(), []
+    class Finished:
+        """A pool whose jobs are over as soon as they are submitted."""
+
+        def submit(self, fn, *args):
+            future = Future()
+            future.set_result(fn(*args))
+            return future
+
+        def shutdown(self, **_):
+            pass
+
+    seen = []
 
     def one(job):
-        if job.method == "cbm3d":
-            worker_done.set()
-        else:
+        if job.method != "cbm3d":
             seen.append(torch.get_num_threads())
-            worker_done.wait(30)  # the worker's job is over before the first network job returns
         return {"image": job.image.name, "method": job.method, "sigma": job.sigma, "seed": job.seed, "psnr": 30.0}
 
     monkeypatch.setattr(evaluate, "evaluate_one", one)
-    monkeypatch.setattr(evaluate, "process_pool", lambda workers: ThreadPoolExecutor(workers))
+    monkeypatch.setattr(evaluate, "process_pool", lambda workers: Finished())
     monkeypatch.setattr(evaluate.os, "cpu_count", lambda: 4)
     jobs = [evaluate.Job(Path(f"{m}{i}.png"), m, 25.0, 0, "w", None, ()) for m in ("cbm3d", "dncnn") for i in range(2)]
     before = torch.get_num_threads()
     torch.set_num_threads(4)
     try:
         assert evaluate.run(jobs, tmp_path / "results.csv", workers=1) == []
+        # The first network job starts before the finished worker jobs are collected.
         assert seen == [3, 4] and torch.get_num_threads() == 4
     finally:
         torch.set_num_threads(before)

@@ -123,11 +123,17 @@ def baseline_rows(folder: Path, results: pd.DataFrame) -> pd.DataFrame:
     runs = results[["image", "sigma", "seed"]].drop_duplicates()
     other = other.merge(runs, on=["image", "sigma", "seed"], how="inner")
     images = results.groupby("sigma")["image"].nunique()
-    complete = other.groupby(["sigma", "method"])["image"].transform("nunique") == other["sigma"].map(images)
-    if not complete.all():
-        left = sorted({f"{m} at {s:g}" for m, s in zip(other.loc[~complete, "method"], other.loc[~complete, "sigma"])})
-        print(f"--baselines: left out, not run on every image: {', '.join(left)}", file=sys.stderr)
-    return other[complete].reset_index(drop=True)
+    return complete(other, other["sigma"].map(images), "--baselines: ").reset_index(drop=True)
+
+
+def complete(rows: pd.DataFrame, images: pd.Series | int, where: str = "") -> pd.DataFrame:
+    """The rows of the (sigma, method)s that cover ``images`` images (per row, or one count);
+    the others are named on stderr as left out."""
+    whole = rows.groupby(["sigma", "method"])["image"].transform("nunique") == images
+    if not whole.all():
+        left = sorted({f"{m} at {s:g}" for m, s in zip(rows.loc[~whole, "method"], rows.loc[~whole, "sigma"])})
+        print(f"{where}left out, not run on every image: {', '.join(left)}", file=sys.stderr)
+    return rows[whole]
 
 
 def means(results: pd.DataFrame, perceptual: pd.DataFrame, blends: pd.DataFrame, names: tuple[str, ...],
@@ -262,11 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         results = results[results["sigma"].isin(args.sigma)]
     # A method run on part of the images (a run still going, say) would not be comparable:
     # every (sigma, method) must cover every image the folder holds.
-    whole = results.groupby(["sigma", "method"])["image"].transform("nunique") == results["image"].nunique()
-    if not whole.all():
-        left = sorted({f"{m} at {s:g}" for m, s in zip(results.loc[~whole, "method"], results.loc[~whole, "sigma"])})
-        print(f"left out, not run on every image: {', '.join(left)}", file=sys.stderr)
-        results = results[whole]
+    results = complete(results, results["image"].nunique())
     ends = results[results["method"].isin(ENDS)].groupby("sigma")["method"].nunique() == len(ENDS)
     if not ends.all():  # a plane without both ends of its dial has no curve to compare
         print(f"left out, no idresnet and idgan on every image: sigma {', '.join(f'{s:g}' for s in ends.index[~ends])}",

@@ -446,7 +446,8 @@ def evaluate(args: argparse.Namespace, held: contextlib.ExitStack | None = None)
     saved = (None if args.save_images is None
              else lambda r: image_path(args.save_images, r.sigma, r.seed, r.method, r.image))
     load_perceptual(perceptual)
-    existing, filled = fill_from_saved(existing, every, perceptual, saved)
+    checkpoint = (lambda rows: write_results(results_csv, rows)) if results_csv.exists() else None
+    existing, filled = fill_from_saved(existing, every, perceptual, saved, checkpoint)
     if filled:
         print(f"{'/'.join(perceptual)} computed from the saved outputs of {report.count(filled, 'row')}",
               file=sys.stderr)

@@ -9,6 +9,7 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from . import metrics, report
 from .fetch import FetchError
@@ -47,10 +48,19 @@ def load_perceptual(names: tuple[str, ...]) -> None:
             raise SystemExit(f"--metrics {name}: cannot load its weights: {exc}") from None
 
 
-def fill_from_saved(existing: pd.DataFrame, jobs: list, names: tuple[str, ...], saved: Callable | None) -> tuple[pd.DataFrame, int]:
+def scorers(clean_u8, names: tuple[str, ...]) -> dict[str, Callable]:
+    """One scorer per metric in ``names`` against the clean image (``metrics.scorer``): the
+    outputs of one image scored one after another share its DISTS features."""
+    return {name: metrics.scorer(name, clean_u8) for name in names}
+
+
+def fill_from_saved(existing: pd.DataFrame, jobs: list, names: tuple[str, ...], saved: Callable | None,
+                    checkpoint: Callable[[pd.DataFrame], None] | None = None) -> tuple[pd.DataFrame, int]:
     """Rows of this run that lack an asked perceptual metric but whose output was kept by
     ``--save-images`` get it from that PNG: adding a metric to a finished run computes only the
-    metric, not the method again. Returns the rows and how many were filled."""
+    metric, not the method again, and only the metrics a row lacks. Rows are scored image by
+    image; after each image ``checkpoint`` gets the rows so far (to write them, so that an
+    interrupted fill keeps what it did). Returns the rows and how many were filled."""
     if saved is None or not names or existing.empty:
         return existing, 0
     existing = existing.reindex(columns=list(dict.fromkeys([*existing.columns, *names])))
@@ -58,12 +68,23 @@ def fill_from_saved(existing: pd.DataFrame, jobs: list, names: tuple[str, ...], 
     planned = {job.key for job in jobs}
     lacking = [row for row in existing.itertuples()
                if row_key(row) in planned and any(pd.isna(getattr(row, n)) for n in names) and saved(row).exists()]
-    clean: dict[str, np.ndarray] = {}
+    by_image: dict[str, list] = {}
     for row in lacking:
-        if row.image not in clean:
-            clean[row.image] = read_image(paths[row.image])
-        for name, value in perceptual_scores(clean[row.image], read_image(saved(row)), names).items():
-            existing.loc[row.Index, name] = value
+        by_image.setdefault(row.image, []).append(row)
+    with tqdm(total=len(lacking), unit="row", desc=f"{'/'.join(names)} from saved outputs", mininterval=2,
+              file=sys.stderr, disable=len(lacking) < 2) as bar:
+        for image, rows in by_image.items():
+            clean = read_image(paths[image])
+            wanted = tuple(n for n in names if any(pd.isna(getattr(r, n)) for r in rows))
+            against = scorers(clean, wanted)
+            for row in rows:
+                out = read_image(saved(row))
+                for name in wanted:
+                    if pd.isna(getattr(row, name)):
+                        existing.loc[row.Index, name] = round(against[name](out), 5)
+                bar.update()
+            if checkpoint is not None:
+                checkpoint(existing)
     return existing, len(lacking)
 
 

@@ -1,5 +1,7 @@
 """Benchmark (not a test): seconds for LPIPS-alex, LPIPS-vgg and DISTS of one 768 x 512 pair,
-a Kodak24 image and a noisy version of it (sigma 25, clipped and rounded as a saved file is).
+a Kodak24 image and a noisy version of it (sigma 25, clipped and rounded as a saved file is),
+and for DISTS of one more image against a reference already seen (``metrics.scorer``: the
+reference's features kept, as when many outputs of one image are scored).
 
     python scripts/benchmark_perceptual.py [--image 0] [--runs 5] [--threads N] [--out docs/benchmark_perceptual.txt]
 
@@ -54,15 +56,17 @@ def main() -> None:
     cases = {"LPIPS-alex": lambda: metrics.lpips(clean, noisy, net="alex"),
              "LPIPS-vgg": lambda: metrics.lpips(clean, noisy, net="vgg"),
              "DISTS": lambda: metrics.dists(clean, noisy)}
+    against = metrics.scorer("dists", clean)  # the reference's features, once
+    cases["DISTS, kept ref"] = lambda: against(noisy)
     lines = [f"$ python scripts/benchmark_perceptual.py --runs {args.runs}",
              f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch "
              f"threads, torch {torch.__version__}; {path.name} {clean.shape[1]}x{clean.shape[0]} against itself "
              f"with sigma 25 noise (seed 0, clipped, rounded)",
              f"load average before: {' '.join(f'{v:.1f}' for v in os.getloadavg())}",
-             "metric       value    median s  (min - max over runs, after one warm-up call)"]
+             "metric           value    median s  (min - max over runs, after one warm-up call)"]
     for name, fn in cases.items():
         value, seconds = timings(fn, args.runs)
-        lines.append(f"{name:11s} {value:7.4f}  {statistics.median(seconds):8.3f}  "
+        lines.append(f"{name:15s} {value:7.4f}  {statistics.median(seconds):8.3f}  "
                      f"({min(seconds):.3f} - {max(seconds):.3f})")
         print(lines[-1], flush=True)
     lines.append(f"load average after: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")

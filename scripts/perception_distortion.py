@@ -30,7 +30,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from denoisers import datasets, metrics  # noqa: E402
+from denoisers import datasets, metrics, scoring  # noqa: E402
 from denoisers.files import write_text  # noqa: E402
 from denoisers.io import read_image  # noqa: E402
 from denoisers.report import plane_figure, read_results, summary  # noqa: E402
@@ -60,51 +60,64 @@ def clean_path(data: Path, image: str) -> Path:
     return data / image
 
 
-def perceptual_scores(clean: np.ndarray, out: np.ndarray, names: tuple[str, ...]) -> dict[str, float]:
-    return {name: getattr(metrics, name)(clean, out) for name in names}
-
-
 def score_outputs(results: pd.DataFrame, images: Path, data: Path, done: pd.DataFrame,
-                  names: tuple[str, ...]) -> pd.DataFrame:
-    """The perceptual metrics ``names`` of every row of ``results`` not yet in ``done``."""
-    have = set(map(tuple, done[KEY].astype(str).values)) if not done.empty else set()
-    rows = []
-    for row in results.itertuples():
-        if tuple(str(getattr(row, k)) for k in KEY) in have:
-            continue
-        out = read_image(output_path(images, row))
-        rows.append({**{k: getattr(row, k) for k in KEY},
-                     **perceptual_scores(read_image(clean_path(data, row.image)), out, names)})
-    return pd.concat([done, pd.DataFrame(rows)], ignore_index=True) if rows else done
+                  names: tuple[str, ...], save=None) -> pd.DataFrame:
+    """The perceptual metrics ``names`` of every row of ``results``: as its evaluation recorded
+    them, else as scored before (``done``), else scored now from the saved output, image by
+    image (each clean image's DISTS features once); after each image ``save`` gets the table.
+    The table keeps ``done``'s other rows and columns (other sigmas, metrics not asked now)."""
+    done = done.reindex(columns=list(dict.fromkeys([*KEY, *done.columns, *names])))
+    done = done.astype({"image": str, "method": str, "sigma": float, "seed": int}).drop_duplicates(KEY, keep="last")
+    marked = done.merge(results[KEY], on=KEY, how="left", indicator=True)
+    outside = marked[marked["_merge"] == "left_only"].drop(columns="_merge")
+    table = results[KEY].merge(done, on=KEY, how="left")
+    for name in names:
+        if name in results.columns:  # the evaluation's own score, where it recorded one
+            recorded = results[name].to_numpy(dtype=float)
+            table[name] = np.where(np.isnan(recorded), table[name].to_numpy(dtype=float), recorded)
+    lacking = table[table[list(names)].isna().any(axis=1)]
+    for image, rows in lacking.groupby("image", sort=False):
+        wanted = tuple(n for n in names if rows[n].isna().any())
+        against = scoring.scorers(read_image(clean_path(data, image)), wanted)
+        for index, row in rows.iterrows():
+            out = read_image(output_path(images, row))
+            for name in wanted:
+                if pd.isna(row[name]):
+                    table.loc[index, name] = against[name](out)
+        if save is not None:
+            save(pd.concat([outside, table], ignore_index=True))
+    return pd.concat([outside, table], ignore_index=True)
 
 
 def pixel_blends(results: pd.DataFrame, images: Path, data: Path, done: pd.DataFrame,
-                 names: tuple[str, ...]) -> pd.DataFrame:
+                 names: tuple[str, ...], save=None) -> pd.DataFrame:
     """The pixel-space blend of the saved IDResNet and IDGAN outputs at every A of the dial,
     scored like the networks' outputs (method ``pixel@A``); rows of ``done`` that hold every
-    metric are kept, not scored again."""
+    metric are kept, not scored again. After each image ``save`` gets the rows so far."""
     ready = done.dropna(subset=[*names]) if not done.empty and set(names) <= set(done.columns) else done.iloc[0:0]
     have = set(map(tuple, ready[KEY].astype(str).values))
     alphas = sorted({a for m in results["method"].unique() if (a := dial_alpha(m)) is not None and 0 < a < 1})
     ends = results[results["method"].isin(ENDS)]
     rows = []
-    for (image, sigma, seed), pair in ends.groupby(["image", "sigma", "seed"]):
-        if set(pair["method"]) != set(ENDS):
-            continue
-        first = pair.iloc[0]
-        base = images / f"sigma{sigma:g}_seed{int(seed)}"
-        low = read_image(base / "idresnet" / image).astype(np.float64)
-        high = read_image(base / "idgan" / image).astype(np.float64)
-        clean = read_image(clean_path(data, image))
-        for alpha in alphas:
-            key = (str(image), f"pixel@{alpha:g}", str(sigma), str(seed))
-            if key in have:
+    for image, runs in ends.groupby("image", sort=False):
+        clean, against = read_image(clean_path(data, image)), None
+        for (sigma, seed), pair in runs.groupby(["sigma", "seed"]):
+            todo = [a for a in alphas if (str(image), f"pixel@{a:g}", str(sigma), str(seed)) not in have]
+            if set(pair["method"]) != set(ENDS) or not todo:
                 continue
-            out = np.clip(np.rint((1 - alpha) * low + alpha * high), 0, 255).astype(np.uint8)
-            rows.append({"image": image, "method": f"pixel@{alpha:g}", "sigma": sigma, "seed": seed,
-                         "psnr": metrics.psnr(clean, out), "ssim": metrics.ssim(clean, out),
-                         "hf": metrics.high_frequency_energy(out), "hf_clean": first["hf_clean"],
-                         **perceptual_scores(clean, out, names)})
+            first = pair.iloc[0]
+            base = images / f"sigma{sigma:g}_seed{int(seed)}"
+            low = read_image(base / "idresnet" / image).astype(np.float64)
+            high = read_image(base / "idgan" / image).astype(np.float64)
+            against = against or scoring.scorers(clean, names)
+            for alpha in todo:
+                out = np.clip(np.rint((1 - alpha) * low + alpha * high), 0, 255).astype(np.uint8)
+                rows.append({"image": image, "method": f"pixel@{alpha:g}", "sigma": sigma, "seed": seed,
+                             "psnr": metrics.psnr(clean, out), "ssim": metrics.ssim(clean, out),
+                             "hf": metrics.high_frequency_energy(out), "hf_clean": first["hf_clean"],
+                             **{name: score(out) for name, score in against.items()}})
+        if save is not None and against is not None:
+            save(pd.concat([ready, pd.DataFrame(rows)], ignore_index=True))
     return pd.concat([ready, pd.DataFrame(rows)], ignore_index=True) if rows else ready
 
 
@@ -140,7 +153,8 @@ def means(results: pd.DataFrame, perceptual: pd.DataFrame, blends: pd.DataFrame,
           baselines: pd.DataFrame | None = None) -> pd.DataFrame:
     """Means per sigma and method of the scored ``results``, the pixel ``blends`` and the
     ``baselines`` taken from another evaluation (their recorded scores as they are)."""
-    scored = results.drop(columns=[c for c in names if c in results.columns]).merge(perceptual, on=KEY, how="left")
+    scored = results.drop(columns=[c for c in perceptual.columns if c in results.columns and c not in KEY])
+    scored = scored.merge(perceptual, on=KEY, how="left")
     everything = pd.concat([scored, baselines, blends] if baselines is not None else [scored, blends],
                            ignore_index=True)
     table = summary(everything)  # means of PSNR, SSIM, detail, LPIPS and DISTS per (sigma, method)
@@ -278,12 +292,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("no sigma has idresnet and idgan on every image")
     done_path = args.results / "perceptual.csv"
     done = pd.read_csv(done_path) if done_path.exists() else pd.DataFrame(columns=[*KEY, *names])
-    perceptual = score_outputs(results, args.images, args.data, done, names)
-    write_text(done_path, perceptual.to_csv(index=False))
+
+    def save_scores(table: pd.DataFrame) -> None:
+        write_text(done_path, table.to_csv(index=False))
+
+    perceptual = score_outputs(results, args.images, args.data, done, names, save_scores)
+    save_scores(perceptual)
     blend_path = args.results / "pixel_blend.csv"
     earlier = pd.read_csv(blend_path) if blend_path.exists() else pd.DataFrame(columns=KEY)
-    blends = pixel_blends(results, args.images, args.data, earlier, names)
-    write_text(blend_path, blends.to_csv(index=False))
+
+    def save_blends(table: pd.DataFrame) -> None:
+        write_text(blend_path, table.to_csv(index=False))
+
+    blends = pixel_blends(results, args.images, args.data, earlier, names, save_blends)
+    save_blends(blends)
     table = means(results, perceptual, blends, names,
                   baseline_rows(args.baselines, results) if args.baselines else None)
     write_text(args.results / "plane.csv", table.to_csv(index=False, float_format="%.4f"))

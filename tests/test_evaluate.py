@@ -256,6 +256,8 @@ def fake_perceptual(monkeypatch):
 
     monkeypatch.setattr(denoisers.metrics, "lpips", fake("lpips", 1.0), raising=False)
     monkeypatch.setattr(denoisers.metrics, "dists", fake("dists", 2.0), raising=False)
+    # scoring many outputs of one image: the fakes one by one (metrics.scorer has its own tests)
+    monkeypatch.setattr(denoisers.metrics, "scorer", lambda name, ref: lambda image: getattr(denoisers.metrics, name)(ref, image))
     return calls
 
 
@@ -275,6 +277,35 @@ def test_lpips_is_recorded_by_default_and_dists_when_asked_from_saved_outputs(cr
     assert second["dists"].notna().all()
     assert second[["psnr", "seconds", "lpips"]].equals(first[["psnr", "seconds", "lpips"]])  # not run again
     assert np.allclose(second["dists"], 2 * second["lpips"], atol=1e-4)
+
+
+def test_an_interrupted_fill_from_saved_outputs_keeps_the_images_it_scored(crops_dir, tmp_path, weights_mirror,
+                                                                           fake_perceptual, monkeypatch):
+    """DISTS added to a finished run is scored image by image and written after each: stopped
+    on the second image, results.csv holds the first image's DISTS and every row as it was; the
+    same command then scores only the second image."""
+    out, saved = tmp_path / "out", tmp_path / "saved"
+    args = ["--data", str(crops_dir), "--sigma", "25", "--methods", "ffdnet", "--out", str(out), "--save-images", str(saved)]
+    assert evaluate.main(args) == 0
+    first = pd.read_csv(out / "results.csv")
+    fake = denoisers.metrics.scorer
+    references = []
+
+    def stopping(name, reference):
+        references.append(reference)
+        if len(references) == 2:
+            raise KeyboardInterrupt
+        return fake(name, reference)
+
+    monkeypatch.setattr(denoisers.metrics, "scorer", stopping)
+    assert evaluate.main([*args, "--metrics", "lpips,dists"]) == 130  # as after Ctrl-C
+    kept = pd.read_csv(out / "results.csv")
+    assert kept["dists"].notna().sum() == 1 and kept.drop(columns="dists").equals(first.drop(columns="dists"))
+    scored = []
+    monkeypatch.setattr(denoisers.metrics, "scorer", lambda name, ref: scored.append(name) or fake(name, ref))
+    assert evaluate.main([*args, "--metrics", "lpips,dists"]) == 0
+    assert scored == ["dists"]  # the second image's DISTS alone: its LPIPS and the first image were kept
+    assert pd.read_csv(out / "results.csv")["dists"].notna().all()
 
 
 def test_a_metric_added_without_saved_outputs_reruns_those_rows(crops_dir, tmp_path, weights_mirror,

@@ -28,6 +28,7 @@ def script(monkeypatch):
 
     monkeypatch.setattr(denoisers.metrics, "lpips", fake)
     monkeypatch.setattr(denoisers.metrics, "dists", fake)
+    monkeypatch.setattr(denoisers.metrics, "scorer", lambda name, ref: lambda image: fake(ref, image))
     monkeypatch.setattr(module, "write_png", lambda fig, path: False)  # no browser here
     return module, calls
 
@@ -63,6 +64,39 @@ def test_the_plane_blends_scores_and_compares(script, tmp_path):
     first = len(calls)
     assert module.main([str(out), "--images", str(images), "--data", str(data)]) == 0
     assert len(calls) == first  # everything was scored already
+
+
+def test_dists_is_added_to_outputs_scored_before_and_recorded_scores_are_reused(script, tmp_path):
+    """A plane made with --no-dists, then without it: DISTS is scored for every output that lacks
+    it (the LPIPS-only rows included); LPIPS that the evaluation recorded is taken, not scored
+    again; scores of rows outside the plane (another sigma) stay in perceptual.csv."""
+    module, calls = script
+    rng = np.random.default_rng(3)
+    data, images, out = tmp_path / "data", tmp_path / "saved", tmp_path / "out"
+    rows = []
+    for name in ("a.png", "b.png"):
+        clean = rng.integers(40, 200, (40, 48, 3)).astype(np.uint8)
+        write_png(clean, data / name)
+        for method, level in {"idresnet": 6, "idgan": 12}.items():
+            output = np.clip(clean + rng.normal(0, level, clean.shape), 0, 255).astype(np.uint8)
+            write_png(output, images / "sigma25_seed0" / method / name)
+            rows.append({"image": name, "method": method, "sigma": 25.0, "seed": 0, "psnr": 30.0, "ssim": 0.9,
+                         "seconds": 1.0, "weights": "w", "hf": 1.0, "hf_clean": 1.0,
+                         "lpips": 0.25 if method == "idgan" else None})  # the evaluation recorded IDGAN's
+    out.mkdir()
+    pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
+    pd.DataFrame([{"image": "a.png", "method": "idresnet", "sigma": 50.0, "seed": 0, "lpips": 0.7}]).to_csv(
+        out / "perceptual.csv", index=False)
+    args = [str(out), "--images", str(images), "--data", str(data)]
+    assert module.main(args + ["--no-dists"]) == 0
+    assert len(calls) == 2  # IDResNet's two outputs; no pixel blend without a dial setting inside
+    scores = pd.read_csv(out / "perceptual.csv").set_index(["image", "method", "sigma"])
+    assert scores.loc[("a.png", "idgan", 25.0), "lpips"] == 0.25 and scores.loc[("a.png", "idresnet", 50.0), "lpips"] == 0.7
+    assert module.main(args) == 0
+    assert len(calls) == 2 + 4  # DISTS of the four outputs, LPIPS of none
+    scores = pd.read_csv(out / "perceptual.csv")
+    assert len(scores) == 5 and scores[scores["sigma"] == 25]["dists"].notna().all()
+    assert pd.read_csv(out / "plane.csv")["dists"].notna().all()
 
 
 def test_results_without_both_ends_of_the_dial_are_refused(script, tmp_path):

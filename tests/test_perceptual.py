@@ -221,3 +221,19 @@ def test_zero_for_identical_symmetric_and_growing_with_noise(kodak_pair, metric)
     assert fn(noisy[10], clean) == pytest.approx(light, abs=1e-6)
     assert 0 < light < heavy
     assert isinstance(light, float)
+
+
+def test_a_scorer_against_one_reference_gives_the_pairwise_values(kodak_pair):
+    """metrics.scorer: DISTS with the reference's features computed once, LPIPS as it is; the
+    same numbers as the pairwise functions, and the same input checks."""
+    clean, noisy = kodak_pair
+    for name in ("dists", "lpips"):
+        score = metrics.scorer(name, clean)
+        for image in (noisy[10], noisy[50], clean):
+            assert score(image) == pytest.approx(getattr(metrics, name)(clean, image), abs=1e-6)
+        with pytest.raises(ValueError, match="one size"):
+            score(noisy[10][:40])
+    with pytest.raises(ValueError, match="scorer takes one of 'lpips', 'dists'"):
+        metrics.scorer("psnr", clean)
+    with pytest.raises(ValueError, match="uint8"):
+        metrics.scorer("dists", clean.astype(np.float32))

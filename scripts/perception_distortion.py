@@ -124,15 +124,16 @@ def pixel_blends(results: pd.DataFrame, images: Path, data: Path, done: pd.DataF
 def baseline_rows(folder: Path, results: pd.DataFrame) -> pd.DataFrame:
     """The rows of the methods outside the dial in ``folder``'s evaluation that match
     ``results``' images, sigmas and seeds, with the perceptual scores that evaluation recorded:
-    a baseline evaluated once serves every plane on the same images and noise. Methods that
-    ``results`` holds itself are left to it; a method there on only some of the images is left
-    out (and named), as in ``results``."""
+    a baseline evaluated once serves every plane on the same images and noise. A (sigma,
+    method) that ``results`` holds itself is left to it (a baseline run again there with DISTS,
+    say); a method there on only some of the images is left out (and named), as in ``results``."""
     path = folder / "results.csv"
     if not path.exists():
         raise SystemExit(f"--baselines: {path} does not exist")
     other = read_results(path)
+    own = set(zip(results["sigma"], results["method"]))
     other = other[other["method"].map(lambda m: dial_alpha(m) is None and not m.startswith("pixel@"))
-                  & ~other["method"].isin(results["method"].unique())]
+                  & ~pd.Series(list(zip(other["sigma"], other["method"])), index=other.index).isin(own)]
     runs = results[["image", "sigma", "seed"]].drop_duplicates()
     other = other.merge(runs, on=["image", "sigma", "seed"], how="inner")
     images = results.groupby("sigma")["image"].nunique()

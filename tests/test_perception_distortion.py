@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import denoisers
-from denoisers.io import write_png
+from denoisers.io import read_image, write_png
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -138,6 +138,19 @@ def test_baselines_come_from_another_evaluation_with_their_recorded_scores(scrip
     assert "beats every baseline in LPIPS" in (dial / "plane.md").read_text()  # 0.5 is beaten by the fake metric
     with pytest.raises(SystemExit):
         module.main(args + ["--baselines", str(tmp_path / "missing")])
+    # DnCNN run again in the dial's folder at sigma 25 (with DISTS, say): that sigma's rows come
+    # from there, the other folder's DnCNN rows still serve the other sigmas.
+    for name in ("a.png", "b.png"):
+        rows.append({"image": name, "method": "dncnn", "sigma": 25.0, "seed": 0, "psnr": 27.0, "ssim": 0.8,
+                     "seconds": 1.0, "weights": "w", "hf": 1.0, "hf_clean": 1.0, "lpips": 0.4, "dists": 0.3})
+        for method in ("idresnet", "idgan"):
+            rows.append({**rows[0], "image": name, "method": method, "sigma": 50.0})
+            write_png(read_image(images / "sigma25_seed0" / method / name), images / "sigma50_seed0" / method / name)
+    pd.DataFrame(rows).to_csv(dial / "results.csv", index=False)
+    assert module.main(args + ["--baselines", str(base)]) == 0
+    plane = pd.read_csv(dial / "plane.csv").set_index(["sigma", "method"])
+    assert plane.loc[(25, "dncnn"), "lpips"] == pytest.approx(0.4) and plane.loc[(25, "dncnn"), "psnr"] == 27.0
+    assert plane.loc[(50, "dncnn"), "lpips"] == pytest.approx(0.7)
 
 
 def test_a_sigma_still_running_is_left_out_of_the_plane(script, tmp_path, capsys):

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from denoisers import metrics
 from denoisers.dial import FAMILY, dial_name
@@ -20,11 +22,32 @@ from .views import Comparison
 
 START = "idresnet"  # the dial's A = 0 end (FAMILY, "idgan", is its A = 1 end)
 PREVIEW = "pixel-blend preview; the network's output follows"
-#: How far the preview is from the network blend, measured on the whole Kodak24 images
-#: (docs/results/kodak24-dial/NOTES.md: network minus pixel blend, mean over A in (0, 1)).
-PREVIEW_ACCURACY = ("The instant preview blends IDResNet's and IDGAN's outputs pixel by pixel; the network blend "
-                    "follows. On Kodak24 (mean over A, sigma 25 and 35) the network blend scores +0.029 and +0.021 "
-                    "dB PSNR and +0.003 and +0.004 LPIPS against the pixel blend.")
+PREVIEW_NOTE = ("The instant preview blends IDResNet's and IDGAN's outputs pixel by pixel; the network blend "
+                "follows.")
+
+
+def preview_accuracy(plane_csv: Path) -> str:
+    """The preview's note, with how far the pixel blend is from the network blend as measured
+    in ``plane_csv`` (scripts/perception_distortion.py: network minus pixel blend at the same A,
+    mean over the A in (0, 1) that both have, per sigma); the note alone where there is none."""
+    try:
+        table = pd.read_csv(plane_csv)
+    except (OSError, ValueError):
+        return PREVIEW_NOTE
+    if not {"sigma", "method", "alpha", "psnr", "lpips"} <= set(table.columns):
+        return PREVIEW_NOTE
+    methods = table["method"].astype(str)
+    net, pixel = table[methods.str.startswith(FAMILY + "@")], table[methods.str.startswith("pixel@")]
+    pairs = net.merge(pixel, on=["sigma", "alpha"], suffixes=("_net", "_pixel"))
+    gaps = pairs.assign(psnr=pairs["psnr_net"] - pairs["psnr_pixel"], lpips=pairs["lpips_net"] - pairs["lpips_pixel"])
+    gaps = gaps.groupby("sigma")[["psnr", "lpips"]].mean().dropna()
+    if gaps.empty:
+        return PREVIEW_NOTE
+    sigmas = " / ".join(f"{s:g}" for s in gaps.index)
+    psnrs = " / ".join(f"{v:+.3f}" for v in gaps["psnr"])
+    lpipses = " / ".join(f"{v:+.4f}" for v in gaps["lpips"])
+    return (f"{PREVIEW_NOTE} On the whole Kodak24 images (mean over A) the network blend scores {psnrs} dB PSNR "
+            f"and {lpipses} LPIPS against the pixel blend at sigma {sigmas}.")
 
 
 def member(alpha: float | None) -> str:

@@ -10,11 +10,14 @@ import denoisers
 from denoisers.dial import FAMILY, dial_name
 
 from . import benchmark, crops, kodak, views
-from .dialview import PREVIEW_ACCURACY
+from .dialview import preview_accuracy
 from .convert import SIGMA_MAX, SIGMA_MIN, downscale_label
 from .render import SCORES_LABEL
 from .session import Turn
 from .widgets import LenientSlider
+
+#: The plane whose network-vs-pixel-blend gap the dial's note quotes: the whole Kodak24 images.
+DIAL_PLANE = benchmark.default_root() / benchmark.PLANES["Kodak24, whole images"] / "plane.csv"
 
 STATIC = Path(__file__).with_name("static")
 OWN_NOTE = "trained by this project, briefly so far (its model card says how long)"
@@ -118,7 +121,7 @@ def _dial(page: Page, engine) -> None:
     why = "" if ready is None or ready.ready else f"; not available: {ready.reason}"
     page["dial"] = gr.Slider(0, 1, value=1, step=0.05, label="IDGAN: fidelity ↔ detail (A)",
                              info="0 = IDResNet's fidelity, 1 = IDGAN's detail; the IDGAN panel runs the blended "
-                                  "network (weights (1−A)·IDResNet + A·IDGAN). " + PREVIEW_ACCURACY + why,
+                                  "network (weights (1−A)·IDResNet + A·IDGAN). " + preview_accuracy(DIAL_PLANE) + why,
                              interactive=bool(ready and ready.ready), elem_id="dial")
 
 

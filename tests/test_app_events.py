@@ -432,3 +432,25 @@ def test_the_dial_previews_the_pixel_blend_at_once_then_shows_the_network_blend(
     finally:
         exports.close()
         engine.close()
+
+
+def test_the_dials_note_quotes_the_measured_gap_between_pixel_and_network_blend(tmp_path):
+    """The slider's note takes network minus pixel blend from the plane's means (mean over the
+    A both have, per sigma), not from typed numbers; without a plane it says what the preview
+    is and nothing more."""
+    import pandas as pd
+
+    from app.dialview import PREVIEW_NOTE, preview_accuracy
+
+    rows = [(25, "idgan@0.2", 32.0, 0.110, 0.2), (25, "pixel@0.2", 31.9, 0.108, 0.2),
+            (25, "idgan@0.6", 31.0, 0.100, 0.6), (25, "pixel@0.6", 31.0, 0.097, 0.6),
+            (50, "idgan@0.5", 28.0, 0.200, 0.5), (50, "pixel@0.5", 28.05, 0.190, 0.5),
+            (50, "pixel@0.7", 27.0, 0.180, 0.7), (25, "dncnn", 32.1, 0.134, None)]
+    path = tmp_path / "plane.csv"
+    pd.DataFrame(rows, columns=["sigma", "method", "psnr", "lpips", "alpha"]).to_csv(path, index=False)
+    note = preview_accuracy(path)
+    assert note.startswith(PREVIEW_NOTE)
+    assert "+0.050 / -0.050 dB PSNR and +0.0025 / +0.0100 LPIPS against the pixel blend at sigma 25 / 50" in note
+    assert preview_accuracy(tmp_path / "missing.csv") == PREVIEW_NOTE
+    (tmp_path / "odd.csv").write_text("not,a,plane\n1,2,3\n")
+    assert preview_accuracy(tmp_path / "odd.csv") == PREVIEW_NOTE

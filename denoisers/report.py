@@ -296,8 +296,9 @@ def chart_html(results: pd.DataFrame, dataset: str, title: str) -> str:
 
 def document(folders: list[Path], method_order: list[str], at: Path | None = None) -> str:
     """The results page for ``folders``: each one's table, paired differences and notes, and
-    its perception-distortion plane (``plane.png``) where it has one, linked relative to the
-    folder ``at`` that the page is written in (the working folder when None)."""
+    its perception-distortion plane where it has one (what ``plane.md`` says, and
+    ``plane.png`` linked relative to the folder ``at`` that the page is written in, the working
+    folder when None)."""
     parts = [
         "# Results",
         "",
@@ -327,6 +328,10 @@ def document(folders: list[Path], method_order: list[str], at: Path | None = Non
         notes = Path(folder) / "NOTES.md"
         if notes.exists():
             parts += [notes.read_text().strip(), ""]
+        findings = Path(folder) / "plane.md"
+        if findings.exists():
+            parts += ["What the perception-distortion plane shows (`plane.md`, computed by "
+                      "`scripts/perception_distortion.py` from `plane.csv`):", "", findings.read_text().strip(), ""]
         plane = Path(folder) / "plane.png"
         if plane.exists():
             link = Path(os.path.relpath(plane.resolve(), Path(at or ".").resolve())).as_posix()

@@ -493,10 +493,12 @@ def test_report_document(crops_dir, tmp_path, weights_mirror):
     assert np.isfinite(pd.read_csv(out / "results.csv")["psnr"]).all()
     assert "plane" not in text
     (out / "plane.png").write_bytes(b"a chart")  # a perception-distortion plane, linked from where the page is
+    (out / "plane.md").write_text("- sigma 25: what the plane shows\n")  # and what the script found, as it wrote it
     docs = tmp_path / "docs"
     docs.mkdir()
     assert evaluate.report.main([str(out), "--out", str(docs / "results.md")]) == 0
-    assert "(../kodak24/plane.png)" in (docs / "results.md").read_text()
+    page = (docs / "results.md").read_text()
+    assert "(../kodak24/plane.png)" in page and "from `plane.csv`):\n\n- sigma 25: what the plane shows\n" in page
 
 
 @pytest.mark.parametrize("dataset, paper_lines, published_column", [

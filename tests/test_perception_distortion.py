@@ -60,7 +60,7 @@ def test_the_plane_blends_scores_and_compares(script, tmp_path):
     assert "sigma 25: detail is nearest 1" in text and "Network minus pixel blend" in text
     # The fake metric ranks by noise left: A = 0 (IDResNet, 6) beats DnCNN (20) at no PSNR cost;
     # A = 0.5 (8) costs 2.5 dB.
-    assert "DISTS: A = 0 beats every baseline" in text and "Network minus pixel blend at the same A: +" in text
+    assert "A = 0 beats every baseline in DISTS" in text and "Network minus pixel blend at the same A: +" in text
     first = len(calls)
     assert module.main([str(out), "--images", str(images), "--data", str(data)]) == 0
     assert len(calls) == first  # everything was scored already
@@ -97,6 +97,20 @@ def test_dists_is_added_to_outputs_scored_before_and_recorded_scores_are_reused(
     scores = pd.read_csv(out / "perceptual.csv")
     assert len(scores) == 5 and scores[scores["sigma"] == 25]["dists"].notna().all()
     assert pd.read_csv(out / "plane.csv")["dists"].notna().all()
+
+
+def test_the_finding_names_the_first_setting_that_wins_and_the_best_within_half_a_db(script):
+    """IDResNet itself may already beat every baseline: the finding says so, then where the
+    metric is lowest within 0.5 dB; a setting past 0.5 dB does not count."""
+    module, _ = script
+    dial = pd.DataFrame({"method": ["idresnet", "idgan@0.5", "idgan@0.9", "idgan"], "alpha": [0.0, 0.5, 0.9, 1.0],
+                         "psnr": [32.0, 31.6, 31.2, 30.5], "lpips": [0.12, 0.10, 0.09, 0.08]})
+    baselines = pd.DataFrame({"method": ["dncnn", "cbm3d"], "psnr": [32.1, 31.9], "lpips": [0.13, 0.17]})
+    text = module.win_text(dial, dial.iloc[0], baselines, "lpips")
+    assert text == ("A = 0 beats every baseline in LPIPS (0.1200 against dncnn's 0.1300) for 0.000 dB against IDResNet. "
+                    "Within 0.5 dB the lowest LPIPS is at A = 0.5 (0.1000, for 0.400 dB).")
+    baselines["lpips"] = [0.095, 0.17]  # only A = 0.9 and 1 beat it now, both more than 0.5 dB below
+    assert module.win_text(dial, dial.iloc[0], baselines, "lpips").startswith("No A beats the best baseline's LPIPS (dncnn")
 
 
 def test_results_without_both_ends_of_the_dial_are_refused(script, tmp_path):

@@ -75,17 +75,14 @@ def score_outputs(results: pd.DataFrame, images: Path, data: Path, done: pd.Data
         if name in results.columns:  # the evaluation's own score, where it recorded one
             recorded = results[name].to_numpy(dtype=float)
             table[name] = np.where(np.isnan(recorded), table[name].to_numpy(dtype=float), recorded)
-    lacking = table[table[list(names)].isna().any(axis=1)]
-    for image, rows in lacking.groupby("image", sort=False):
-        wanted = tuple(n for n in names if rows[n].isna().any())
-        against = scoring.scorers(read_image(clean_path(data, image)), wanted)
-        for index, row in rows.iterrows():
-            out = read_image(output_path(images, row))
-            for name in wanted:
-                if pd.isna(row[name]):
-                    table.loc[index, name] = against[name](out)
+    lacking = table.index[table[list(names)].isna().any(axis=1)]
+
+    def after_image(scored: pd.DataFrame) -> None:
         if save is not None:
-            save(pd.concat([outside, table], ignore_index=True))
+            save(pd.concat([outside, scored], ignore_index=True))
+
+    scoring.score_missing(table, lacking, names, lambda image: clean_path(data, image),
+                          lambda row: output_path(images, row), after_image)
     return pd.concat([outside, table], ignore_index=True)
 
 
@@ -93,15 +90,22 @@ def pixel_blends(results: pd.DataFrame, images: Path, data: Path, done: pd.DataF
                  names: tuple[str, ...], save=None) -> pd.DataFrame:
     """The pixel-space blend of the saved IDResNet and IDGAN outputs at every A of the dial,
     scored like the networks' outputs (method ``pixel@A``); rows of ``done`` that hold every
-    metric are kept, not scored again. After each image ``save`` gets the rows so far."""
-    ready = done.dropna(subset=[*names]) if not done.empty and set(names) <= set(done.columns) else done.iloc[0:0]
+    metric are kept, not scored again, and so are its rows outside ``results`` (other sigmas,
+    whatever they hold). After each image ``save`` gets the rows so far."""
+    ends = results[results["method"].isin(ENDS)]
+    runs = set(map(tuple, ends[["image", "sigma", "seed"]].astype(str).values))
+    if done.empty:
+        done = done.iloc[0:0]
+    here = pd.Series([tuple(map(str, k)) in runs for k in done[["image", "sigma", "seed"]].values], index=done.index,
+                     dtype=bool)
+    whole = done.reindex(columns=list(dict.fromkeys([*done.columns, *names])))[list(names)].notna().all(axis=1)
+    ready = done[~here | whole]
     have = set(map(tuple, ready[KEY].astype(str).values))
     alphas = sorted({a for m in results["method"].unique() if (a := dial_alpha(m)) is not None and 0 < a < 1})
-    ends = results[results["method"].isin(ENDS)]
     rows = []
-    for image, runs in ends.groupby("image", sort=False):
+    for image, pairs in ends.groupby("image", sort=False):
         clean = against = None  # read and built for the first blend this image still lacks
-        for (sigma, seed), pair in runs.groupby(["sigma", "seed"]):
+        for (sigma, seed), pair in pairs.groupby(["sigma", "seed"]):
             todo = [a for a in alphas if (str(image), f"pixel@{a:g}", str(sigma), str(seed)) not in have]
             if set(pair["method"]) != set(ENDS) or not todo:
                 continue
@@ -120,7 +124,13 @@ def pixel_blends(results: pd.DataFrame, images: Path, data: Path, done: pd.DataF
                              **{name: score(out) for name, score in against.items()}})
         if save is not None and against is not None:
             save(pd.concat([ready, pd.DataFrame(rows)], ignore_index=True))
-    return pd.concat([ready, pd.DataFrame(rows)], ignore_index=True) if rows else ready
+    return pd.concat([ready, pd.DataFrame(rows)], ignore_index=True) if rows else ready.reset_index(drop=True)
+
+
+def in_runs(rows: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    """The ``rows`` on an image, sigma and seed of ``results``."""
+    runs = results[["image", "sigma", "seed"]].drop_duplicates()
+    return rows.astype({"sigma": float, "seed": int}).merge(runs, on=["image", "sigma", "seed"], how="inner")
 
 
 def baseline_rows(folder: Path, results: pd.DataFrame) -> pd.DataFrame:
@@ -136,8 +146,7 @@ def baseline_rows(folder: Path, results: pd.DataFrame) -> pd.DataFrame:
     own = set(zip(results["sigma"], results["method"]))
     other = other[other["method"].map(lambda m: dial_alpha(m) is None and not m.startswith("pixel@"))
                   & ~pd.Series(list(zip(other["sigma"], other["method"])), index=other.index).isin(own)]
-    runs = results[["image", "sigma", "seed"]].drop_duplicates()
-    other = other.merge(runs, on=["image", "sigma", "seed"], how="inner")
+    other = in_runs(other, results)
     images = results.groupby("sigma")["image"].nunique()
     return complete(other, other["sigma"].map(images), "--baselines: ").reset_index(drop=True)
 
@@ -154,10 +163,15 @@ def complete(rows: pd.DataFrame, images: pd.Series | int, where: str = "") -> pd
 
 def means(results: pd.DataFrame, perceptual: pd.DataFrame, blends: pd.DataFrame, names: tuple[str, ...],
           baselines: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Means per sigma and method of the scored ``results``, the pixel ``blends`` and the
+    """Means per sigma and method of the scored ``results`` (the scores their evaluation
+    recorded, else ``perceptual``'s), the pixel ``blends`` on their images and noise, and the
     ``baselines`` taken from another evaluation (their recorded scores as they are)."""
-    scored = results.drop(columns=[c for c in perceptual.columns if c in results.columns and c not in KEY])
-    scored = scored.merge(perceptual, on=KEY, how="left")
+    recorded = [c for c in perceptual.columns if c in results.columns and c not in KEY]
+    scored = results.merge(perceptual.astype({"sigma": float, "seed": int}), on=KEY, how="left",
+                           suffixes=("@recorded", ""))
+    for column in recorded:
+        scored[column] = scored.pop(f"{column}@recorded").fillna(scored[column])
+    blends = in_runs(blends, results) if not blends.empty else blends
     everything = pd.concat([scored, baselines, blends] if baselines is not None else [scored, blends],
                            ignore_index=True)
     table = summary(everything)  # means of PSNR, SSIM, detail, LPIPS and DISTS per (sigma, method)
@@ -279,7 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=Path, required=True, help="the --save-images folder of that evaluation")
     parser.add_argument("--data", type=Path, required=True,
                         help="the clean images it was run on: a folder, or a test set's name (kodak24, ...)")
-    parser.add_argument("--sigma", type=float, action="append", help="only these sigmas (default: all)")
+    parser.add_argument("--sigma", type=float, action="append",
+                        help="score only these sigmas (default: all); the plane still shows the others with the "
+                             "scores found for them")
     parser.add_argument("--no-dists", action="store_true", help="LPIPS only (DISTS is about 10x slower)")
     parser.add_argument("--baselines", type=Path, metavar="FOLDER",
                         help="take the methods outside the dial from this evaluation folder (same images and "
@@ -290,8 +306,6 @@ def main(argv: list[str] | None = None) -> int:
     if results.empty or not (set(ENDS) <= set(results["method"])):
         parser.error(f"{args.results / 'results.csv'} has no idresnet and idgan rows: run the evaluation first")
     results = results[results["method"].map(lambda m: not m.startswith("pixel@"))]
-    if args.sigma:
-        results = results[results["sigma"].isin(args.sigma)]
     # A method run on part of the images (a run still going, say) would not be comparable:
     # every (sigma, method) must cover every image the folder holds.
     results = complete(results, results["image"].nunique())
@@ -302,13 +316,17 @@ def main(argv: list[str] | None = None) -> int:
         results = results[results["sigma"].isin(ends.index[ends])]
     if results.empty:
         parser.error("no sigma has idresnet and idgan on every image")
+    scope = results[results["sigma"].isin(args.sigma)] if args.sigma else results
+    if scope.empty:
+        parser.error(f"--sigma {', '.join(f'{s:g}' for s in args.sigma)}: no dial on every image there "
+                     f"(the folder's: {', '.join(f'{s:g}' for s in sorted(results['sigma'].unique()))})")
     done_path = args.results / "perceptual.csv"
     done = pd.read_csv(done_path) if done_path.exists() else pd.DataFrame(columns=[*KEY, *names])
 
     def save_scores(table: pd.DataFrame) -> None:
         write_text(done_path, table.to_csv(index=False))
 
-    perceptual = score_outputs(results, args.images, args.data, done, names, save_scores)
+    perceptual = score_outputs(scope, args.images, args.data, done, names, save_scores)
     save_scores(perceptual)
     blend_path = args.results / "pixel_blend.csv"
     earlier = pd.read_csv(blend_path) if blend_path.exists() else pd.DataFrame(columns=KEY)
@@ -316,10 +334,15 @@ def main(argv: list[str] | None = None) -> int:
     def save_blends(table: pd.DataFrame) -> None:
         write_text(blend_path, table.to_csv(index=False))
 
-    blends = pixel_blends(results, args.images, args.data, earlier, names, save_blends)
+    blends = pixel_blends(scope, args.images, args.data, earlier, names, save_blends)
     save_blends(blends)
     table = means(results, perceptual, blends, names,
                   baseline_rows(args.baselines, results) if args.baselines else None)
+    unscored = table.groupby("sigma")["lpips"].apply(lambda column: column.isna().any())
+    if unscored.any():  # a sigma outside --sigma that was never scored
+        print(f"left out, not scored: sigma {', '.join(f'{s:g}' for s in unscored.index[unscored])} "
+              "(run without --sigma)", file=sys.stderr)
+        table = table[~table["sigma"].isin(unscored.index[unscored])].reset_index(drop=True)
     write_text(args.results / "plane.csv", table.to_csv(index=False, float_format="%.4f"))
     fig = plane_figure(table)
     html_path = args.results / "plane.html"

@@ -35,21 +35,7 @@ def script(monkeypatch):
 
 def test_the_plane_blends_scores_and_compares(script, tmp_path):
     module, calls = script
-    rng = np.random.default_rng(0)
-    data, images, out = tmp_path / "data", tmp_path / "saved", tmp_path / "out"
-    outputs = {"idresnet": 6, "idgan": 12, "idgan@0.5": 8, "dncnn": 20}  # noise left in each output
-    rows = []
-    for name in ("a.png", "b.png"):
-        clean = rng.integers(40, 200, (40, 48, 3)).astype(np.uint8)
-        write_png(clean, data / name)
-        for method, level in outputs.items():
-            output = np.clip(clean + rng.normal(0, level, clean.shape), 0, 255).astype(np.uint8)
-            write_png(output, images / "sigma25_seed0" / method / name)
-            rows.append({"image": name, "method": method, "sigma": 25.0, "seed": 0,
-                         "psnr": denoisers.metrics.psnr(clean, output), "ssim": 0.9, "seconds": 1.0, "weights": "w",
-                         "hf": 1.0, "hf_clean": 1.0})
-    out.mkdir()
-    pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
+    data, images, out = dial_folder(tmp_path, {"idresnet": 6, "idgan": 12, "idgan@0.5": 8, "dncnn": 20})
     assert module.main([str(out), "--images", str(images), "--data", str(data)]) == 0
     blends = pd.read_csv(out / "pixel_blend.csv")
     assert set(blends["method"]) == {"pixel@0.5"} and len(blends) == 2
@@ -97,6 +83,61 @@ def test_dists_is_added_to_outputs_scored_before_and_recorded_scores_are_reused(
     scores = pd.read_csv(out / "perceptual.csv")
     assert len(scores) == 5 and scores[scores["sigma"] == 25]["dists"].notna().all()
     assert pd.read_csv(out / "plane.csv")["dists"].notna().all()
+
+
+def dial_folder(tmp_path: Path, levels: dict[str, float], sigmas=(25.0,), seed: int = 0):
+    """A tiny evaluation of two images: for each sigma and method an output with ``levels[method]``
+    of noise left, saved as --save-images does, and its row (no perceptual score recorded)."""
+    rng = np.random.default_rng(seed)
+    data, images, out = tmp_path / "data", tmp_path / "saved", tmp_path / "out"
+    rows = []
+    for name in ("a.png", "b.png"):
+        clean = rng.integers(40, 200, (40, 48, 3)).astype(np.uint8)
+        write_png(clean, data / name)
+        for sigma in sigmas:
+            for method, level in levels.items():
+                output = np.clip(clean + rng.normal(0, level, clean.shape), 0, 255).astype(np.uint8)
+                write_png(output, images / f"sigma{sigma:g}_seed0" / method / name)
+                rows.append({"image": name, "method": method, "sigma": float(sigma), "seed": 0,
+                             "psnr": denoisers.metrics.psnr(clean, output), "ssim": 0.9, "seconds": 1.0,
+                             "weights": "w", "hf": 1.0, "hf_clean": 1.0})
+    out.mkdir()
+    pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
+    return data, images, out
+
+
+def test_a_run_limited_to_one_sigma_keeps_the_others_scores_and_plots_them(script, tmp_path, capsys):
+    """--sigma 35 after an LPIPS-only plane of 25 and 35: DISTS is scored at 35 only; the pixel
+    blends of 25, which lack DISTS, stay in pixel_blend.csv (scores are not thrown away) and
+    the plane still shows 25 with the scores found for it."""
+    module, calls = script
+    data, images, out = dial_folder(tmp_path, {"idresnet": 6, "idgan": 12, "idgan@0.5": 8, "dncnn": 20},
+                                    sigmas=(25.0, 35.0))
+    args = [str(out), "--images", str(images), "--data", str(data)]
+    assert module.main(args + ["--no-dists"]) == 0
+    assert len(calls) == 2 * 2 * (4 + 1)  # LPIPS of 4 outputs and 1 blend, 2 images, 2 sigmas
+    assert module.main(args + ["--sigma", "35"]) == 0
+    assert len(calls) == 20 + 2 * (4 + 2)  # at 35: DISTS of the 4 outputs, LPIPS and DISTS of the blend
+    blends = pd.read_csv(out / "pixel_blend.csv").set_index(["sigma", "image"])
+    assert len(blends) == 4 and blends.loc[25.0, "lpips"].notna().all() and blends.loc[25.0, "dists"].isna().all()
+    assert blends.loc[35.0, "dists"].notna().all()
+    plane = pd.read_csv(out / "plane.csv").set_index(["sigma", "method"])
+    assert set(plane.index.get_level_values("sigma")) == {25.0, 35.0}
+    assert plane.loc[(25.0, "pixel@0.5"), "lpips"] > 0 and np.isnan(plane.loc[(25.0, "pixel@0.5"), "dists"])
+    assert plane.loc[(35.0, "pixel@0.5"), "dists"] > 0
+    text = (out / "plane.md").read_text()
+    assert "sigma 25" in text and "sigma 35" in text and text.count("in DISTS") == 1
+    with pytest.raises(SystemExit):
+        module.main(args + ["--sigma", "50"])
+    assert "--sigma 50: no dial on every image there (the folder's: 25, 35)" in capsys.readouterr().err
+
+
+def test_a_sigma_never_scored_is_left_out_of_a_run_limited_to_another(script, tmp_path, capsys):
+    module, calls = script
+    data, images, out = dial_folder(tmp_path, {"idresnet": 6, "idgan": 12}, sigmas=(25.0, 35.0))
+    assert module.main([str(out), "--images", str(images), "--data", str(data), "--no-dists", "--sigma", "25"]) == 0
+    assert len(calls) == 4 and set(pd.read_csv(out / "plane.csv")["sigma"]) == {25.0}
+    assert "left out, not scored: sigma 35 (run without --sigma)" in capsys.readouterr().err
 
 
 def test_the_finding_names_the_first_setting_that_wins_and_the_best_within_half_a_db(script):

@@ -164,7 +164,7 @@ def dists(reference: np.ndarray, image: np.ndarray) -> float:
     return perceptual.dists(reference, image)
 
 
-PERCEPTUAL = ("lpips", "dists")
+PERCEPTUAL = ("lpips", "dists")  # the perceptual distances, in the order tables show them
 
 
 def scorer(name: str, reference: np.ndarray) -> Callable[[np.ndarray], float]:

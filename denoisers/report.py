@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .metrics import PERCEPTUAL
 from .reference import KODAK24_IMAGES, PAPER_TABLE1, PUBLISHED, PUBLISHED_ON  # noqa: F401 (re-exported)
 
 # ``hf``/``hf_clean``: the high-frequency energy (``metrics.high_frequency_energy``) of the
@@ -24,7 +25,6 @@ COLUMNS = ["image", "method", "sigma", "seed", "psnr", "ssim", "seconds", "weigh
 # known to belong to that image and not merely to a file of that name; older files lack it.
 # ``lpips`` (AlexNet) and ``dists``: perceptual distances to the clean image (lower is closer),
 # recorded when the evaluation's ``--metrics`` asks for them (LPIPS by default); empty otherwise.
-PERCEPTUAL = ("lpips", "dists")
 FILE_COLUMNS = [*COLUMNS, "clean_sha256", *PERCEPTUAL]
 
 

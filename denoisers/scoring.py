@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from . import metrics, report
+from . import metrics
 from .fetch import FetchError
 from .io import read_image
 from .resume import row_key
 from .weights import WeightsError
 
-METRICS = ("psnr", "ssim", "detail", *report.PERCEPTUAL)
+METRICS = ("psnr", "ssim", "detail", *metrics.PERCEPTUAL)
 DEFAULT_METRICS = "psnr,ssim,detail,lpips"
 
 
@@ -29,7 +29,7 @@ def parse_metrics(text: str) -> tuple[str, ...]:
     if unknown or not asked:
         raise ValueError(f"{', '.join(unknown) or 'nothing'}: choose from {', '.join(METRICS)} "
                          "(psnr, ssim and detail are always recorded)")
-    return tuple(m for m in report.PERCEPTUAL if m in asked)
+    return tuple(m for m in metrics.PERCEPTUAL if m in asked)
 
 
 def perceptual_scores(clean_u8, out_u8, names: tuple[str, ...]) -> dict[str, float]:
@@ -54,37 +54,43 @@ def scorers(clean_u8, names: tuple[str, ...]) -> dict[str, Callable]:
     return {name: metrics.scorer(name, clean_u8) for name in names}
 
 
+def score_missing(table: pd.DataFrame, index: pd.Index, names: tuple[str, ...], clean_of: Callable[[str], Path],
+                  output_of: Callable[[pd.Series], Path], after_image: Callable[[pd.DataFrame], None] | None = None,
+                  bar: tqdm | None = None) -> None:
+    """Score in ``table`` (in place) the metrics ``names`` that its rows ``index`` lack, from
+    their outputs (``output_of(row)``) against ``clean_of(image)``, image by image: each clean
+    image is read once and its DISTS features computed once (``scorers``). After each image
+    ``after_image`` gets the table (to write it, so that an interruption keeps what was done)."""
+    for image, rows in table.loc[index].groupby("image", sort=False):
+        wanted = tuple(n for n in names if rows[n].isna().any())
+        against = scorers(read_image(clean_of(image)), wanted)
+        for at, row in rows.iterrows():
+            out = read_image(output_of(row))
+            for name in wanted:
+                if pd.isna(row[name]):
+                    table.loc[at, name] = round(against[name](out), 5)
+            if bar is not None:
+                bar.update()
+        if after_image is not None:
+            after_image(table)
+
+
 def fill_from_saved(existing: pd.DataFrame, jobs: list, names: tuple[str, ...], saved: Callable | None,
                     checkpoint: Callable[[pd.DataFrame], None] | None = None) -> tuple[pd.DataFrame, int]:
     """Rows of this run that lack an asked perceptual metric but whose output was kept by
     ``--save-images`` get it from that PNG: adding a metric to a finished run computes only the
-    metric, not the method again, and only the metrics a row lacks. Rows are scored image by
-    image; after each image ``checkpoint`` gets the rows so far (to write them, so that an
-    interrupted fill keeps what it did). Returns the rows and how many were filled."""
+    metric, not the method again, and only the metrics a row lacks. After each image
+    ``checkpoint`` gets the rows so far. Returns the rows and how many were filled."""
     if saved is None or not names or existing.empty:
         return existing, 0
     existing = existing.reindex(columns=list(dict.fromkeys([*existing.columns, *names])))
     paths = {job.image.name: job.image for job in jobs}
     planned = {job.key for job in jobs}
-    lacking = [row for row in existing.itertuples()
-               if row_key(row) in planned and any(pd.isna(getattr(row, n)) for n in names) and saved(row).exists()]
-    by_image: dict[str, list] = {}
-    for row in lacking:
-        by_image.setdefault(row.image, []).append(row)
+    lacking = pd.Index([row.Index for row in existing.itertuples() if row_key(row) in planned
+                        and any(pd.isna(getattr(row, n)) for n in names) and saved(row).exists()])
     with tqdm(total=len(lacking), unit="row", desc=f"{'/'.join(names)} from saved outputs", mininterval=2,
               file=sys.stderr, disable=len(lacking) < 2) as bar:
-        for image, rows in by_image.items():
-            clean = read_image(paths[image])
-            wanted = tuple(n for n in names if any(pd.isna(getattr(r, n)) for r in rows))
-            against = scorers(clean, wanted)
-            for row in rows:
-                out = read_image(saved(row))
-                for name in wanted:
-                    if pd.isna(getattr(row, name)):
-                        existing.loc[row.Index, name] = round(against[name](out), 5)
-                bar.update()
-            if checkpoint is not None:
-                checkpoint(existing)
+        score_missing(existing, lacking, names, paths.__getitem__, saved, checkpoint, bar)
     return existing, len(lacking)
 
 

@@ -76,11 +76,7 @@ def score_outputs(results: pd.DataFrame, images: Path, data: Path, done: pd.Data
             recorded = results[name].to_numpy(dtype=float)
             table[name] = np.where(np.isnan(recorded), table[name].to_numpy(dtype=float), recorded)
     lacking = table.index[table[list(names)].isna().any(axis=1)]
-
-    def after_image(scored: pd.DataFrame) -> None:
-        if save is not None:
-            save(pd.concat([outside, scored], ignore_index=True))
-
+    after_image = (lambda scored: save(pd.concat([outside, scored], ignore_index=True))) if save else None
     scoring.score_missing(table, lacking, names, lambda image: clean_path(data, image),
                           lambda row: output_path(images, row), after_image)
     return pd.concat([outside, table], ignore_index=True)
@@ -93,13 +89,8 @@ def pixel_blends(results: pd.DataFrame, images: Path, data: Path, done: pd.DataF
     metric are kept, not scored again, and so are its rows outside ``results`` (other sigmas,
     whatever they hold). After each image ``save`` gets the rows so far."""
     ends = results[results["method"].isin(ENDS)]
-    runs = set(map(tuple, ends[["image", "sigma", "seed"]].astype(str).values))
-    if done.empty:
-        done = done.iloc[0:0]
-    here = pd.Series([tuple(map(str, k)) in runs for k in done[["image", "sigma", "seed"]].values], index=done.index,
-                     dtype=bool)
     whole = done.reindex(columns=list(dict.fromkeys([*done.columns, *names])))[list(names)].notna().all(axis=1)
-    ready = done[~here | whole]
+    ready = done[~on_runs(done, ends) | whole]
     have = set(map(tuple, ready[KEY].astype(str).values))
     alphas = sorted({a for m in results["method"].unique() if (a := dial_alpha(m)) is not None and 0 < a < 1})
     rows = []
@@ -127,10 +118,13 @@ def pixel_blends(results: pd.DataFrame, images: Path, data: Path, done: pd.DataF
     return pd.concat([ready, pd.DataFrame(rows)], ignore_index=True) if rows else ready.reset_index(drop=True)
 
 
-def in_runs(rows: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
-    """The ``rows`` on an image, sigma and seed of ``results``."""
-    runs = results[["image", "sigma", "seed"]].drop_duplicates()
-    return rows.astype({"sigma": float, "seed": int}).merge(runs, on=["image", "sigma", "seed"], how="inner")
+def on_runs(rows: pd.DataFrame, results: pd.DataFrame) -> pd.Series:
+    """Whether each of ``rows`` is on an image, sigma and seed of ``results``."""
+    def keys(table: pd.DataFrame):
+        return zip(table["image"].astype(str), table["sigma"].astype(float), table["seed"].astype(int))
+
+    runs = set(keys(results))
+    return pd.Series([key in runs for key in keys(rows)], index=rows.index, dtype=bool)
 
 
 def baseline_rows(folder: Path, results: pd.DataFrame) -> pd.DataFrame:
@@ -146,7 +140,7 @@ def baseline_rows(folder: Path, results: pd.DataFrame) -> pd.DataFrame:
     own = set(zip(results["sigma"], results["method"]))
     other = other[other["method"].map(lambda m: dial_alpha(m) is None and not m.startswith("pixel@"))
                   & ~pd.Series(list(zip(other["sigma"], other["method"])), index=other.index).isin(own)]
-    other = in_runs(other, results)
+    other = other[on_runs(other, results)]
     images = results.groupby("sigma")["image"].nunique()
     return complete(other, other["sigma"].map(images), "--baselines: ").reset_index(drop=True)
 
@@ -171,7 +165,7 @@ def means(results: pd.DataFrame, perceptual: pd.DataFrame, blends: pd.DataFrame,
                            suffixes=("@recorded", ""))
     for column in recorded:
         scored[column] = scored.pop(f"{column}@recorded").fillna(scored[column])
-    blends = in_runs(blends, results) if not blends.empty else blends
+    blends = blends[on_runs(blends, results)]
     everything = pd.concat([scored, baselines, blends] if baselines is not None else [scored, blends],
                            ignore_index=True)
     table = summary(everything)  # means of PSNR, SSIM, detail, LPIPS and DISTS per (sigma, method)

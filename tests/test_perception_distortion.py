@@ -33,6 +33,27 @@ def script(monkeypatch):
     return module, calls
 
 
+def dial_folder(tmp_path: Path, levels: dict[str, float], sigmas=(25.0,), seed: int = 0):
+    """A tiny evaluation of two images: for each sigma and method an output with ``levels[method]``
+    of noise left, saved as --save-images does, and its row (no perceptual score recorded)."""
+    rng = np.random.default_rng(seed)
+    data, images, out = tmp_path / "data", tmp_path / "saved", tmp_path / "out"
+    rows = []
+    for name in ("a.png", "b.png"):
+        clean = rng.integers(40, 200, (40, 48, 3)).astype(np.uint8)
+        write_png(clean, data / name)
+        for sigma in sigmas:
+            for method, level in levels.items():
+                output = np.clip(clean + rng.normal(0, level, clean.shape), 0, 255).astype(np.uint8)
+                write_png(output, images / f"sigma{sigma:g}_seed0" / method / name)
+                rows.append({"image": name, "method": method, "sigma": float(sigma), "seed": 0,
+                             "psnr": denoisers.metrics.psnr(clean, output), "ssim": 0.9, "seconds": 1.0,
+                             "weights": "w", "hf": 1.0, "hf_clean": 1.0})
+    out.mkdir()
+    pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
+    return data, images, out
+
+
 def test_the_plane_blends_scores_and_compares(script, tmp_path):
     module, calls = script
     data, images, out = dial_folder(tmp_path, {"idresnet": 6, "idgan": 12, "idgan@0.5": 8, "dncnn": 20})
@@ -57,20 +78,10 @@ def test_dists_is_added_to_outputs_scored_before_and_recorded_scores_are_reused(
     it (the LPIPS-only rows included); LPIPS that the evaluation recorded is taken, not scored
     again; scores of rows outside the plane (another sigma) stay in perceptual.csv."""
     module, calls = script
-    rng = np.random.default_rng(3)
-    data, images, out = tmp_path / "data", tmp_path / "saved", tmp_path / "out"
-    rows = []
-    for name in ("a.png", "b.png"):
-        clean = rng.integers(40, 200, (40, 48, 3)).astype(np.uint8)
-        write_png(clean, data / name)
-        for method, level in {"idresnet": 6, "idgan": 12}.items():
-            output = np.clip(clean + rng.normal(0, level, clean.shape), 0, 255).astype(np.uint8)
-            write_png(output, images / "sigma25_seed0" / method / name)
-            rows.append({"image": name, "method": method, "sigma": 25.0, "seed": 0, "psnr": 30.0, "ssim": 0.9,
-                         "seconds": 1.0, "weights": "w", "hf": 1.0, "hf_clean": 1.0,
-                         "lpips": 0.25 if method == "idgan" else None})  # the evaluation recorded IDGAN's
-    out.mkdir()
-    pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
+    data, images, out = dial_folder(tmp_path, {"idresnet": 6, "idgan": 12}, seed=3)
+    results = pd.read_csv(out / "results.csv")
+    results["lpips"] = np.where(results["method"] == "idgan", 0.25, np.nan)  # the evaluation recorded IDGAN's
+    results.to_csv(out / "results.csv", index=False)
     pd.DataFrame([{"image": "a.png", "method": "idresnet", "sigma": 50.0, "seed": 0, "lpips": 0.7}]).to_csv(
         out / "perceptual.csv", index=False)
     args = [str(out), "--images", str(images), "--data", str(data)]
@@ -83,27 +94,6 @@ def test_dists_is_added_to_outputs_scored_before_and_recorded_scores_are_reused(
     scores = pd.read_csv(out / "perceptual.csv")
     assert len(scores) == 5 and scores[scores["sigma"] == 25]["dists"].notna().all()
     assert pd.read_csv(out / "plane.csv")["dists"].notna().all()
-
-
-def dial_folder(tmp_path: Path, levels: dict[str, float], sigmas=(25.0,), seed: int = 0):
-    """A tiny evaluation of two images: for each sigma and method an output with ``levels[method]``
-    of noise left, saved as --save-images does, and its row (no perceptual score recorded)."""
-    rng = np.random.default_rng(seed)
-    data, images, out = tmp_path / "data", tmp_path / "saved", tmp_path / "out"
-    rows = []
-    for name in ("a.png", "b.png"):
-        clean = rng.integers(40, 200, (40, 48, 3)).astype(np.uint8)
-        write_png(clean, data / name)
-        for sigma in sigmas:
-            for method, level in levels.items():
-                output = np.clip(clean + rng.normal(0, level, clean.shape), 0, 255).astype(np.uint8)
-                write_png(output, images / f"sigma{sigma:g}_seed0" / method / name)
-                rows.append({"image": name, "method": method, "sigma": float(sigma), "seed": 0,
-                             "psnr": denoisers.metrics.psnr(clean, output), "ssim": 0.9, "seconds": 1.0,
-                             "weights": "w", "hf": 1.0, "hf_clean": 1.0})
-    out.mkdir()
-    pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
-    return data, images, out
 
 
 def test_a_run_limited_to_one_sigma_keeps_the_others_scores_and_plots_them(script, tmp_path, capsys):
@@ -166,24 +156,15 @@ def test_baselines_come_from_another_evaluation_with_their_recorded_scores(scrip
     from an evaluation on the same images and noise; a method there on one image of two, and
     the other folder's rows for another sigma, are left out."""
     module, _ = script
-    rng = np.random.default_rng(1)
-    data, images, dial, base = (tmp_path / n for n in ("data", "saved", "dial", "base"))
-    rows, other = [], []
-    for name in ("a.png", "b.png"):
-        clean = rng.integers(40, 200, (40, 48, 3)).astype(np.uint8)
-        write_png(clean, data / name)
-        for method, level in {"idresnet": 6, "idgan": 12}.items():
-            output = np.clip(clean + rng.normal(0, level, clean.shape), 0, 255).astype(np.uint8)
-            write_png(output, images / "sigma25_seed0" / method / name)
-            rows.append({"image": name, "method": method, "sigma": 25.0, "seed": 0, "psnr": 30.0, "ssim": 0.9,
-                         "seconds": 1.0, "weights": "w", "hf": 1.0, "hf_clean": 1.0})
-        for method, sigma, lp in (("dncnn", 25.0, 0.5), ("dncnn", 50.0, 0.7), ("idgan@0.5", 25.0, 0.6)):
-            other.append({"image": name, "method": method, "sigma": sigma, "seed": 0, "psnr": 28.0, "ssim": 0.8,
-                          "seconds": 1.0, "weights": "w", "hf": 1.0, "hf_clean": 1.0, "lpips": lp})
+    data, images, dial = dial_folder(tmp_path, {"idresnet": 6, "idgan": 12}, seed=1)
+    rows = pd.read_csv(dial / "results.csv").to_dict("records")
+    base = tmp_path / "base"
+    other = [{"image": name, "method": method, "sigma": sigma, "seed": 0, "psnr": 28.0, "ssim": 0.8, "seconds": 1.0,
+              "weights": "w", "hf": 1.0, "hf_clean": 1.0, "lpips": lp} for name in ("a.png", "b.png")
+             for method, sigma, lp in (("dncnn", 25.0, 0.5), ("dncnn", 50.0, 0.7), ("idgan@0.5", 25.0, 0.6))]
     other.append({**other[-1], "method": "ffdnet", "image": "a.png"})  # one image of two
-    for folder, table in ((dial, rows), (base, other)):
-        folder.mkdir()
-        pd.DataFrame(table).to_csv(folder / "results.csv", index=False)
+    base.mkdir()
+    pd.DataFrame(other).to_csv(base / "results.csv", index=False)
     args = [str(dial), "--images", str(images), "--data", str(data), "--no-dists"]
     assert module.main(args + ["--baselines", str(base)]) == 0
     plane = pd.read_csv(dial / "plane.csv")

@@ -29,10 +29,12 @@ per process and must not be launched twice at once). On a 144x144 window: 1.7 s 
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator
 
 import numpy as np
 
@@ -118,6 +120,31 @@ def _bm3d_channels(part: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
     rest = [_CHANNEL_THREADS.submit(bm3d.bm3d, np.ascontiguousarray(part[..., c]), float(sigmas[c]), single,
                                     bm3d.BM3DStages.ALL_STAGES, matches) for c in (1, 2)]
     return np.stack([first] + [np.asarray(f.result()) for f in rest], axis=2)
+
+
+@contextlib.contextmanager
+def profile_overrides(**settings) -> Iterator[None]:
+    """For measurements only (``scripts/``): every bm3d call in the block, whole images and
+    regions, in every thread, uses bm3d's default profile with ``settings`` changed (for example
+    ``num_threads=1``, ``nf=16``, ``k=2``); the defaults are back afterwards. A setting bm3d's
+    profile does not have, or an ``nf`` other than 0 or a power of two (bm3d's compiled code
+    aborts the whole process on ``nf=24``), is a ValueError."""
+    import bm3d
+
+    unknown = sorted(k for k in settings if not hasattr(bm3d.BM3DProfile, k))
+    if unknown:
+        raise ValueError(f"bm3d's profile has no setting {', '.join(unknown)}")
+    nf = settings.get("nf", 0)
+    if not isinstance(nf, int) or nf < 0 or nf & (nf - 1):
+        raise ValueError(f"nf must be 0 or a power of two, got {nf!r}")
+    before = {k: getattr(bm3d.BM3DProfile, k) for k in settings}
+    try:
+        for k, v in settings.items():
+            setattr(bm3d.BM3DProfile, k, v)
+        yield
+    finally:
+        for k, v in before.items():
+            setattr(bm3d.BM3DProfile, k, v)
 
 
 def _with_range(part: np.ndarray, whole: np.ndarray, window: tuple[int, int, int, int],

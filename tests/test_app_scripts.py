@@ -1,4 +1,5 @@
-"""The helper scripts' own logic (the child-process wrapper, the load check's file mapping) and ./dev's usage."""
+"""The helper scripts' own logic (the child-process wrapper, the load check's file mapping, the
+region accuracy's options) and ./dev's usage."""
 from __future__ import annotations
 
 import sys
@@ -45,6 +46,19 @@ def test_load_check_maps_files_by_the_record_not_the_request_order():
         "noisy": "/d/1/noisy.png", "ffdnet": "/d/2/ffdnet.png", "cbm3d": "/d/3/cbm3d.png"}
     with pytest.raises(ValueError):
         load_check.outputs_by_key(record, paths[:2])
+
+
+@pytest.mark.parametrize("text, pairs", [("32:4", [(32, 4)]), ("32:4, 16:2,", [(32, 4), (16, 2)]),
+                                         ("32", None), ("32:4:1", None), ("a:b", None), ("", None)])
+def test_region_accuracy_reads_nf_k_pairs_and_refuses_others(text, pairs):
+    import argparse
+
+    region_accuracy = pytest.importorskip("region_accuracy")
+    if pairs is None:
+        with pytest.raises(argparse.ArgumentTypeError, match="NF:K"):
+            region_accuracy.bm3d_profiles(text)
+    else:
+        assert region_accuracy.bm3d_profiles(text) == pairs
 
 
 def test_dev_says_how_to_use_it_and_refuses_an_unknown_command():

@@ -252,3 +252,29 @@ def test_cbm3d_channels_side_by_side_equal_bm3ds_multichannel_call():
         assert out.shape == part.shape
         np.testing.assert_allclose(out, expected, atol=1e-5)
     assert np.abs(out - part).mean() > 0.03  # it filtered: the noise (0.1) is mostly gone
+
+
+def test_cbm3d_profile_overrides_take_effect_and_are_undone():
+    """The measurement scripts' hook: the settings reach bm3d in the block (one thread per
+    call gives the same numbers twice; fewer noise-statistics layers give others), bm3d's
+    defaults are back after it, an error inside included, and bad settings change nothing."""
+    bm3d = pytest.importorskip("bm3d")
+    from denoisers.cbm3d import CBM3D, profile_overrides
+
+    rng = np.random.default_rng(7)
+    noisy = (np.linspace(0.2, 0.8, 36 * 40 * 3).reshape(36, 40, 3) + rng.normal(0, 0.1, (36, 40, 3))).astype(np.float32)
+    d = CBM3D()
+    defaults = (bm3d.BM3DProfile.nf, bm3d.BM3DProfile.k, bm3d.BM3DProfile.num_threads)
+    with profile_overrides(num_threads=1):
+        assert bm3d.BM3DProfile().num_threads == 1
+        one = d.denoise(noisy, 25.0)
+        np.testing.assert_array_equal(d.denoise(noisy, 25.0), one)
+        with profile_overrides(k=1):
+            fewer = d.denoise(noisy, 25.0)
+    assert np.abs(fewer - one).max() > 1e-4
+    with pytest.raises(RuntimeError), profile_overrides(nf=16):
+        raise RuntimeError("inside")
+    for bad in ({"nf": 24}, {"nf": 16, "no_such_setting": 1}):
+        with pytest.raises(ValueError), profile_overrides(**bad):
+            pass
+    assert (bm3d.BM3DProfile.nf, bm3d.BM3DProfile.k, bm3d.BM3DProfile.num_threads) == defaults

@@ -20,7 +20,7 @@ from denoisers.nets.idresnet import IDResNetGenerator
 from train import checkpoint as ckpt
 from train.budget import plan_total_steps
 from train.config import TINY, Config, ConfigError, from_dict, load_yaml, preset, save_yaml
-from train.data import BatchMaker, load_bank
+from train.data import Augment, BatchMaker, load_bank
 from train.discriminator import Discriminator, check_state_dict, feature_side
 from train.distributed import Dist
 from train.loop import lr_at, prepare, train_phase
@@ -109,6 +109,9 @@ def test_presets_are_frozen_and_reject_unknown_keys(tmp_path):
     ("w_adv", -1), ("content_feature_scale", "big"), ("minutes", 0), ("minutes", "soon"),
     ("amp", "fp16"), ("channels_last", "yes"), ("compile", 1), ("preset", None),
     ("lr_warmup", -1), ("lr_warmup", 1.5),
+    ("scale_aug", 0.5), ("scale_aug", [0.5]), ("scale_aug", [0, 1]), ("scale_aug", [0.8, 0.5]),
+    ("scale_aug", [0.5, 1.5]), ("scale_aug", ["a", 1]), ("channel_aug", 1), ("brightness_aug", 1),
+    ("brightness_aug", -0.1), ("brightness_aug", "some"),
     ("lr", math.inf), ("lr", math.nan), ("minutes", math.nan), ("sigma", [20, math.inf]),
     ("w_content", math.inf), ("compile", "bogus"),
 ])
@@ -166,6 +169,65 @@ def test_batches_are_on_device_crops_with_the_right_noise(train_images):
     mixed = BatchMaker(bank, 32, 256, (15.0, 55.0), seed=1).make(0)
     per_crop = (mixed[0] - (mixed[1] + 1) / 2).flatten(1).std(1) * 255
     assert per_crop.min() > 12 and per_crop.max() < 58 and per_crop.std() > 5  # sigma varies per crop
+
+
+def _bank_of(tmp_path, images: list[np.ndarray], crop: int):
+    paths = []
+    for k, img in enumerate(images):
+        paths.append(tmp_path / f"{k}.png")
+        Image.fromarray(img).save(paths[-1])
+    return load_bank(paths, "cpu", crop)
+
+
+def test_scale_augmentation_shrinks_what_the_crops_show(tmp_path):
+    # A ramp of one 8-bit step per pixel along x: a crop shrunk by s shows 1/s steps per pixel
+    # (along one axis or the other after the rotations).
+    ramp = np.broadcast_to(np.arange(200, dtype=np.uint8)[None, :, None], (200, 200, 3)).copy()
+    bank = _bank_of(tmp_path, [ramp], 32)
+
+    def steps_per_pixel(augment, batch=64, step=5):
+        clean = (BatchMaker(bank, 32, batch, (1e-6, 1e-6), seed=2, augment=augment).make(step)[1] + 1) / 2 * 255
+        return torch.maximum(clean.diff(dim=2).abs().mean((1, 2, 3)), clean.diff(dim=3).abs().mean((1, 2, 3)))
+
+    assert steps_per_pixel(Augment()) == pytest.approx(torch.ones(64), abs=0.01)
+    assert steps_per_pixel(Augment(scale=(0.5, 0.5))) == pytest.approx(torch.full((64,), 2.0), abs=0.02)
+    varied = torch.stack([steps_per_pixel(Augment(scale=(0.25, 1.0)), 4, step) for step in range(20)])
+    assert torch.all(varied.std(dim=1) < 0.02)  # one s per batch
+    assert varied.min() > 0.99 and varied.max() < 4.01 and varied[:, 0].std() > 0.5  # drawn anew per batch
+    with pytest.raises(ConfigError, match="cuts 64 px for a 32 px crop, more than the smallest image side 40"):
+        BatchMaker(_bank_of(tmp_path, [ramp[:40, :60]], 32), 32, 4, (25.0, 25.0), seed=0, augment=Augment(scale=(0.5, 1.0)))
+
+
+def test_channel_and_brightness_augmentation(tmp_path):
+    flat = np.empty((48, 48, 3), np.uint8)
+    flat[...] = (51, 128, 204)
+    bank = _bank_of(tmp_path, [flat], 32)
+    plain = BatchMaker(bank, 32, 256, (1e-6, 1e-6), seed=0).make(0)[1][:, :, 0, 0].add(1).mul(127.5).round()
+    assert torch.all(plain == torch.tensor([51.0, 128.0, 204.0]))
+    maker = BatchMaker(bank, 32, 256, (1e-6, 1e-6), seed=0, augment=Augment(channels=True))
+    shuffled = maker.make(0)[1][:, :, 0, 0].add(1).mul(127.5).round()
+    assert torch.all(shuffled.sort(dim=1).values == torch.tensor([51.0, 128.0, 204.0]))  # the same values
+    assert len({tuple(row.tolist()) for row in shuffled}) == 6  # in all six orders
+    assert torch.equal(maker.make(0)[1], maker.make(0)[1])  # still a function of the step
+    noisy, target = BatchMaker(bank, 32, 256, (25.0, 25.0), seed=0, augment=Augment(brightness=0.5)).make(0)
+    clean = (target + 1) / 2
+    factor = clean[:, 2, 0, 0] / (204 / 255)
+    assert factor.min() >= 0.5 - 1e-6 and factor.max() <= 1 + 1e-6 and factor.std() > 0.1
+    assert torch.allclose(clean[:, 0, 0, 0] / (51 / 255), factor, atol=1e-5)  # one factor per crop
+    assert (noisy - clean).std().item() == pytest.approx(25 / 255, rel=0.05)  # the noise is not scaled
+
+
+def test_augmentation_settings_reach_the_batches_and_the_model_card(train_images, tmp_path):
+    from train.modelcard import augment_text
+
+    cfg = tiny(scale_aug=[0.5, 1], channel_aug=True, brightness_aug=0.2)
+    assert cfg.scale_aug == (0.5, 1) and Augment(**cfg.augment) == Augment((0.5, 1), True, 0.2)
+    state, _ = prepare(cfg, "mse", load_bank(train_images, "cpu", 64), Dist(), tmp_path, pretrained_vgg=False)
+    assert state.batches.augment == Augment((0.5, 1), True, 0.2)
+    assert Augment(**TINY.augment) == Augment() and not Augment().active
+    assert augment_text(TINY.to_dict()) == "" and augment_text({"crop": 100}) == ""  # older weights' metadata
+    assert augment_text(cfg.to_dict()) == (", cut larger and shrunk by a factor uniform in [0.5, 1] per batch"
+                                           ", R, G, B in a random order per crop, brightness times [0.8, 1] per crop")
 
 
 def test_crops_stay_inside_each_image(tmp_path):

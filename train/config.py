@@ -36,6 +36,11 @@ class Config:
     # One value: that sigma for every crop (the paper: one network per sigma).
     # A pair (lo, hi): each crop draws its own sigma uniformly from [lo, hi] (a mixed-sigma run).
     sigma: float | tuple[float, float] = 25.0
+    # Variation of the clean crops (train.data.Augment), all off in the paper's setting:
+    # [lo, hi]: each batch cut at crop / s and shrunk by s, s uniform in [lo, hi], 0 < lo <= hi <= 1;
+    scale_aug: tuple[float, float] | None = None
+    channel_aug: bool = False  # each crop's R, G, B in a random order
+    brightness_aug: float = 0.0  # each crop times a factor from [1 - this, 1], this in [0, 1)
     # Optimisation (Adam, same lr for G and D).
     lr: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
@@ -73,6 +78,11 @@ class Config:
     @property
     def arch(self) -> dict[str, int]:
         return {"blocks": self.blocks, "channels": self.channels, "head_kernel": self.head_kernel}
+
+    @property
+    def augment(self) -> dict[str, Any]:
+        """``train.data.Augment``'s arguments."""
+        return {"scale": self.scale_aug, "channels": self.channel_aug, "brightness": float(self.brightness_aug)}
 
     @property
     def sigma_range(self) -> tuple[float, float]:
@@ -162,6 +172,20 @@ def check(cfg: Config) -> None:
         if not 0 < sigma <= 255:
             raise ConfigError(f"sigma must be in (0, 255], got {sigma}")
 
+    if cfg.scale_aug is not None:
+        scale = _need_sequence("scale_aug", cfg.scale_aug, "null or a pair [lo, hi] of shrink factors")
+        if len(scale) != 2:
+            raise ConfigError(f"scale_aug must be a pair [lo, hi], got {len(scale)} values: {list(scale)}")
+        for value in scale:
+            _need_number("scale_aug", value)
+        if not 0 < scale[0] <= scale[1] <= 1:
+            raise ConfigError(f"scale_aug [lo, hi] must have 0 < lo <= hi <= 1, got {list(scale)}")
+    if not isinstance(cfg.channel_aug, bool):
+        raise ConfigError(f"channel_aug must be true or false, got {_show(cfg.channel_aug)}")
+    _need_number("brightness_aug", cfg.brightness_aug)
+    if not 0 <= cfg.brightness_aug < 1:
+        raise ConfigError(f"brightness_aug must be in [0, 1), got {cfg.brightness_aug}")
+
     eval_sigmas = _need_sequence("eval_sigmas", cfg.eval_sigmas, "a list of noise levels")
     if not eval_sigmas:
         raise ConfigError("eval_sigmas must hold at least one noise level")
@@ -206,7 +230,7 @@ def check(cfg: Config) -> None:
 # "none", or a mode of torch.compile ("default" is its mode=None).
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
-_TUPLES = {"sigma", "betas", "lr_milestones", "eval_sigmas"}
+_TUPLES = {"sigma", "betas", "lr_milestones", "eval_sigmas", "scale_aug"}
 
 
 def from_dict(raw: dict[str, Any]) -> Config:

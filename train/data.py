@@ -1,4 +1,5 @@
-"""Training batches made on the training device: random crops, dihedral augmentation, noise.
+"""Training batches made on the training device: random crops, dihedral augmentation, noise,
+and, where the config asks, scale, channel-order and brightness variation (``Augment``).
 
 The whole image set is decoded once into one uint8 tensor on the device, so a GPU is never
 waiting for a data loader. Portrait images are stored transposed (CBSD432 has 481x321 and
@@ -9,14 +10,18 @@ height and width, and each crop is drawn inside its own image's valid area.
 A batch is a pure function of (seed, rank, step): the crop/noise generator is re-seeded from
 those three numbers at every step. Resuming at any step therefore draws exactly the batches
 an unbroken run would have, with no generator state to save, and each DDP rank draws its own.
+An augmentation that is off draws nothing, so runs without any draw the same batches as before
+they existed.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from denoisers.io import read_image
 from denoisers.nets.idresnet import IDResNetGenerator
@@ -64,37 +69,79 @@ def batch_seed(seed: int, rank: int, step: int) -> int:
     return int(mixed[0]) << 31 | int(mixed[1]) >> 1
 
 
+@dataclass(frozen=True)
+class Augment:
+    """Variation of the clean crops beyond flips and rotations, each off by default.
+
+    ``scale``: (lo, hi) with 0 < lo <= hi <= 1, or None. Each batch draws s uniformly from it,
+    cuts its crops at crop / s pixels and shrinks them to the crop (bilinear, antialiased), so
+    textures come at more scales than the photos' own (s = 0.5: half size).
+    ``channels``: each crop's R, G, B in one of the six orders, drawn per crop (the noise is the
+    same in every channel, so a denoiser should not care; colours it never saw come in).
+    ``brightness``: each crop times a factor drawn per crop from [1 - brightness, 1] (darker
+    only: nothing is clipped, every pixel stays a possible photo's)."""
+
+    scale: tuple[float, float] | None = None
+    channels: bool = False
+    brightness: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.scale is not None or self.channels or self.brightness > 0
+
+
 class BatchMaker:
     """``make(step)`` -> (noisy on [0, 1], target on [-1, 1]), both [B, 3, crop, crop] float32."""
 
     def __init__(self, bank: ImageBank, crop: int, batch: int, sigma_range: tuple[float, float],
-                 seed: int, rank: int = 0) -> None:
-        if crop > int(bank.sizes.min()):
-            raise ConfigError(f"crop {crop} is larger than the smallest image side {int(bank.sizes.min())}")
-        self.bank, self.crop, self.batch = bank, crop, batch
+                 seed: int, rank: int = 0, augment: Augment = Augment()) -> None:
+        smallest = int(bank.sizes.min())
+        if crop > smallest:
+            raise ConfigError(f"crop {crop} is larger than the smallest image side {smallest}")
+        if augment.scale is not None and _cut_side(crop, augment.scale[0]) > smallest:
+            raise ConfigError(f"scale augmentation down to {augment.scale[0]:g} cuts {_cut_side(crop, augment.scale[0])}"
+                              f" px for a {crop} px crop, more than the smallest image side {smallest}")
+        self.bank, self.crop, self.batch, self.augment = bank, crop, batch, augment
         self.sigma_lo, self.sigma_hi = sigma_range
         self.seed, self.rank = seed, rank
         self.generator = torch.Generator(device=bank.device)
-        self.offsets = torch.arange(crop, device=bank.device)
 
     def make(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         g = self.generator
         g.manual_seed(batch_seed(self.seed, self.rank, step))
-        dev, b, c = self.bank.device, self.batch, self.crop
+        dev, b, c, aug = self.bank.device, self.batch, self.crop, self.augment
+        cut = c
+        if aug.scale is not None:
+            lo, hi = aug.scale
+            cut = _cut_side(c, lo + (hi - lo) * float(torch.rand(1, generator=g, device=dev)))
         idx = torch.randint(len(self.bank), (b,), generator=g, device=dev)
         hw = self.bank.sizes[idx]  # [B, 2]
         # Uniform top-left corners inside each image's own valid area.
-        y = (torch.rand(b, generator=g, device=dev) * (hw[:, 0] - c + 1)).long()
-        x = (torch.rand(b, generator=g, device=dev) * (hw[:, 1] - c + 1)).long()
-        rows = (y[:, None] + self.offsets)[:, :, None]  # [B, c, 1]
-        cols = (x[:, None] + self.offsets)[:, None, :]  # [B, 1, c]
-        crops = self.bank.pixels[idx[:, None, None], rows, cols]  # [B, c, c, 3] uint8
-        clean = crops.permute(0, 3, 1, 2).float().div_(255.0)  # [B, 3, c, c] on [0, 1]
+        y = (torch.rand(b, generator=g, device=dev) * (hw[:, 0] - cut + 1)).long()
+        x = (torch.rand(b, generator=g, device=dev) * (hw[:, 1] - cut + 1)).long()
+        offsets = torch.arange(cut, device=dev)
+        rows = (y[:, None] + offsets)[:, :, None]  # [B, cut, 1]
+        cols = (x[:, None] + offsets)[:, None, :]  # [B, 1, cut]
+        crops = self.bank.pixels[idx[:, None, None], rows, cols]  # [B, cut, cut, 3] uint8
+        clean = crops.permute(0, 3, 1, 2).float().div_(255.0)  # [B, 3, cut, cut] on [0, 1]
+        if cut != c:
+            clean = F.interpolate(clean, size=(c, c), mode="bilinear", align_corners=False,
+                                  antialias=True).clamp_(0.0, 1.0)
         clean = _dihedral(clean, torch.rand(b, 3, generator=g, device=dev) < 0.5)
+        if aug.channels:
+            order = torch.rand(b, 3, generator=g, device=dev).argsort(dim=1)  # a uniform permutation per crop
+            clean = clean.gather(1, order[:, :, None, None].expand_as(clean))
+        if aug.brightness > 0:
+            clean = clean * (1.0 - aug.brightness * torch.rand(b, 1, 1, 1, generator=g, device=dev))
         sigma = self.sigma_lo + (self.sigma_hi - self.sigma_lo) * torch.rand(b, generator=g, device=dev)
         noise = torch.randn(clean.shape, generator=g, device=dev) * (sigma / 255.0).view(b, 1, 1, 1)
         noisy = clean + noise  # not clipped, as in the evaluation protocol
         return noisy, IDResNetGenerator.to_signed(clean)
+
+
+def _cut_side(crop: int, scale: float) -> int:
+    """Pixels to cut so that shrinking by ``scale`` gives ``crop``."""
+    return max(crop, math.ceil(crop / scale - 1e-9))
 
 
 def _dihedral(x: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ from denoisers.nets.idresnet import IDResNetGenerator
 from . import checkpoint as ckpt
 from .budget import TimeBudget
 from .config import Config, ConfigError, save_yaml
-from .data import BatchMaker, load_bank
+from .data import Augment, BatchMaker, load_bank
 from .discriminator import Discriminator, check_state_dict
 from .distributed import Dist, describe_device, setup_distributed
 from .evaluation import evaluate, load_eval_images
@@ -230,7 +230,7 @@ def prepare(cfg: Config, phase: str, bank, dist_info: Dist, out: Path, init: str
     """Models, optimizers and batches for ``phase``, restored from ``out/last.pt`` if present,
     else initialised from ``init``; then wrapped for speed (channels_last, DDP, compile)."""
     torch.manual_seed(cfg.seed)
-    batches = BatchMaker(bank, cfg.crop, cfg.batch, cfg.sigma_range, cfg.seed, dist_info.rank)
+    batches = BatchMaker(bank, cfg.crop, cfg.batch, cfg.sigma_range, cfg.seed, dist_info.rank, Augment(**cfg.augment))
     g, d, vgg = build_models(cfg, phase, dist_info.device, pretrained_vgg, vgg)
     state = TrainState(cfg, phase, dist_info, out, g, adam(g.parameters(), cfg), batches, d,
                        adam(d.parameters(), cfg) if d is not None else None, vgg)

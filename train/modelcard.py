@@ -107,7 +107,7 @@ def render(facts: CardFacts) -> str:
         f"| sha256 | `{facts.sha256}` |",
         f"| architecture | IDResNetGenerator({', '.join(f'{k}={v}' for k, v in meta['arch'].items())}) |",
         f"| data | {meta.get('data', 'CBSD432')}: random {cfg['crop']}x{cfg['crop']} crops, flips and 90-degree "
-        f"rotations, Gaussian noise drawn per crop (input [0, 1] unclipped, target [-1, 1]) |",
+        f"rotations{augment_text(cfg)}, Gaussian noise drawn per crop (input [0, 1] unclipped, target [-1, 1]) |",
         f"| sigma | {sigma_text(*meta['sigma'])} (0-255 scale) |",
         f"| steps | {steps_text(meta)}, batch {cfg['batch']} x {meta.get('world_size', 1)} process(es) |",
         f"| optimiser | {_optimiser_text(cfg)} |",
@@ -182,6 +182,20 @@ def steps_text(meta: dict[str, Any]) -> str:
     # A run continued from an exported generator restarts Adam and its own lr schedule.
     return (f"{meta['steps']} MSE steps in all: {meta['phase_steps']} in this run, continued from a "
             f"{before}-step generator with a fresh Adam and its own lr schedule")
+
+
+def augment_text(cfg: dict) -> str:
+    """The crops' further variation (``train.data.Augment``) for the data row; "" where none
+    (and for weights trained before these settings existed)."""
+    parts = []
+    if cfg.get("scale_aug"):
+        lo, hi = cfg["scale_aug"]
+        parts.append(f"cut larger and shrunk by a factor uniform in [{lo:g}, {hi:g}] per batch")
+    if cfg.get("channel_aug"):
+        parts.append("R, G, B in a random order per crop")
+    if cfg.get("brightness_aug"):
+        parts.append(f"brightness times [{1 - cfg['brightness_aug']:g}, 1] per crop")
+    return "".join(f", {p}" for p in parts)
 
 
 def sigma_text(lo: float, hi: float) -> str:

@@ -85,10 +85,6 @@ class Augment:
     channels: bool = False
     brightness: float = 0.0
 
-    @property
-    def active(self) -> bool:
-        return self.scale is not None or self.channels or self.brightness > 0
-
 
 class BatchMaker:
     """``make(step)`` -> (noisy on [0, 1], target on [-1, 1]), both [B, 3, crop, crop] float32."""
@@ -98,13 +94,15 @@ class BatchMaker:
         smallest = int(bank.sizes.min())
         if crop > smallest:
             raise ConfigError(f"crop {crop} is larger than the smallest image side {smallest}")
-        if augment.scale is not None and _cut_side(crop, augment.scale[0]) > smallest:
-            raise ConfigError(f"scale augmentation down to {augment.scale[0]:g} cuts {_cut_side(crop, augment.scale[0])}"
-                              f" px for a {crop} px crop, more than the smallest image side {smallest}")
+        largest_cut = crop if augment.scale is None else _cut_side(crop, augment.scale[0])
+        if largest_cut > smallest:
+            raise ConfigError(f"scale augmentation down to {augment.scale[0]:g} cuts {largest_cut} px for a "
+                              f"{crop} px crop, more than the smallest image side {smallest}")
         self.bank, self.crop, self.batch, self.augment = bank, crop, batch, augment
         self.sigma_lo, self.sigma_hi = sigma_range
         self.seed, self.rank = seed, rank
         self.generator = torch.Generator(device=bank.device)
+        self.offsets = torch.arange(largest_cut, device=bank.device)  # sliced per batch: no allocation per step
 
     def make(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         g = self.generator
@@ -119,7 +117,7 @@ class BatchMaker:
         # Uniform top-left corners inside each image's own valid area.
         y = (torch.rand(b, generator=g, device=dev) * (hw[:, 0] - cut + 1)).long()
         x = (torch.rand(b, generator=g, device=dev) * (hw[:, 1] - cut + 1)).long()
-        offsets = torch.arange(cut, device=dev)
+        offsets = self.offsets[:cut]
         rows = (y[:, None] + offsets)[:, :, None]  # [B, cut, 1]
         cols = (x[:, None] + offsets)[:, None, :]  # [B, 1, cut]
         crops = self.bank.pixels[idx[:, None, None], rows, cols]  # [B, cut, cut, 3] uint8
